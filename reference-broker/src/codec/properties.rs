@@ -1,0 +1,198 @@
+//! MQTT 5 properties: identifiers, value types, which packets may carry them, and the
+//! decoded property set shared by every packet.
+
+use bytes::Bytes;
+
+/// The wire type of a property value (MQTT 5 section 2.2.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropertyType {
+    /// One byte.
+    Byte,
+    /// Two Byte Integer.
+    TwoByteInteger,
+    /// Four Byte Integer.
+    FourByteInteger,
+    /// Variable Byte Integer.
+    VariableByteInteger,
+    /// UTF-8 Encoded String.
+    Utf8String,
+    /// UTF-8 String Pair.
+    Utf8StringPair,
+    /// Binary Data.
+    BinaryData,
+}
+
+/// A control packet kind as far as property placement is concerned. Will properties are
+/// carried in CONNECT's payload but have their own allowed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PropertyContext {
+    /// CONNECT variable header.
+    Connect,
+    /// CONNACK.
+    ConnAck,
+    /// PUBLISH.
+    Publish,
+    /// Will properties in the CONNECT payload.
+    Will,
+    /// PUBACK, PUBREC, PUBREL, PUBCOMP.
+    PubResponse,
+    /// SUBSCRIBE.
+    Subscribe,
+    /// SUBACK.
+    SubAck,
+    /// UNSUBSCRIBE.
+    Unsubscribe,
+    /// UNSUBACK.
+    UnsubAck,
+    /// DISCONNECT.
+    Disconnect,
+    /// AUTH.
+    Auth,
+}
+
+macro_rules! property_ids {
+    ($($name:ident = $id:expr, $ty:ident, $text:expr, [$($ctx:ident),*];)*) => {
+        /// Every MQTT 5 property identifier (MQTT 5 section 2.2.2.2, Table 2-4).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum PropertyId {
+            $(
+                #[doc = $text]
+                $name = $id,
+            )*
+        }
+
+        impl PropertyId {
+            /// The identifier for a wire byte, or `None` for an unknown identifier.
+            pub fn from_u8(id: u8) -> Option<PropertyId> {
+                match id {
+                    $($id => Some(PropertyId::$name),)*
+                    _ => None,
+                }
+            }
+
+            /// The value type of this property.
+            pub fn value_type(self) -> PropertyType {
+                match self {
+                    $(PropertyId::$name => PropertyType::$ty,)*
+                }
+            }
+
+            /// The specification's name of this property.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(PropertyId::$name => $text,)*
+                }
+            }
+
+            /// Whether the property may appear in the given packet; anything else is a
+            /// Protocol Error / Malformed Packet for the receiver.
+            pub fn allowed_in(self, ctx: PropertyContext) -> bool {
+                match self {
+                    $(PropertyId::$name => matches!(ctx, $(PropertyContext::$ctx)|*),)*
+                }
+            }
+
+            /// Every property identifier, in identifier order.
+            pub const ALL: &'static [PropertyId] = &[$(PropertyId::$name,)*];
+        }
+    };
+}
+
+property_ids! {
+    PayloadFormatIndicator = 0x01, Byte, "Payload Format Indicator", [Publish, Will];
+    MessageExpiryInterval = 0x02, FourByteInteger, "Message Expiry Interval", [Publish, Will];
+    ContentType = 0x03, Utf8String, "Content Type", [Publish, Will];
+    ResponseTopic = 0x08, Utf8String, "Response Topic", [Publish, Will];
+    CorrelationData = 0x09, BinaryData, "Correlation Data", [Publish, Will];
+    SubscriptionIdentifier = 0x0B, VariableByteInteger, "Subscription Identifier", [Publish, Subscribe];
+    SessionExpiryInterval = 0x11, FourByteInteger, "Session Expiry Interval", [Connect, ConnAck, Disconnect];
+    AssignedClientIdentifier = 0x12, Utf8String, "Assigned Client Identifier", [ConnAck];
+    ServerKeepAlive = 0x13, TwoByteInteger, "Server Keep Alive", [ConnAck];
+    AuthenticationMethod = 0x15, Utf8String, "Authentication Method", [Connect, ConnAck, Auth];
+    AuthenticationData = 0x16, BinaryData, "Authentication Data", [Connect, ConnAck, Auth];
+    RequestProblemInformation = 0x17, Byte, "Request Problem Information", [Connect];
+    WillDelayInterval = 0x18, FourByteInteger, "Will Delay Interval", [Will];
+    RequestResponseInformation = 0x19, Byte, "Request Response Information", [Connect];
+    ResponseInformation = 0x1A, Utf8String, "Response Information", [ConnAck];
+    ServerReference = 0x1C, Utf8String, "Server Reference", [ConnAck, Disconnect];
+    ReasonString = 0x1F, Utf8String, "Reason String", [ConnAck, PubResponse, SubAck, UnsubAck, Disconnect, Auth];
+    ReceiveMaximum = 0x21, TwoByteInteger, "Receive Maximum", [Connect, ConnAck];
+    TopicAliasMaximum = 0x22, TwoByteInteger, "Topic Alias Maximum", [Connect, ConnAck];
+    TopicAlias = 0x23, TwoByteInteger, "Topic Alias", [Publish];
+    MaximumQos = 0x24, Byte, "Maximum QoS", [ConnAck];
+    RetainAvailable = 0x25, Byte, "Retain Available", [ConnAck];
+    UserProperty = 0x26, Utf8StringPair, "User Property", [Connect, ConnAck, Publish, Will, PubResponse, Subscribe, SubAck, Unsubscribe, UnsubAck, Disconnect, Auth];
+    MaximumPacketSize = 0x27, FourByteInteger, "Maximum Packet Size", [Connect, ConnAck];
+    WildcardSubscriptionAvailable = 0x28, Byte, "Wildcard Subscription Available", [ConnAck];
+    SubscriptionIdentifierAvailable = 0x29, Byte, "Subscription Identifier Available", [ConnAck];
+    SharedSubscriptionAvailable = 0x2A, Byte, "Shared Subscription Available", [ConnAck];
+}
+
+/// The decoded properties of one packet. Every field is optional; which ones may be set
+/// depends on the packet ([`PropertyId::allowed_in`]). `UserProperty` and (in PUBLISH)
+/// `SubscriptionIdentifier` may repeat, so they are lists and keep their wire order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Properties {
+    /// 0x01: 0 = unspecified bytes, 1 = UTF-8 payload.
+    pub payload_format_indicator: Option<u8>,
+    /// 0x02: seconds until the application message expires.
+    pub message_expiry_interval: Option<u32>,
+    /// 0x03: MIME-like description of the payload.
+    pub content_type: Option<String>,
+    /// 0x08: topic for a response message.
+    pub response_topic: Option<String>,
+    /// 0x09: opaque data to correlate request and response.
+    pub correlation_data: Option<Bytes>,
+    /// 0x0B: subscription identifiers (one in SUBSCRIBE, one per matching subscription in PUBLISH).
+    pub subscription_identifiers: Vec<u32>,
+    /// 0x11: seconds the session outlives the connection.
+    pub session_expiry_interval: Option<u32>,
+    /// 0x12: client id assigned by the server for a zero-length client id.
+    pub assigned_client_identifier: Option<String>,
+    /// 0x13: keep alive the server imposes.
+    pub server_keep_alive: Option<u16>,
+    /// 0x15: name of the extended authentication method.
+    pub authentication_method: Option<String>,
+    /// 0x16: data of the extended authentication exchange.
+    pub authentication_data: Option<Bytes>,
+    /// 0x17: whether reason strings and user properties may be sent on failures.
+    pub request_problem_information: Option<u8>,
+    /// 0x18: seconds the server waits before publishing the will.
+    pub will_delay_interval: Option<u32>,
+    /// 0x19: whether the client wants response information in CONNACK.
+    pub request_response_information: Option<u8>,
+    /// 0x1A: basis for response topics.
+    pub response_information: Option<String>,
+    /// 0x1C: another server to use.
+    pub server_reference: Option<String>,
+    /// 0x1F: human-readable diagnostic.
+    pub reason_string: Option<String>,
+    /// 0x21: how many QoS 1/2 publications the sender accepts at once.
+    pub receive_maximum: Option<u16>,
+    /// 0x22: highest topic alias the sender accepts.
+    pub topic_alias_maximum: Option<u16>,
+    /// 0x23: topic alias of this PUBLISH.
+    pub topic_alias: Option<u16>,
+    /// 0x24: highest QoS the server supports (0 or 1; absent means 2).
+    pub maximum_qos: Option<u8>,
+    /// 0x25: whether the server supports retained messages.
+    pub retain_available: Option<u8>,
+    /// 0x26: user properties, in wire order, duplicates allowed.
+    pub user_properties: Vec<(String, String)>,
+    /// 0x27: largest packet the sender accepts.
+    pub maximum_packet_size: Option<u32>,
+    /// 0x28: whether the server supports wildcard subscriptions.
+    pub wildcard_subscription_available: Option<u8>,
+    /// 0x29: whether the server supports subscription identifiers.
+    pub subscription_identifier_available: Option<u8>,
+    /// 0x2A: whether the server supports shared subscriptions.
+    pub shared_subscription_available: Option<u8>,
+}
+
+impl Properties {
+    /// True when no property is set, so the property length on the wire is 0.
+    pub fn is_empty(&self) -> bool {
+        *self == Properties::default()
+    }
+}

@@ -1,0 +1,138 @@
+//! MQTT reason codes (5.0) and return codes (3.1.1) as one newtype with named constants.
+
+use std::fmt;
+
+/// A reason code as it travels on the wire.
+///
+/// MQTT 5 uses one byte in CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
+/// DISCONNECT and AUTH. MQTT 3.1.1 uses the same byte position for the CONNACK return code
+/// (0..=5) and the SUBACK return code (0, 1, 2, 0x80); those share this type so that one
+/// packet model serves both versions.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ReasonCode(pub u8);
+
+macro_rules! reason_codes {
+    ($($name:ident = $value:expr, $text:expr;)*) => {
+        impl ReasonCode {
+            $(
+                #[doc = $text]
+                pub const $name: ReasonCode = ReasonCode($value);
+            )*
+
+            /// The specification's name of this code, if it is an MQTT 5 reason code.
+            pub fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $($value => Some($text),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+reason_codes! {
+    SUCCESS = 0x00, "Success";
+    GRANTED_QOS_1 = 0x01, "Granted QoS 1";
+    GRANTED_QOS_2 = 0x02, "Granted QoS 2";
+    DISCONNECT_WITH_WILL_MESSAGE = 0x04, "Disconnect with Will Message";
+    NO_MATCHING_SUBSCRIBERS = 0x10, "No matching subscribers";
+    NO_SUBSCRIPTION_EXISTED = 0x11, "No subscription existed";
+    CONTINUE_AUTHENTICATION = 0x18, "Continue authentication";
+    RE_AUTHENTICATE = 0x19, "Re-authenticate";
+    UNSPECIFIED_ERROR = 0x80, "Unspecified error";
+    MALFORMED_PACKET = 0x81, "Malformed Packet";
+    PROTOCOL_ERROR = 0x82, "Protocol Error";
+    IMPLEMENTATION_SPECIFIC_ERROR = 0x83, "Implementation specific error";
+    UNSUPPORTED_PROTOCOL_VERSION = 0x84, "Unsupported Protocol Version";
+    CLIENT_IDENTIFIER_NOT_VALID = 0x85, "Client Identifier not valid";
+    BAD_USER_NAME_OR_PASSWORD = 0x86, "Bad User Name or Password";
+    NOT_AUTHORIZED = 0x87, "Not authorized";
+    SERVER_UNAVAILABLE = 0x88, "Server unavailable";
+    SERVER_BUSY = 0x89, "Server busy";
+    BANNED = 0x8A, "Banned";
+    SERVER_SHUTTING_DOWN = 0x8B, "Server shutting down";
+    BAD_AUTHENTICATION_METHOD = 0x8C, "Bad authentication method";
+    KEEP_ALIVE_TIMEOUT = 0x8D, "Keep Alive timeout";
+    SESSION_TAKEN_OVER = 0x8E, "Session taken over";
+    TOPIC_FILTER_INVALID = 0x8F, "Topic Filter invalid";
+    TOPIC_NAME_INVALID = 0x90, "Topic Name invalid";
+    PACKET_IDENTIFIER_IN_USE = 0x91, "Packet Identifier in use";
+    PACKET_IDENTIFIER_NOT_FOUND = 0x92, "Packet Identifier not found";
+    RECEIVE_MAXIMUM_EXCEEDED = 0x93, "Receive Maximum exceeded";
+    TOPIC_ALIAS_INVALID = 0x94, "Topic Alias invalid";
+    PACKET_TOO_LARGE = 0x95, "Packet too large";
+    MESSAGE_RATE_TOO_HIGH = 0x96, "Message rate too high";
+    QUOTA_EXCEEDED = 0x97, "Quota exceeded";
+    ADMINISTRATIVE_ACTION = 0x98, "Administrative action";
+    PAYLOAD_FORMAT_INVALID = 0x99, "Payload format invalid";
+    RETAIN_NOT_SUPPORTED = 0x9A, "Retain not supported";
+    QOS_NOT_SUPPORTED = 0x9B, "QoS not supported";
+    USE_ANOTHER_SERVER = 0x9C, "Use another server";
+    SERVER_MOVED = 0x9D, "Server moved";
+    SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E, "Shared Subscriptions not supported";
+    CONNECTION_RATE_EXCEEDED = 0x9F, "Connection rate exceeded";
+    MAXIMUM_CONNECT_TIME = 0xA0, "Maximum connect time";
+    SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED = 0xA1, "Subscription Identifiers not supported";
+    WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED = 0xA2, "Wildcard Subscriptions not supported";
+}
+
+/// MQTT 3.1.1 CONNACK return codes (section 3.2.2.3), which share the byte with v5 reason codes.
+pub mod v3 {
+    use super::ReasonCode;
+    /// 0x00 Connection Accepted.
+    pub const ACCEPTED: ReasonCode = ReasonCode(0);
+    /// 0x01 Connection Refused, unacceptable protocol version.
+    pub const UNACCEPTABLE_PROTOCOL_VERSION: ReasonCode = ReasonCode(1);
+    /// 0x02 Connection Refused, identifier rejected.
+    pub const IDENTIFIER_REJECTED: ReasonCode = ReasonCode(2);
+    /// 0x03 Connection Refused, Server unavailable.
+    pub const SERVER_UNAVAILABLE: ReasonCode = ReasonCode(3);
+    /// 0x04 Connection Refused, bad user name or password.
+    pub const BAD_USER_NAME_OR_PASSWORD: ReasonCode = ReasonCode(4);
+    /// 0x05 Connection Refused, not authorized.
+    pub const NOT_AUTHORIZED: ReasonCode = ReasonCode(5);
+    /// 0x80 SUBACK Failure.
+    pub const SUBACK_FAILURE: ReasonCode = ReasonCode(0x80);
+}
+
+impl ReasonCode {
+    /// True for codes below 0x80, which signal success (MQTT 5 section 2.4).
+    pub fn is_success(self) -> bool {
+        self.0 < 0x80
+    }
+
+    /// The MQTT 3.1.1 CONNACK return code closest to this MQTT 5 CONNACK reason code.
+    pub fn to_v3_connack(self) -> ReasonCode {
+        match self {
+            ReasonCode::SUCCESS => v3::ACCEPTED,
+            ReasonCode::UNSUPPORTED_PROTOCOL_VERSION => v3::UNACCEPTABLE_PROTOCOL_VERSION,
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID => v3::IDENTIFIER_REJECTED,
+            ReasonCode::BAD_USER_NAME_OR_PASSWORD | ReasonCode::BAD_AUTHENTICATION_METHOD => {
+                v3::BAD_USER_NAME_OR_PASSWORD
+            }
+            ReasonCode::NOT_AUTHORIZED | ReasonCode::BANNED => v3::NOT_AUTHORIZED,
+            _ => v3::SERVER_UNAVAILABLE,
+        }
+    }
+}
+
+impl fmt::Debug for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "0x{:02X} ({name})", self.0),
+            None => write!(f, "0x{:02X}", self.0),
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl From<u8> for ReasonCode {
+    fn from(value: u8) -> Self {
+        ReasonCode(value)
+    }
+}

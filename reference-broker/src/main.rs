@@ -1,0 +1,5 @@
+//! The `reference-broker` binary.
+
+fn main() {
+    println!("reference-broker: under construction");
+}

@@ -1,0 +1,1 @@
+//! mqtt-conformance: the harness that judges MQTT brokers.

@@ -1,0 +1,5 @@
+//! The `mqtt-conformance` command line.
+
+fn main() {
+    println!("mqtt-conformance: under construction");
+}
