@@ -1,0 +1,550 @@
+//! Property tests of the codec: arbitrary valid packets of every type in MQTT 3.1, 3.1.1
+//! and 5.0 round-trip through encode and decode; arbitrary and mutated bytes never make
+//! the decoder panic; every strict prefix is incomplete; a stream split anywhere decodes
+//! to the same packets.
+#![allow(clippy::unwrap_used)]
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use proptest::sample::select;
+use reference_broker::codec::*;
+
+const VERSIONS: [ProtocolVersion; 3] = [
+    ProtocolVersion::V3_1,
+    ProtocolVersion::V3_1_1,
+    ProtocolVersion::V5,
+];
+
+fn arb_version() -> impl Strategy<Value = ProtocolVersion> {
+    select(&VERSIONS[..])
+}
+
+fn arb_string() -> impl Strategy<Value = String> {
+    // Any characters but U+0000 (forbidden in every UTF-8 field).
+    "[^\u{0}]{0,8}"
+}
+
+fn arb_bytes() -> impl Strategy<Value = Bytes> {
+    prop::collection::vec(any::<u8>(), 0..16).prop_map(Bytes::from)
+}
+
+fn arb_topic() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9/ $é€😀]{1,12}"
+}
+
+fn arb_filter(v5: bool) -> impl Strategy<Value = String> {
+    let levels = prop::collection::vec(prop_oneof!["[a-z$é]{0,3}", Just("+".to_owned())], 1..4);
+    let plain = (levels, any::<bool>(), any::<bool>()).prop_map(|(levels, hash, only_hash)| {
+        if only_hash {
+            return "#".to_owned();
+        }
+        let mut f = levels.join("/");
+        if f.is_empty() {
+            // [MQTT-4.7.3-1] a filter has at least one character.
+            f.push('x');
+        }
+        if hash {
+            f.push_str("/#");
+        }
+        f
+    });
+    (plain, "[a-z]{1,4}", any::<bool>()).prop_map(move |(f, group, shared)| {
+        if v5 && shared {
+            format!("$share/{group}/{f}")
+        } else {
+            f
+        }
+    })
+}
+
+fn flag() -> impl Strategy<Value = Option<u8>> {
+    proptest::option::of(0u8..=1)
+}
+
+fn s() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(arb_string())
+}
+
+fn arb_properties(ctx: PropertyContext) -> impl Strategy<Value = Properties> {
+    let t1 = (
+        flag(),
+        any::<Option<u32>>(),
+        s(),
+        proptest::option::of(arb_topic()),
+        proptest::option::of(arb_bytes()),
+        prop::collection::vec(1u32..=268_435_455, 0..3),
+        any::<Option<u32>>(),
+        s(),
+        any::<Option<u16>>(),
+    );
+    let t2 = (
+        s(),
+        proptest::option::of(arb_bytes()),
+        flag(),
+        any::<Option<u32>>(),
+        flag(),
+        s(),
+        s(),
+        s(),
+        proptest::option::of(1u16..),
+    );
+    let t3 = (
+        any::<Option<u16>>(),
+        any::<Option<u16>>(),
+        flag(),
+        flag(),
+        prop::collection::vec((arb_string(), arb_string()), 0..3),
+        proptest::option::of(1u32..),
+        flag(),
+        flag(),
+        flag(),
+    );
+    (t1, t2, t3).prop_map(move |(t1, t2, t3)| {
+        let mut p = Properties {
+            payload_format_indicator: t1.0,
+            message_expiry_interval: t1.1,
+            content_type: t1.2,
+            response_topic: t1.3,
+            correlation_data: t1.4,
+            subscription_identifiers: t1.5,
+            session_expiry_interval: t1.6,
+            assigned_client_identifier: t1.7,
+            server_keep_alive: t1.8,
+            authentication_method: t2.0,
+            authentication_data: t2.1,
+            request_problem_information: t2.2,
+            will_delay_interval: t2.3,
+            request_response_information: t2.4,
+            response_information: t2.5,
+            server_reference: t2.6,
+            reason_string: t2.7,
+            receive_maximum: t2.8,
+            topic_alias_maximum: t3.0,
+            topic_alias: t3.1,
+            maximum_qos: t3.2,
+            retain_available: t3.3,
+            user_properties: t3.4,
+            maximum_packet_size: t3.5,
+            wildcard_subscription_available: t3.6,
+            subscription_identifier_available: t3.7,
+            shared_subscription_available: t3.8,
+        };
+        restrict(&mut p, ctx);
+        p
+    })
+}
+
+/// Clear every property not allowed in `ctx`.
+fn restrict(p: &mut Properties, ctx: PropertyContext) {
+    use PropertyId as P;
+    for &id in PropertyId::ALL {
+        if id.allowed_in(ctx) {
+            continue;
+        }
+        match id {
+            P::PayloadFormatIndicator => p.payload_format_indicator = None,
+            P::MessageExpiryInterval => p.message_expiry_interval = None,
+            P::ContentType => p.content_type = None,
+            P::ResponseTopic => p.response_topic = None,
+            P::CorrelationData => p.correlation_data = None,
+            P::SubscriptionIdentifier => p.subscription_identifiers.clear(),
+            P::SessionExpiryInterval => p.session_expiry_interval = None,
+            P::AssignedClientIdentifier => p.assigned_client_identifier = None,
+            P::ServerKeepAlive => p.server_keep_alive = None,
+            P::AuthenticationMethod => p.authentication_method = None,
+            P::AuthenticationData => p.authentication_data = None,
+            P::RequestProblemInformation => p.request_problem_information = None,
+            P::WillDelayInterval => p.will_delay_interval = None,
+            P::RequestResponseInformation => p.request_response_information = None,
+            P::ResponseInformation => p.response_information = None,
+            P::ServerReference => p.server_reference = None,
+            P::ReasonString => p.reason_string = None,
+            P::ReceiveMaximum => p.receive_maximum = None,
+            P::TopicAliasMaximum => p.topic_alias_maximum = None,
+            P::TopicAlias => p.topic_alias = None,
+            P::MaximumQos => p.maximum_qos = None,
+            P::RetainAvailable => p.retain_available = None,
+            P::UserProperty => p.user_properties.clear(),
+            P::MaximumPacketSize => p.maximum_packet_size = None,
+            P::WildcardSubscriptionAvailable => p.wildcard_subscription_available = None,
+            P::SubscriptionIdentifierAvailable => p.subscription_identifier_available = None,
+            P::SharedSubscriptionAvailable => p.shared_subscription_available = None,
+        }
+    }
+    // Only PUBLISH may repeat the Subscription Identifier.
+    if ctx != PropertyContext::Publish {
+        p.subscription_identifiers.truncate(1);
+    }
+}
+
+/// Properties under `v`: empty before MQTT 5.
+fn props(v: ProtocolVersion, ctx: PropertyContext) -> BoxedStrategy<Properties> {
+    if v.is_v5() {
+        arb_properties(ctx).boxed()
+    } else {
+        Just(Properties::default()).boxed()
+    }
+}
+
+fn reason(t: PacketType, v: ProtocolVersion) -> impl Strategy<Value = ReasonCode> {
+    let valid: Vec<ReasonCode> = (0..=255u8)
+        .map(ReasonCode)
+        .filter(|c| c.is_valid_for(t, v))
+        .collect();
+    select(valid)
+}
+
+fn arb_qos() -> impl Strategy<Value = QoS> {
+    select(&[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce][..])
+}
+
+fn arb_connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
+    let will = proptest::option::of(
+        (
+            arb_topic(),
+            arb_bytes(),
+            arb_qos(),
+            any::<bool>(),
+            props(v, PropertyContext::Will),
+        )
+            .prop_map(|(topic, payload, qos, retain, properties)| Will {
+                topic,
+                payload,
+                qos,
+                retain,
+                properties,
+            }),
+    );
+    (
+        any::<bool>(),
+        any::<u16>(),
+        arb_string(),
+        will,
+        proptest::option::of(arb_string()),
+        proptest::option::of(arb_bytes()),
+        props(v, PropertyContext::Connect),
+    )
+        .prop_map(
+            move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
+                // Before MQTT 5 a password needs a user name [MQTT-3.1.2-22].
+                let password = if v.is_v5() || username.is_some() {
+                    password
+                } else {
+                    None
+                };
+                Packet::Connect(Connect {
+                    protocol: v,
+                    clean_start,
+                    keep_alive,
+                    client_id,
+                    will,
+                    username,
+                    password,
+                    properties,
+                })
+            },
+        )
+}
+
+fn arb_publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
+    (
+        arb_qos(),
+        any::<bool>(),
+        any::<bool>(),
+        arb_topic(),
+        1u16..,
+        props(v, PropertyContext::Publish),
+        prop::collection::vec(any::<u8>(), 0..64),
+        any::<bool>(),
+    )
+        .prop_map(
+            move |(qos, dup, retain, topic, id, mut properties, payload, alias_only)| {
+                let zero = qos == QoS::AtMostOnce;
+                // MQTT 5: an empty topic name needs a Topic Alias.
+                let topic = if v.is_v5() && alias_only {
+                    properties.topic_alias = Some(properties.topic_alias.unwrap_or(1));
+                    String::new()
+                } else {
+                    topic
+                };
+                Packet::Publish(Publish {
+                    dup: dup && !zero,
+                    qos,
+                    retain,
+                    topic,
+                    packet_id: if zero { 0 } else { id },
+                    properties,
+                    payload: Bytes::from(payload),
+                })
+            },
+        )
+}
+
+fn arb_pub_response(v: ProtocolVersion, t: PacketType) -> impl Strategy<Value = Packet> {
+    let reason = if v.is_v5() {
+        reason(t, v).boxed()
+    } else {
+        Just(ReasonCode::SUCCESS).boxed()
+    };
+    (1u16.., reason, props(v, PropertyContext::PubResponse)).prop_map(
+        move |(packet_id, reason, properties)| {
+            let r = PubResponse {
+                packet_id,
+                reason,
+                properties,
+            };
+            match t {
+                PacketType::PubAck => Packet::PubAck(r),
+                PacketType::PubRec => Packet::PubRec(r),
+                PacketType::PubRel => Packet::PubRel(r),
+                _ => Packet::PubComp(r),
+            }
+        },
+    )
+}
+
+fn arb_subscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
+    let v5 = v.is_v5();
+    let sub = (
+        arb_filter(v5),
+        arb_qos(),
+        any::<bool>(),
+        any::<bool>(),
+        select(
+            &[
+                RetainHandling::SendAtSubscribe,
+                RetainHandling::SendIfNew,
+                RetainHandling::DoNotSend,
+            ][..],
+        ),
+    )
+        .prop_map(move |(filter, qos, nl, rap, rh)| {
+            let shared = filter.starts_with("$share/");
+            let options = if v5 {
+                SubscriptionOptions {
+                    qos,
+                    no_local: nl && !shared,
+                    retain_as_published: rap,
+                    retain_handling: rh,
+                }
+            } else {
+                SubscriptionOptions {
+                    qos,
+                    ..Default::default()
+                }
+            };
+            Subscription { filter, options }
+        });
+    (
+        1u16..,
+        props(v, PropertyContext::Subscribe),
+        prop::collection::vec(sub, 1..4),
+    )
+        .prop_map(|(packet_id, properties, subscriptions)| {
+            Packet::Subscribe(Subscribe {
+                packet_id,
+                properties,
+                subscriptions,
+            })
+        })
+}
+
+fn arb_suback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
+    (
+        1u16..,
+        props(v, PropertyContext::SubAck),
+        prop::collection::vec(reason(PacketType::SubAck, v), 1..4),
+    )
+        .prop_map(|(packet_id, properties, reason_codes)| {
+            Packet::SubAck(SubAck {
+                packet_id,
+                properties,
+                reason_codes,
+            })
+        })
+}
+
+fn arb_unsubscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
+    (
+        1u16..,
+        props(v, PropertyContext::Unsubscribe),
+        prop::collection::vec(arb_filter(v.is_v5()), 1..4),
+    )
+        .prop_map(|(packet_id, properties, filters)| {
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id,
+                properties,
+                filters,
+            })
+        })
+}
+
+fn arb_unsuback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
+    let codes = if v.is_v5() {
+        prop::collection::vec(reason(PacketType::UnsubAck, v), 1..4).boxed()
+    } else {
+        Just(Vec::new()).boxed()
+    };
+    (1u16.., props(v, PropertyContext::UnsubAck), codes).prop_map(
+        |(packet_id, properties, reason_codes)| {
+            Packet::UnsubAck(UnsubAck {
+                packet_id,
+                properties,
+                reason_codes,
+            })
+        },
+    )
+}
+
+fn arb_packet(v: ProtocolVersion) -> BoxedStrategy<Packet> {
+    let connack = (
+        any::<bool>(),
+        reason(PacketType::ConnAck, v),
+        props(v, PropertyContext::ConnAck),
+    )
+        .prop_map(|(session_present, code, properties)| {
+            Packet::ConnAck(ConnAck {
+                session_present,
+                code,
+                properties,
+            })
+        });
+    let common = prop_oneof![
+        arb_connect(v),
+        connack,
+        arb_publish(v),
+        arb_pub_response(v, PacketType::PubAck),
+        arb_pub_response(v, PacketType::PubRec),
+        arb_pub_response(v, PacketType::PubRel),
+        arb_pub_response(v, PacketType::PubComp),
+        arb_subscribe(v),
+        arb_suback(v),
+        arb_unsubscribe(v),
+        arb_unsuback(v),
+        Just(Packet::PingReq),
+        Just(Packet::PingResp),
+    ];
+    if !v.is_v5() {
+        return prop_oneof![12 => common, 1 => Just(Packet::Disconnect(Disconnect::default()))]
+            .boxed();
+    }
+    let disconnect = (
+        reason(PacketType::Disconnect, v),
+        props(v, PropertyContext::Disconnect),
+    )
+        .prop_map(|(reason, properties)| Packet::Disconnect(Disconnect { reason, properties }));
+    let auth = (reason(PacketType::Auth, v), props(v, PropertyContext::Auth))
+        .prop_map(|(reason, properties)| Packet::Auth(Auth { reason, properties }));
+    prop_oneof![13 => common, 1 => disconnect, 1 => auth].boxed()
+}
+
+fn arb_versioned_packet() -> impl Strategy<Value = (ProtocolVersion, Packet)> {
+    arb_version().prop_flat_map(|v| (Just(v), arb_packet(v)))
+}
+
+fn encode_one(p: &Packet, v: ProtocolVersion) -> BytesMut {
+    let mut buf = BytesMut::new();
+    encode(p, v, &mut buf).unwrap();
+    buf
+}
+
+/// Decode everything in `buf`, stopping at the first error or incomplete frame.
+fn drain(d: &mut Decoder, buf: &mut BytesMut) -> Vec<Packet> {
+    let mut out = Vec::new();
+    while let Ok(Some(p)) = d.decode(buf) {
+        out.push(p);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn encode_then_decode_is_identity((v, p) in arb_versioned_packet()) {
+        let mut buf = encode_one(&p, v);
+        prop_assert_eq!(buf.len(), encoded_len(&p, v));
+        let got = Decoder::with_version(v, usize::MAX).decode(&mut buf);
+        prop_assert_eq!(got, Ok(Some(p)));
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn every_strict_prefix_is_incomplete((v, p) in arb_versioned_packet()) {
+        let full = encode_one(&p, v);
+        for cut in 0..full.len() {
+            let mut part = BytesMut::from(&full[..cut]);
+            prop_assert_eq!(Decoder::with_version(v, usize::MAX).decode(&mut part), Ok(None));
+            prop_assert_eq!(part.len(), cut);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn a_stream_split_anywhere_decodes_the_same(
+        (v, packets) in arb_version().prop_flat_map(|v| (Just(v), prop::collection::vec(arb_packet(v), 1..5)))
+    ) {
+        let mut stream = BytesMut::new();
+        for p in &packets {
+            encode(p, v, &mut stream).unwrap();
+        }
+        for split in 0..=stream.len() {
+            let mut d = Decoder::with_version(v, usize::MAX);
+            let mut buf = BytesMut::from(&stream[..split]);
+            let mut got = drain(&mut d, &mut buf);
+            buf.extend_from_slice(&stream[split..]);
+            got.extend(drain(&mut d, &mut buf));
+            prop_assert_eq!(&got, &packets);
+            prop_assert!(buf.is_empty());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), max in 0usize..400) {
+        let mut decoders = vec![Decoder::new(max)];
+        decoders.extend(VERSIONS.iter().map(|&v| Decoder::with_version(v, max)));
+        for mut d in decoders {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let before = buf.len();
+            match d.decode(&mut buf) {
+                Ok(None) => prop_assert_eq!(buf.len(), before),
+                Ok(Some(_)) => prop_assert!(buf.len() < before),
+                Err(e) => {
+                    // Every error names a reason code of the error range.
+                    prop_assert!(e.reason_code().0 >= 0x80);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_packets_never_panic(
+        (v, p) in arb_versioned_packet(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..4),
+    ) {
+        let mut bytes = encode_one(&p, v).to_vec();
+        for (at, byte, kind) in edits {
+            if bytes.is_empty() {
+                break;
+            }
+            let i = at.index(bytes.len());
+            match kind {
+                0 => bytes[i] = byte,
+                1 => bytes[i] ^= 1 << (byte % 8),
+                2 => { bytes.remove(i); }
+                _ => bytes.insert(i, byte),
+            }
+        }
+        for mut d in [Decoder::new(usize::MAX), Decoder::with_version(v, usize::MAX)] {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let _ = drain(&mut d, &mut buf);
+        }
+    }
+}
