@@ -439,3 +439,17 @@ pub fn arb_packet(v: ProtocolVersion) -> BoxedStrategy<Packet> {
 pub fn arb_versioned_packet() -> impl Strategy<Value = (ProtocolVersion, Packet)> {
     arb_version().prop_flat_map(|v| (Just(v), arb_packet(v)))
 }
+
+/// A deterministic proptest configuration: `cases` cases from a fixed seed, so every run
+/// checks the same inputs (set `PROPTEST_RNG_SEED` to explore other seeds locally).
+pub fn config(cases: u32) -> ProptestConfig {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x4D51_5454);
+    ProptestConfig {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
+}
