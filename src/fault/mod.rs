@@ -1,0 +1,23 @@
+//! Network fault injection: Toxiproxy-style proxies and toxics, behind one trait.
+//!
+//! - [`FaultInjector`]: the trait the runner uses; [`EmbeddedInjector`] (default, in-process)
+//!   and [`ToxiproxyInjector`] (a real Toxiproxy over HTTP) implement it.
+//! - [`Engine`]: the embedded, Toxiproxy-compatible proxy engine (noxious underneath).
+//! - [`serve`]: Toxiproxy's HTTP API around an [`Engine`], for `mqtt-conformance toxiproxy`.
+
+mod api;
+mod embedded;
+mod engine;
+mod error;
+mod front;
+mod injector;
+mod toxic;
+mod toxiproxy;
+
+pub use api::{router, serve, ServerHandle};
+pub use embedded::EmbeddedInjector;
+pub use engine::{Engine, NewProxy, ProxyInfo, ProxyUpdate, ToxicUpdate};
+pub use error::FaultError;
+pub use injector::FaultInjector;
+pub use toxic::{Stream, Toxic, ToxicKind};
+pub use toxiproxy::ToxiproxyInjector;

@@ -1,0 +1,369 @@
+//! [`FaultInjector`] over a real Toxiproxy server, through the `toxiproxy_rust` client.
+//!
+//! Traps of `toxiproxy_rust` 0.1.6 handled here:
+//! - it is blocking (reqwest's blocking client) and panics on a tokio runtime thread: every call
+//!   runs in `spawn_blocking`, with a client created (and dropped) on that thread, and a panic
+//!   inside it (its toxic builders panic on transport errors) becomes an error;
+//! - it ignores HTTP status codes: after each change the proxy or its toxics are read back, and a
+//!   change that did not happen is [`FaultError::Refused`];
+//! - it has no `reset_peer`, no toxic names of one's own and no single-toxic delete: those go
+//!   through a raw HTTP request (same reqwest as the crate), status checked.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use toxiproxy_rust::client::Client;
+use toxiproxy_rust::proxy::{Proxy, ProxyPack};
+use toxiproxy_rust::toxic::ToxicPack;
+
+use super::{FaultError, FaultInjector, Stream, Toxic, ToxicKind};
+
+/// Faults applied by a Toxiproxy server reached over HTTP.
+#[derive(Debug, Clone)]
+pub struct ToxiproxyInjector {
+    api: SocketAddr,
+    listen_host: String,
+}
+
+impl ToxiproxyInjector {
+    /// A client of the Toxiproxy API at `api` (e.g. `127.0.0.1:8474`); proxies listen on
+    /// `127.0.0.1`, port chosen by the server.
+    pub fn new(api: SocketAddr) -> Self {
+        Self {
+            api,
+            listen_host: "127.0.0.1".to_owned(),
+        }
+    }
+
+    /// Sets the host proxies listen on (e.g. `0.0.0.0` for Toxiproxy in a container).
+    pub fn with_listen_host(mut self, host: impl Into<String>) -> Self {
+        self.listen_host = host.into();
+        self
+    }
+
+    /// The API address.
+    pub fn api(&self) -> SocketAddr {
+        self.api
+    }
+
+    fn error(api: SocketAddr, message: impl Into<String>) -> FaultError {
+        FaultError::Toxiproxy {
+            server: api.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Runs `op` on a blocking thread with a fresh client.
+    async fn blocking<T, F>(&self, op: F) -> Result<T, FaultError>
+    where
+        T: Send + 'static,
+        F: FnOnce(SocketAddr, &Client) -> Result<T, FaultError> + Send + 'static,
+    {
+        let api = self.api;
+        tokio::task::spawn_blocking(move || {
+            let client = Client::new(api);
+            op(api, &client)
+        })
+        .await
+        .map_err(|err| {
+            let message = if err.is_panic() {
+                "the toxiproxy client panicked (transport error?)".to_owned()
+            } else {
+                format!("the toxiproxy call was cancelled: {err}")
+            };
+            Self::error(api, message)
+        })?
+    }
+}
+
+fn find_proxy(api: SocketAddr, client: &Client, name: &str) -> Result<Proxy, FaultError> {
+    // A missing proxy answers 404 with an error body, which fails to deserialise.
+    client
+        .find_proxy(name)
+        .map_err(|message| match client.all() {
+            Ok(all) if !all.contains_key(name) => FaultError::ProxyNotFound(name.to_owned()),
+            _ => ToxiproxyInjector::error(api, message),
+        })
+}
+
+fn read_toxics(api: SocketAddr, proxy: &Proxy) -> Result<Vec<Toxic>, FaultError> {
+    let packs = proxy
+        .toxics()
+        .map_err(|message| ToxiproxyInjector::error(api, message))?;
+    packs.into_iter().map(from_pack).collect()
+}
+
+fn from_pack(pack: ToxicPack) -> Result<Toxic, FaultError> {
+    let attributes: Map<String, Value> = pack
+        .attributes
+        .into_iter()
+        .map(|(key, value)| (key, Value::from(value)))
+        .collect();
+    let stream = match pack.stream.as_str() {
+        "upstream" => Stream::Upstream,
+        "downstream" => Stream::Downstream,
+        other => {
+            return Err(FaultError::Invalid(format!(
+                "toxic {:?} has an unknown stream {other:?}",
+                pack.name
+            )))
+        }
+    };
+    Ok(Toxic {
+        name: pack.name,
+        kind: ToxicKind::from_parts(&pack.r#type, &attributes)?,
+        stream,
+        toxicity: pack.toxicity,
+    })
+}
+
+fn attr(toxic: &Toxic, value: u64) -> Result<u32, FaultError> {
+    u32::try_from(value).map_err(|_| {
+        FaultError::Invalid(format!(
+            "attribute {value} of toxic {:?} does not fit the toxiproxy client",
+            toxic.name
+        ))
+    })
+}
+
+/// Adds a toxic with the crate's builders (default names only).
+fn add_with_builders(proxy: &Proxy, toxic: &Toxic) -> Result<bool, FaultError> {
+    let stream = toxic.stream.to_string();
+    let toxicity = toxic.toxicity;
+    match toxic.kind {
+        ToxicKind::Latency { latency, jitter } => {
+            proxy.with_latency(
+                stream,
+                attr(toxic, latency)?,
+                attr(toxic, jitter)?,
+                toxicity,
+            );
+        }
+        ToxicKind::Bandwidth { rate } => {
+            proxy.with_bandwidth(stream, attr(toxic, rate)?, toxicity);
+        }
+        ToxicKind::Slicer {
+            average_size,
+            size_variation,
+            delay,
+        } => {
+            proxy.with_slicer(
+                stream,
+                attr(toxic, average_size)?,
+                attr(toxic, size_variation)?,
+                attr(toxic, delay)?,
+                toxicity,
+            );
+        }
+        ToxicKind::LimitData { bytes } => {
+            proxy.with_limit_data(stream, attr(toxic, bytes)?, toxicity);
+        }
+        ToxicKind::SlowClose { delay } => {
+            proxy.with_slow_close(stream, attr(toxic, delay)?, toxicity);
+        }
+        ToxicKind::Timeout { timeout } => {
+            proxy.with_timeout(stream, attr(toxic, timeout)?, toxicity);
+        }
+        ToxicKind::ResetPeer { .. } => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A raw request for what the crate lacks; a non-2xx status is an error.
+fn raw(
+    api: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<(), FaultError> {
+    let http = reqwest::blocking::Client::new();
+    let mut request = http
+        .request(method, format!("http://{api}{path}"))
+        .header("Content-Type", "application/json");
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request
+        .send()
+        .map_err(|err| ToxiproxyInjector::error(api, err.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        let text = response.text().unwrap_or_default();
+        Err(FaultError::Refused(format!("{path}: {status} {text}")))
+    }
+}
+
+/// The address clients use: the reported one, with an unspecified IP replaced by the API's.
+fn client_address(api: SocketAddr, listen: &str) -> Result<SocketAddr, FaultError> {
+    let mut addr: SocketAddr = listen.parse().map_err(|_| {
+        ToxiproxyInjector::error(api, format!("unparsable proxy listen address {listen:?}"))
+    })?;
+    if addr.ip().is_unspecified() {
+        let ip: IpAddr = api.ip();
+        addr.set_ip(ip);
+    }
+    Ok(addr)
+}
+
+#[async_trait]
+impl FaultInjector for ToxiproxyInjector {
+    async fn create_proxy(
+        &self,
+        name: &str,
+        upstream: SocketAddr,
+    ) -> Result<SocketAddr, FaultError> {
+        let name = name.to_owned();
+        let listen = format!("{}:0", self.listen_host);
+        self.blocking(move |api, client| {
+            let pack = ProxyPack::new(name.clone(), listen, upstream.to_string());
+            client
+                .populate(vec![pack])
+                .map_err(|message| Self::error(api, message))?;
+            let proxy = find_proxy(api, client, &name)?;
+            if proxy.proxy_pack.upstream != upstream.to_string() {
+                return Err(FaultError::Refused(format!(
+                    "proxy {name:?} forwards to {} instead of {upstream}",
+                    proxy.proxy_pack.upstream
+                )));
+            }
+            client_address(api, &proxy.proxy_pack.listen)
+        })
+        .await
+    }
+
+    async fn add_toxic(&self, proxy: &str, toxic: &Toxic) -> Result<(), FaultError> {
+        toxic.validate()?;
+        let (name, toxic) = (proxy.to_owned(), toxic.clone());
+        self.blocking(move |api, client| {
+            let proxy = find_proxy(api, client, &name)?;
+            if read_toxics(api, &proxy)?
+                .iter()
+                .any(|t| t.name == toxic.name)
+            {
+                return Err(FaultError::ToxicExists {
+                    proxy: name,
+                    toxic: toxic.name,
+                });
+            }
+            let built = toxic.has_default_name() && add_with_builders(&proxy, &toxic)?;
+            if !built {
+                let body = serde_json::to_string(&toxic)
+                    .map_err(|err| FaultError::Invalid(err.to_string()))?;
+                raw(
+                    api,
+                    reqwest::Method::POST,
+                    &format!("/proxies/{name}/toxics"),
+                    Some(body),
+                )?;
+            }
+            match read_toxics(api, &proxy)?
+                .into_iter()
+                .find(|t| t.name == toxic.name)
+            {
+                Some(found) if found.kind == toxic.kind && found.stream == toxic.stream => Ok(()),
+                Some(found) => Err(FaultError::Refused(format!(
+                    "toxic {:?} on {name:?} reads back as {found:?}",
+                    toxic.name
+                ))),
+                None => Err(FaultError::Refused(format!(
+                    "toxic {:?} was not added to {name:?}",
+                    toxic.name
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {
+        let (name, toxic) = (proxy.to_owned(), toxic.to_owned());
+        self.blocking(move |api, client| {
+            let proxy = find_proxy(api, client, &name)?;
+            if !read_toxics(api, &proxy)?.iter().any(|t| t.name == toxic) {
+                return Err(FaultError::ToxicNotFound { proxy: name, toxic });
+            }
+            raw(
+                api,
+                reqwest::Method::DELETE,
+                &format!("/proxies/{name}/toxics/{toxic}"),
+                None,
+            )?;
+            if read_toxics(api, &proxy)?.iter().any(|t| t.name == toxic) {
+                return Err(FaultError::Refused(format!(
+                    "toxic {toxic:?} is still on {name:?}"
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn heal(&self, proxy: &str) -> Result<(), FaultError> {
+        let name = proxy.to_owned();
+        self.blocking(move |api, client| {
+            let proxy = find_proxy(api, client, &name)?;
+            proxy
+                .delete_all_toxics()
+                .map_err(|message| Self::error(api, message))?;
+            let left = read_toxics(api, &proxy)?;
+            if left.is_empty() {
+                Ok(())
+            } else {
+                let names: Vec<String> = left.into_iter().map(|t| t.name).collect();
+                Err(FaultError::Refused(format!(
+                    "toxics {names:?} are still on {name:?}"
+                )))
+            }
+        })
+        .await
+    }
+
+    async fn set_enabled(&self, proxy: &str, enabled: bool) -> Result<(), FaultError> {
+        let name = proxy.to_owned();
+        self.blocking(move |api, client| {
+            let proxy = find_proxy(api, client, &name)?;
+            if enabled {
+                proxy.enable()
+            } else {
+                proxy.disable()
+            }
+            .map_err(|message| Self::error(api, message))?;
+            let now = find_proxy(api, client, &name)?.proxy_pack.enabled;
+            if now == enabled {
+                Ok(())
+            } else {
+                Err(FaultError::Refused(format!(
+                    "proxy {name:?} is still enabled={now}"
+                )))
+            }
+        })
+        .await
+    }
+
+    async fn toxics(&self, proxy: &str) -> Result<Vec<Toxic>, FaultError> {
+        let name = proxy.to_owned();
+        self.blocking(move |api, client| read_toxics(api, &find_proxy(api, client, &name)?))
+            .await
+    }
+
+    async fn delete_proxy(&self, proxy: &str) -> Result<(), FaultError> {
+        let name = proxy.to_owned();
+        self.blocking(move |api, client| {
+            let proxy = find_proxy(api, client, &name)?;
+            proxy
+                .delete()
+                .map_err(|message| Self::error(api, message))?;
+            let all: HashMap<String, Proxy> =
+                client.all().map_err(|message| Self::error(api, message))?;
+            if all.contains_key(&name) {
+                Err(FaultError::Refused(format!("proxy {name:?} still exists")))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+}
