@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -94,6 +95,12 @@ pub async fn serve(listen: SocketAddr) -> Result<(SocketAddr, ServerHandle), Fau
     let engine = Arc::new(Engine::new());
     let app = router(Arc::clone(&engine));
     let (shutdown, stopped) = oneshot::channel::<()>();
+    // Small JSON requests and answers must not wait for Nagle and delayed ACKs.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY on an API connection");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -2,8 +2,9 @@
 //!
 //! Traps of `toxiproxy_rust` 0.1.6 handled here:
 //! - it is blocking (reqwest's blocking client) and panics on a tokio runtime thread: every call
-//!   runs in `spawn_blocking`, with a client created (and dropped) on that thread, and a panic
-//!   inside it (its toxic builders panic on transport errors) becomes an error;
+//!   runs on one dedicated thread that owns the client (created and dropped there; creating a
+//!   client per call in `spawn_blocking` cost 65-230 ms each, measured), and a panic inside it
+//!   (its toxic builders panic on transport errors) becomes an error;
 //! - it ignores HTTP status codes: after each change the proxy or its toxics are read back, and a
 //!   change that did not happen is [`FaultError::Refused`];
 //! - it has no `reset_peer`, no toxic names of one's own and no single-toxic delete: those go
@@ -11,29 +12,82 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use tokio::sync::oneshot;
 use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::{Proxy, ProxyPack};
 use toxiproxy_rust::toxic::ToxicPack;
 
 use super::{FaultError, FaultInjector, Stream, Toxic, ToxicKind};
 
+/// A job for the client thread.
+type Job = Box<dyn FnOnce(&mut Clients) + Send>;
+
+/// The blocking HTTP clients, owned by one thread (creating one costs 65-230 ms in a debug
+/// build, measured, so they are kept rather than made per call).
+struct Clients {
+    api: SocketAddr,
+    toxiproxy: Client,
+    http: reqwest::blocking::Client,
+}
+
+impl Clients {
+    fn new(api: SocketAddr) -> Self {
+        Self {
+            api,
+            toxiproxy: Client::new(api),
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    /// Runs jobs until every sender is dropped. A panicking job (the crate's toxic builders
+    /// panic on transport errors, poisoning its client lock) gets fresh clients afterwards.
+    fn serve(api: SocketAddr, jobs: mpsc::Receiver<Job>) {
+        let mut clients = Self::new(api);
+        for job in jobs {
+            if catch_unwind(AssertUnwindSafe(|| job(&mut clients))).is_err() {
+                clients = Self::new(api);
+            }
+        }
+    }
+}
+
 /// Faults applied by a Toxiproxy server reached over HTTP.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ToxiproxyInjector {
     api: SocketAddr,
     listen_host: String,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for ToxiproxyInjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToxiproxyInjector")
+            .field("api", &self.api)
+            .field("listen_host", &self.listen_host)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ToxiproxyInjector {
     /// A client of the Toxiproxy API at `api` (e.g. `127.0.0.1:8474`); proxies listen on
-    /// `127.0.0.1`, port chosen by the server.
+    /// `127.0.0.1`, port chosen by the server. Starts the thread that owns the blocking
+    /// clients; it ends when the injector (and its clones) are dropped.
     pub fn new(api: SocketAddr) -> Self {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(format!("toxiproxy-client-{api}"))
+            .spawn(move || Clients::serve(api, receiver))
+            .map_err(|err| tracing::error!(%err, "cannot start the toxiproxy client thread"))
+            .ok();
         Self {
             api,
             listen_host: "127.0.0.1".to_owned(),
+            jobs,
         }
     }
 
@@ -55,25 +109,23 @@ impl ToxiproxyInjector {
         }
     }
 
-    /// Runs `op` on a blocking thread with a fresh client.
+    /// Runs `op` on the client thread, off the tokio runtime.
     async fn blocking<T, F>(&self, op: F) -> Result<T, FaultError>
     where
         T: Send + 'static,
-        F: FnOnce(SocketAddr, &Client) -> Result<T, FaultError> + Send + 'static,
+        F: FnOnce(SocketAddr, &Clients) -> Result<T, FaultError> + Send + 'static,
     {
         let api = self.api;
-        tokio::task::spawn_blocking(move || {
-            let client = Client::new(api);
-            op(api, &client)
-        })
-        .await
-        .map_err(|err| {
-            let message = if err.is_panic() {
-                "the toxiproxy client panicked (transport error?)".to_owned()
-            } else {
-                format!("the toxiproxy call was cancelled: {err}")
-            };
-            Self::error(api, message)
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |clients: &mut Clients| {
+            let _ = reply.send(op(clients.api, clients));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| Self::error(api, "the toxiproxy client thread is gone"))?;
+        answer.await.map_err(|_| {
+            // The job was dropped unanswered: it panicked.
+            Self::error(api, "the toxiproxy client panicked (transport error?)")
         })?
     }
 }
@@ -173,13 +225,14 @@ fn add_with_builders(proxy: &Proxy, toxic: &Toxic) -> Result<bool, FaultError> {
 
 /// A raw request for what the crate lacks; a non-2xx status is an error.
 fn raw(
-    api: SocketAddr,
+    clients: &Clients,
     method: reqwest::Method,
     path: &str,
     body: Option<String>,
 ) -> Result<(), FaultError> {
-    let http = reqwest::blocking::Client::new();
-    let mut request = http
+    let api = clients.api;
+    let mut request = clients
+        .http
         .request(method, format!("http://{api}{path}"))
         .header("Content-Type", "application/json");
     if let Some(body) = body {
@@ -218,12 +271,13 @@ impl FaultInjector for ToxiproxyInjector {
     ) -> Result<SocketAddr, FaultError> {
         let name = name.to_owned();
         let listen = format!("{}:0", self.listen_host);
-        self.blocking(move |api, client| {
+        self.blocking(move |api, clients| {
             let pack = ProxyPack::new(name.clone(), listen, upstream.to_string());
-            client
+            clients
+                .toxiproxy
                 .populate(vec![pack])
                 .map_err(|message| Self::error(api, message))?;
-            let proxy = find_proxy(api, client, &name)?;
+            let proxy = find_proxy(api, &clients.toxiproxy, &name)?;
             if proxy.proxy_pack.upstream != upstream.to_string() {
                 return Err(FaultError::Refused(format!(
                     "proxy {name:?} forwards to {} instead of {upstream}",
@@ -238,8 +292,8 @@ impl FaultInjector for ToxiproxyInjector {
     async fn add_toxic(&self, proxy: &str, toxic: &Toxic) -> Result<(), FaultError> {
         toxic.validate()?;
         let (name, toxic) = (proxy.to_owned(), toxic.clone());
-        self.blocking(move |api, client| {
-            let proxy = find_proxy(api, client, &name)?;
+        self.blocking(move |api, clients| {
+            let proxy = find_proxy(api, &clients.toxiproxy, &name)?;
             if read_toxics(api, &proxy)?
                 .iter()
                 .any(|t| t.name == toxic.name)
@@ -254,7 +308,7 @@ impl FaultInjector for ToxiproxyInjector {
                 let body = serde_json::to_string(&toxic)
                     .map_err(|err| FaultError::Invalid(err.to_string()))?;
                 raw(
-                    api,
+                    clients,
                     reqwest::Method::POST,
                     &format!("/proxies/{name}/toxics"),
                     Some(body),
@@ -280,13 +334,13 @@ impl FaultInjector for ToxiproxyInjector {
 
     async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {
         let (name, toxic) = (proxy.to_owned(), toxic.to_owned());
-        self.blocking(move |api, client| {
-            let proxy = find_proxy(api, client, &name)?;
+        self.blocking(move |api, clients| {
+            let proxy = find_proxy(api, &clients.toxiproxy, &name)?;
             if !read_toxics(api, &proxy)?.iter().any(|t| t.name == toxic) {
                 return Err(FaultError::ToxicNotFound { proxy: name, toxic });
             }
             raw(
-                api,
+                clients,
                 reqwest::Method::DELETE,
                 &format!("/proxies/{name}/toxics/{toxic}"),
                 None,
@@ -303,8 +357,8 @@ impl FaultInjector for ToxiproxyInjector {
 
     async fn heal(&self, proxy: &str) -> Result<(), FaultError> {
         let name = proxy.to_owned();
-        self.blocking(move |api, client| {
-            let proxy = find_proxy(api, client, &name)?;
+        self.blocking(move |api, clients| {
+            let proxy = find_proxy(api, &clients.toxiproxy, &name)?;
             proxy
                 .delete_all_toxics()
                 .map_err(|message| Self::error(api, message))?;
@@ -323,15 +377,17 @@ impl FaultInjector for ToxiproxyInjector {
 
     async fn set_enabled(&self, proxy: &str, enabled: bool) -> Result<(), FaultError> {
         let name = proxy.to_owned();
-        self.blocking(move |api, client| {
-            let proxy = find_proxy(api, client, &name)?;
+        self.blocking(move |api, clients| {
+            let proxy = find_proxy(api, &clients.toxiproxy, &name)?;
             if enabled {
                 proxy.enable()
             } else {
                 proxy.disable()
             }
             .map_err(|message| Self::error(api, message))?;
-            let now = find_proxy(api, client, &name)?.proxy_pack.enabled;
+            let now = find_proxy(api, &clients.toxiproxy, &name)?
+                .proxy_pack
+                .enabled;
             if now == enabled {
                 Ok(())
             } else {
@@ -345,19 +401,23 @@ impl FaultInjector for ToxiproxyInjector {
 
     async fn toxics(&self, proxy: &str) -> Result<Vec<Toxic>, FaultError> {
         let name = proxy.to_owned();
-        self.blocking(move |api, client| read_toxics(api, &find_proxy(api, client, &name)?))
-            .await
+        self.blocking(move |api, clients| {
+            read_toxics(api, &find_proxy(api, &clients.toxiproxy, &name)?)
+        })
+        .await
     }
 
     async fn delete_proxy(&self, proxy: &str) -> Result<(), FaultError> {
         let name = proxy.to_owned();
-        self.blocking(move |api, client| {
-            let proxy = find_proxy(api, client, &name)?;
+        self.blocking(move |api, clients| {
+            let proxy = find_proxy(api, &clients.toxiproxy, &name)?;
             proxy
                 .delete()
                 .map_err(|message| Self::error(api, message))?;
-            let all: HashMap<String, Proxy> =
-                client.all().map_err(|message| Self::error(api, message))?;
+            let all: HashMap<String, Proxy> = clients
+                .toxiproxy
+                .all()
+                .map_err(|message| Self::error(api, message))?;
             if all.contains_key(&name) {
                 Err(FaultError::Refused(format!("proxy {name:?} still exists")))
             } else {
