@@ -213,10 +213,18 @@ async fn reset_peer_resets_the_connection() {
     .await
     .unwrap();
     assert!(status.is_success(), "{status}");
-    assert_reset(&mut stream).await;
+    // The toxic waits for data on its stream: the echo of this write triggers it.
+    stream.write_all(b"trigger").await.unwrap();
+    let (received, ended) = read_to_end(&mut stream).await;
+    assert!(received.is_empty(), "the triggering chunk must be dropped");
+    assert_eq!(
+        ended.unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
 
     // New connections are reset too, until the toxic is removed.
     let mut stream = connect(listen).await;
+    stream.write_all(b"trigger").await.unwrap();
     assert_reset(&mut stream).await;
     blocking(api, |client| {
         proxy(client, "rst").delete_all_toxics().unwrap()

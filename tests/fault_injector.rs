@@ -153,13 +153,16 @@ async fn reset_peer_resets_after_the_delay() {
             .unwrap();
         let mut stream = connect(listen).await;
         assert_echo(&mut stream, b"alive").await;
-        let started = Instant::now();
         let toxic = faults
-            .reset_peer("rst", Stream::Downstream, Duration::from_millis(200))
+            .reset_peer("rst", Stream::Upstream, Duration::from_millis(200))
             .await
             .unwrap();
-        assert_eq!(toxic.name, "reset_peer_downstream");
+        assert_eq!(toxic.name, "reset_peer_upstream");
         assert_eq!(faults.toxics("rst").await.unwrap(), [toxic], "{backend}");
+        // Armed, but nothing happens until data flows on its stream.
+        assert_silent(&mut stream, Duration::from_millis(100)).await;
+        let started = Instant::now();
+        stream.write_all(b"trigger").await.unwrap();
         assert_reset(&mut stream).await;
         let elapsed = started.elapsed();
         assert!(

@@ -435,6 +435,7 @@ impl Proxy {
                 if let ToxicKind::ResetPeer { timeout } = toxic.kind {
                     self.connections.add_reset(ResetRule {
                         name: toxic.name.clone(),
+                        stream: toxic.stream,
                         after: Duration::from_millis(timeout),
                         toxicity: toxic.toxicity,
                     });

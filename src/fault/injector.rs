@@ -41,8 +41,10 @@ pub trait FaultInjector: Send + Sync {
     /// Deletes the proxy and closes its connections.
     async fn delete_proxy(&self, proxy: &str) -> Result<(), FaultError>;
 
-    /// Resets the proxy's connections (TCP RST) after `after`: adds a `reset_peer` toxic, which
-    /// also resets connections opened later, until it is removed.
+    /// Adds a `reset_peer` toxic (Toxiproxy semantics): on each connection, the next chunk on
+    /// `stream` (or its end) is dropped, and `after` later the connection is reset (TCP RST).
+    /// It stays armed for connections opened later, until removed. The embedded engine resets
+    /// connections that existed before the toxic too; a real Toxiproxy closes those with a FIN.
     async fn reset_peer(
         &self,
         proxy: &str,
