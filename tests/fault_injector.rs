@@ -116,9 +116,12 @@ async fn blackhole_keeps_the_socket_open_and_passes_nothing() {
         stream.write_all(b"into the void").await.unwrap();
         assert_silent(&mut stream, Duration::from_millis(300)).await;
         faults.heal("hole").await.unwrap();
+        let (received, ended) = read_to_end(&mut stream).await;
+        assert!(received.is_empty(), "{backend}: {received:?}");
+        ended.unwrap();
+        let mut stream = connect(listen).await;
         assert_echo(&mut stream, b"after").await;
         faults.delete_proxy("hole").await.unwrap();
-        let _ = backend;
     }
 }
 

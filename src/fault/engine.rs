@@ -1,39 +1,25 @@
-//! The embedded Toxiproxy-compatible engine: a registry of named proxies whose toxics run in
-//! noxious, each behind a tokio front (see `front`).
+//! The embedded Toxiproxy-compatible engine: a registry of named proxies and their toxics.
 //!
-//! Why not noxious alone: noxious 1.0.4 binds its listener from a string and never reports the
-//! bound address (so `listen: 127.0.0.1:0` could not be reported back), keeps its connections
-//! private (so it can neither close them on `enabled: false` nor reset them), and has no
-//! `reset_peer` toxic. So each proxy is a front listener (the address reported to clients) that
-//! relays every connection over loopback to its own noxious proxy, which applies the toxics and
-//! dials the upstream. The front cuts and resets connections; noxious shapes their bytes.
-//!
-//! Known noxious trap handled here: its remove-all-toxics event clears only the upstream list
-//! (the downstream toxics stay), so toxics are always removed one by one.
+//! The proxying itself is ours (`proxy`, `link`), with tokio, not noxious 1.0.4, which was tried
+//! first and measured unfit: its bandwidth toxic panics (`Duration` subtraction overflow) as soon
+//! as a chunk is larger than `rate × 100` bytes, since it slices 100 bytes where Toxiproxy slices
+//! `rate × 100`; every toxic change rebuilds the links and drops the bytes inside the toxics (8
+//! bytes held by a 500 ms latency never arrived after the toxic was removed); its remove-all only
+//! clears the upstream list; it never reports the port it bound for `listen: …:0`; and its
+//! connections are private, so they can neither be closed on `enabled: false` nor reset.
+//! The toxics follow Toxiproxy's semantics (see `link`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bmrng::RequestSender;
-use noxious::proxy::{ProxyConfig as NoxiousConfig, ProxyRunner, Runner, Toxics};
-use noxious::signal::{Close, Stop, Stopper};
-use noxious::socket::TcpListener as NoxiousListener;
-use noxious::toxic::{
-    StreamDirection, Toxic as NoxiousToxic, ToxicEvent, ToxicEventKind, ToxicEventResult,
-    ToxicKind as NoxiousKind,
-};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
-use super::front::{Connections, Front, ResetRule};
-use super::{FaultError, Stream, Toxic, ToxicKind};
-
-/// How many times to retry when the engine's internal loopback port is taken meanwhile.
-const INNER_BIND_ATTEMPTS: usize = 8;
+use super::proxy::{Acceptor, Connections};
+use super::{FaultError, Toxic, ToxicKind};
 
 /// A proxy as Toxiproxy's API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,33 +104,9 @@ struct Proxy {
     listen: SocketAddr,
     upstream: String,
     toxics: Vec<Toxic>,
-    noxious: NoxiousProxy,
     connections: Arc<Connections>,
     /// Present while the proxy is enabled.
-    front: Option<Front>,
-}
-
-/// One noxious proxy on an internal loopback port.
-struct NoxiousProxy {
-    addr: SocketAddr,
-    events: RequestSender<ToxicEvent, ToxicEventResult>,
-    stopper: Option<Stopper>,
-}
-
-impl std::fmt::Debug for NoxiousProxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NoxiousProxy")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for NoxiousProxy {
-    fn drop(&mut self) {
-        if let Some(stopper) = self.stopper.take() {
-            stopper.stop();
-        }
-    }
+    acceptor: Option<Acceptor>,
 }
 
 impl Engine {
@@ -171,19 +133,17 @@ impl Engine {
         let listen = listener
             .local_addr()
             .map_err(|err| FaultError::io("reading the proxy's bound address", err))?;
-        let noxious = start_noxious(&new.name, &new.upstream).await?;
         let connections = Connections::new();
-        let front = new
+        let acceptor = new
             .enabled
-            .then(|| Front::start(listener, noxious.addr, Arc::clone(&connections)));
+            .then(|| Acceptor::start(listener, new.upstream.clone(), Arc::clone(&connections)));
         let proxy = Proxy {
             name: new.name.clone(),
             listen,
             upstream: new.upstream,
             toxics: Vec::new(),
-            noxious,
             connections,
-            front,
+            acceptor,
         };
         tracing::info!(name = %proxy.name, %listen, upstream = %proxy.upstream, "proxy created");
         let info = proxy.info();
@@ -298,7 +258,7 @@ impl Engine {
 
     /// Adds a toxic; it acts on existing connections and new ones.
     pub async fn add_toxic(&self, proxy: &str, toxic: Toxic) -> Result<Toxic, FaultError> {
-        toxic.validate()?;
+        validate(&toxic)?;
         let mut proxies = self.proxies.lock().await;
         let proxy = get_mut(&mut proxies, proxy)?;
         if proxy.toxics.iter().any(|t| t.name == toxic.name) {
@@ -307,8 +267,8 @@ impl Engine {
                 toxic: toxic.name,
             });
         }
-        proxy.install(&toxic).await?;
         proxy.toxics.push(toxic.clone());
+        proxy.publish();
         Ok(toxic)
     }
 
@@ -330,10 +290,9 @@ impl Engine {
             toxicity: update.toxicity.unwrap_or(old.toxicity),
             ..old.clone()
         };
-        new.validate()?;
-        proxy.uninstall(&old).await?;
-        proxy.install(&new).await?;
+        validate(&new)?;
         proxy.toxics[index] = new.clone();
+        proxy.publish();
         Ok(new)
     }
 
@@ -342,27 +301,34 @@ impl Engine {
         let mut proxies = self.proxies.lock().await;
         let proxy = get_mut(&mut proxies, proxy)?;
         let index = proxy.toxic_index(toxic)?;
-        let old = proxy.toxics[index].clone();
-        proxy.uninstall(&old).await?;
         proxy.toxics.remove(index);
+        proxy.publish();
         Ok(())
     }
 
     /// Removes every toxic of a proxy, one by one.
     pub async fn remove_all_toxics(&self, proxy: &str) -> Result<(), FaultError> {
         let mut proxies = self.proxies.lock().await;
-        get_mut(&mut proxies, proxy)?.heal().await
+        get_mut(&mut proxies, proxy)?.heal();
+        Ok(())
     }
 
     /// Toxiproxy's `POST /reset`: every proxy enabled, every toxic removed.
     pub async fn reset(&self) -> Result<(), FaultError> {
         let mut proxies = self.proxies.lock().await;
         for proxy in proxies.values_mut() {
-            proxy.heal().await?;
+            proxy.heal();
             proxy.set_enabled(true).await?;
         }
         Ok(())
     }
+}
+
+/// Checks a toxic as the API would on parsing it (e.g. a slicer needs
+/// `size_variation < average_size`).
+fn validate(toxic: &Toxic) -> Result<(), FaultError> {
+    toxic.validate()?;
+    ToxicKind::from_parts(toxic.kind.type_name(), &toxic.kind.attributes()).map(drop)
 }
 
 fn get_mut<'a>(
@@ -380,7 +346,7 @@ impl Proxy {
             name: self.name.clone(),
             listen: self.listen,
             upstream: self.upstream.clone(),
-            enabled: self.front.is_some(),
+            enabled: self.acceptor.is_some(),
             toxics: self.toxics.clone(),
         }
     }
@@ -395,22 +361,32 @@ impl Proxy {
             })
     }
 
+    /// Hands the current toxics to the connections.
+    fn publish(&self) {
+        self.connections.set_toxics(&self.toxics);
+    }
+
+    fn heal(&mut self) {
+        self.toxics.clear();
+        self.publish();
+    }
+
     async fn set_enabled(&mut self, enabled: bool) -> Result<(), FaultError> {
-        match (enabled, self.front.take()) {
-            (true, Some(front)) => self.front = Some(front),
+        match (enabled, self.acceptor.take()) {
+            (true, Some(acceptor)) => self.acceptor = Some(acceptor),
             (true, None) => {
                 let listener = TcpListener::bind(self.listen).await.map_err(|err| {
                     FaultError::io(format!("re-binding proxy on {}", self.listen), err)
                 })?;
-                self.front = Some(Front::start(
+                self.acceptor = Some(Acceptor::start(
                     listener,
-                    self.noxious.addr,
+                    self.upstream.clone(),
                     Arc::clone(&self.connections),
                 ));
                 tracing::info!(name = %self.name, "proxy enabled");
             }
-            (false, Some(front)) => {
-                front.stop().await;
+            (false, Some(acceptor)) => {
+                acceptor.stop().await;
                 self.connections.close_all();
                 tracing::info!(name = %self.name, "proxy disabled");
             }
@@ -419,139 +395,11 @@ impl Proxy {
         Ok(())
     }
 
-    async fn heal(&mut self) -> Result<(), FaultError> {
-        // Not noxious's RemoveAllToxics: it leaves the downstream toxics in place.
-        while let Some(toxic) = self.toxics.last().cloned() {
-            self.uninstall(&toxic).await?;
-            self.toxics.pop();
-        }
-        Ok(())
-    }
-
-    async fn install(&self, toxic: &Toxic) -> Result<(), FaultError> {
-        match to_noxious(toxic) {
-            Some(noxious) => self.send(ToxicEventKind::AddToxic(noxious)).await,
-            None => {
-                if let ToxicKind::ResetPeer { timeout } = toxic.kind {
-                    self.connections.add_reset(ResetRule {
-                        name: toxic.name.clone(),
-                        stream: toxic.stream,
-                        after: Duration::from_millis(timeout),
-                        toxicity: toxic.toxicity,
-                    });
-                }
-                Ok(())
-            }
-        }
-    }
-
-    async fn uninstall(&self, toxic: &Toxic) -> Result<(), FaultError> {
-        if matches!(toxic.kind, ToxicKind::ResetPeer { .. }) {
-            self.connections.remove_reset(&toxic.name);
-            Ok(())
-        } else {
-            self.send(ToxicEventKind::RemoveToxic(toxic.name.clone()))
-                .await
-        }
-    }
-
-    async fn send(&self, kind: ToxicEventKind) -> Result<(), FaultError> {
-        let event = ToxicEvent::new(self.name.clone(), kind);
-        match self.noxious.events.send_receive(event).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(FaultError::Invalid(format!(
-                "noxious refused the toxic change on {:?}: {err}",
-                self.name
-            ))),
-            Err(_) => Err(FaultError::EngineGone(self.name.clone())),
-        }
-    }
-
     async fn shut(mut self) {
-        if let Some(front) = self.front.take() {
-            front.stop().await;
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.stop().await;
         }
         self.connections.close_all();
         tracing::info!(name = %self.name, "proxy deleted");
-        // Dropping `noxious` stops the noxious proxy.
     }
-}
-
-/// Starts a noxious proxy on a free loopback port.
-///
-/// noxious binds from an address string and never reports the bound port, so a free port is
-/// found first (bind port 0, read it, release it) and handed to noxious; if something else takes
-/// it in between, noxious's bind fails with `AddrInUse` and another port is tried.
-async fn start_noxious(name: &str, upstream: &str) -> Result<NoxiousProxy, FaultError> {
-    let mut last_error = None;
-    for _ in 0..INNER_BIND_ATTEMPTS {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|probe| probe.local_addr())
-            .map_err(|err| FaultError::io("finding a free loopback port", err))?;
-        let config = NoxiousConfig {
-            name: name.to_owned(),
-            listen: addr.to_string(),
-            upstream: upstream.to_owned(),
-            enabled: true,
-            rand_seed: None,
-        };
-        match <ProxyRunner as Runner>::initialize_proxy::<NoxiousListener>(config, Toxics::empty())
-            .await
-        {
-            Ok((listener, info)) => {
-                let (events, receiver) = bmrng::channel(1);
-                let (stop, stopper) = Stop::new();
-                let (_close, closer) = Close::new();
-                tokio::spawn(async move {
-                    if let Err(err) =
-                        <ProxyRunner as Runner>::run_proxy(listener, info, receiver, stop, closer)
-                            .await
-                    {
-                        tracing::warn!(%err, "noxious proxy ended with an error");
-                    }
-                });
-                return Ok(NoxiousProxy {
-                    addr,
-                    events,
-                    stopper: Some(stopper),
-                });
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(err),
-            Err(err) => return Err(FaultError::io("starting the noxious proxy", err)),
-        }
-    }
-    Err(FaultError::io(
-        "starting the noxious proxy",
-        last_error.unwrap_or_else(|| std::io::Error::other("no free loopback port")),
-    ))
-}
-
-/// The noxious form of a toxic; `None` for `reset_peer`, which the front implements.
-fn to_noxious(toxic: &Toxic) -> Option<NoxiousToxic> {
-    let kind = match toxic.kind {
-        ToxicKind::Latency { latency, jitter } => NoxiousKind::Latency { latency, jitter },
-        ToxicKind::Bandwidth { rate } => NoxiousKind::Bandwidth { rate },
-        ToxicKind::Slicer {
-            average_size,
-            size_variation,
-            delay,
-        } => NoxiousKind::Slicer {
-            average_size,
-            size_variation,
-            delay,
-        },
-        ToxicKind::LimitData { bytes } => NoxiousKind::LimitData { bytes },
-        ToxicKind::SlowClose { delay } => NoxiousKind::SlowClose { delay },
-        ToxicKind::Timeout { timeout } => NoxiousKind::Timeout { timeout },
-        ToxicKind::ResetPeer { .. } => return None,
-    };
-    Some(NoxiousToxic {
-        kind,
-        name: toxic.name.clone(),
-        toxicity: toxic.toxicity,
-        direction: match toxic.stream {
-            Stream::Upstream => StreamDirection::Upstream,
-            Stream::Downstream => StreamDirection::Downstream,
-        },
-    })
 }

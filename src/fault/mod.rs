@@ -2,15 +2,16 @@
 //!
 //! - [`FaultInjector`]: the trait the runner uses; [`EmbeddedInjector`] (default, in-process)
 //!   and [`ToxiproxyInjector`] (a real Toxiproxy over HTTP) implement it.
-//! - [`Engine`]: the embedded, Toxiproxy-compatible proxy engine (noxious underneath).
+//! - [`Engine`]: the embedded, Toxiproxy-compatible proxy engine.
 //! - [`serve`]: Toxiproxy's HTTP API around an [`Engine`], for `mqtt-conformance toxiproxy`.
 
 mod api;
 mod embedded;
 mod engine;
 mod error;
-mod front;
 mod injector;
+mod link;
+mod proxy;
 mod toxic;
 mod toxiproxy;
 
