@@ -316,3 +316,48 @@ async fn shutdown_closes_proxies_and_the_api() {
     assert!(tokio::net::TcpStream::connect(listen).await.is_err());
     assert!(tokio::net::TcpStream::connect(api).await.is_err());
 }
+
+#[tokio::test]
+async fn toxic_update_merges_attributes_and_applies_live() {
+    let (api, listen, _server) = setup("u").await;
+    let mut stream = connect(listen).await;
+    blocking(api, |client| {
+        proxy(client, "u").with_latency("downstream".into(), 3000, 0, 1.0);
+    })
+    .await;
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        let response = reqwest::blocking::Client::new()
+            .post(format!("http://{api}/proxies/u/toxics/latency_downstream"))
+            .body(r#"{"attributes":{"latency":10}}"#)
+            .send()
+            .unwrap();
+        (response.status(), response.text().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(status.is_success(), "{status} {body}");
+    let toxics = blocking(api, |client| proxy(client, "u").toxics().unwrap()).await;
+    assert_eq!(toxics.len(), 1);
+    assert_eq!(toxics[0].attributes["latency"], 10);
+    assert_eq!(toxics[0].attributes["jitter"], 0);
+    let started = Instant::now();
+    assert_echo(&mut stream, b"fast again").await;
+    assert!(started.elapsed() < Duration::from_millis(3000));
+}
+
+#[tokio::test]
+async fn run_until_serves_until_the_signal() {
+    let (api, listen, server) = setup("sig").await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(stopped));
+    let version = blocking(api, |client| client.version().unwrap()).await;
+    assert!(version.contains("version"));
+    stop.send(()).unwrap();
+    tokio::time::timeout(PATIENCE, running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(listen).await.is_err());
+    assert!(tokio::net::TcpStream::connect(api).await.is_err());
+}

@@ -58,20 +58,47 @@ impl ServerHandle {
         self.join().await
     }
 
+    /// Serves until `signal` completes (e.g. `tokio::signal::ctrl_c()`), then shuts down:
+    /// what `mqtt-conformance toxiproxy --listen ADDR` runs.
+    pub async fn run_until<F>(mut self, signal: F) -> Result<(), FaultError>
+    where
+        F: std::future::Future + Send,
+    {
+        let Some(mut task) = self.task.take() else {
+            return Ok(());
+        };
+        tokio::select! {
+            served = &mut task => {
+                self.engine.clear().await;
+                served_result(served)
+            }
+            _ = signal => {
+                self.task = Some(task);
+                self.shutdown().await
+            }
+        }
+    }
+
     async fn join(&mut self) -> Result<(), FaultError> {
         let Some(task) = self.task.take() else {
             return Ok(());
         };
         let served = task.await;
         self.engine.clear().await;
-        match served {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(FaultError::io("serving the Toxiproxy API", err)),
-            Err(err) => Err(FaultError::io(
-                "serving the Toxiproxy API",
-                std::io::Error::other(err.to_string()),
-            )),
-        }
+        served_result(served)
+    }
+}
+
+fn served_result(
+    served: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), FaultError> {
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(FaultError::io("serving the Toxiproxy API", err)),
+        Err(err) => Err(FaultError::io(
+            "serving the Toxiproxy API",
+            std::io::Error::other(err.to_string()),
+        )),
     }
 }
 
