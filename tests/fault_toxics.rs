@@ -184,3 +184,33 @@ async fn a_downstream_blackhole_leaves_upstream_data_flowing() {
     assert_eq!(&data, b"hello");
     assert_silent(&mut stream, Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn a_slow_link_pushes_back_on_the_sender() {
+    // An upstream that tries to send 24 MiB at once and reports whether it managed.
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = server.local_addr().unwrap();
+    let (report, finished) = oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = server.accept().await.unwrap();
+        let data = vec![7u8; 24 << 20];
+        let wrote = tokio::time::timeout(Duration::from_millis(500), socket.write_all(&data)).await;
+        let _ = report.send(wrote.is_ok());
+    });
+    let faults = EmbeddedInjector::new();
+    let listen = faults.create_proxy("p", upstream).await.unwrap();
+    add(
+        &faults,
+        ToxicKind::Bandwidth { rate: 1 },
+        Stream::Downstream,
+    )
+    .await;
+    let _client = connect(listen).await;
+    let finished = tokio::time::timeout(PATIENCE, finished)
+        .await
+        .unwrap()
+        .unwrap();
+    // The proxy reads ahead a bounded amount (256 KiB), far less than 24 MiB plus what the
+    // kernel buffers: the sender must still be blocked.
+    assert!(!finished, "the proxy swallowed 24 MiB behind a 1 KB/s link");
+}

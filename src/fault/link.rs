@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::{Stream, Toxic, ToxicKind};
@@ -36,6 +36,8 @@ use super::{Stream, Toxic, ToxicKind};
 const CHUNK: usize = 32 * 1024;
 /// Chunks read ahead of the writer (Toxiproxy's latency buffer): lets latency pipeline.
 const READ_AHEAD: usize = 1024;
+/// Bytes read ahead of the writer at most, so that a slow link pushes back on the sender.
+const READ_AHEAD_BYTES: usize = 256 * 1024;
 /// Bandwidth is paced in slices of this many milliseconds' worth of data, as in Toxiproxy.
 const BANDWIDTH_SLICE_MS: u64 = 100;
 
@@ -56,6 +58,8 @@ pub(crate) enum LinkEnd {
 struct Chunk {
     data: Bytes,
     arrived: Instant,
+    /// Its share of the read-ahead budget, returned when the chunk is written or dropped.
+    _budget: OwnedSemaphorePermit,
 }
 
 /// Copies `src` to `dst` through the toxics of `stream` until the source ends or a toxic ends
@@ -71,7 +75,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let (chunks, inbox) = mpsc::channel(READ_AHEAD);
-    let reader = read_chunks(src, chunks);
+    let reader = read_chunks(src, chunks, Arc::new(Semaphore::new(READ_AHEAD_BYTES)));
     let writer = Writer::new(stream, toxics).run(inbox, dst);
     tokio::pin!(reader, writer);
     let mut reader_done = false;
@@ -92,15 +96,23 @@ where
 async fn read_chunks<R: AsyncRead + Unpin>(
     src: &mut R,
     chunks: mpsc::Sender<Chunk>,
+    budget: Arc<Semaphore>,
 ) -> io::Result<()> {
     loop {
+        let Ok(mut room) = Arc::clone(&budget).acquire_many_owned(CHUNK as u32).await else {
+            return Ok(());
+        };
         let mut buf = BytesMut::with_capacity(CHUNK);
-        if src.read_buf(&mut buf).await? == 0 {
+        let n = src.read_buf(&mut buf).await?;
+        if n == 0 {
             return Ok(());
         }
+        // Keep the permits for the bytes read; the rest go back to the budget.
+        let used = room.split(n).unwrap_or(room);
         let chunk = Chunk {
             data: buf.freeze(),
             arrived: Instant::now(),
+            _budget: used,
         };
         if chunks.send(chunk).await.is_err() {
             return Ok(());
