@@ -214,3 +214,36 @@ async fn a_slow_link_pushes_back_on_the_sender() {
     // kernel buffers: the sender must still be blocked.
     assert!(!finished, "the proxy swallowed 24 MiB behind a 1 KB/s link");
 }
+
+#[tokio::test]
+async fn extreme_attributes_hold_data_without_breaking_the_proxy() {
+    let (faults, listen) = proxy_to_echo().await;
+    let mut stream = connect(listen).await;
+    let max = u64::MAX;
+    for kind in [
+        ToxicKind::Latency {
+            latency: max,
+            jitter: max,
+        },
+        ToxicKind::Bandwidth { rate: max },
+        ToxicKind::Slicer {
+            average_size: max,
+            size_variation: max - 1,
+            delay: 0,
+        },
+        ToxicKind::SlowClose { delay: max },
+    ] {
+        add(&faults, kind, Stream::Downstream).await;
+    }
+    add(
+        &faults,
+        ToxicKind::LimitData { bytes: max },
+        Stream::Upstream,
+    )
+    .await;
+    stream.write_all(b"held").await.unwrap();
+    assert_silent(&mut stream, Duration::from_millis(100)).await;
+    // A panic in the relay would have closed the connection; healing frees the held bytes.
+    faults.heal("p").await.unwrap();
+    assert_eq!(read_n(&mut stream, 4).await, b"held");
+}

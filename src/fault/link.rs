@@ -193,7 +193,9 @@ impl Writer {
                     active.reset_after = Some(active.reset_after.map_or(after, |a| a.min(after)));
                 }
                 ToxicKind::Timeout { timeout } => {
-                    let deadline = (timeout > 0).then(|| since + Duration::from_millis(timeout));
+                    let deadline = (timeout > 0)
+                        .then(|| since.checked_add(Duration::from_millis(timeout)))
+                        .flatten();
                     active.timeouts.push((toxic.name.clone(), deadline));
                 }
                 ToxicKind::LimitData { bytes } => active.limits.push((toxic.name.clone(), bytes)),
@@ -311,13 +313,18 @@ impl Writer {
             .map(|&(_, jitter)| draw_jitter(jitter))
             .collect();
         loop {
-            let delay: i64 = active
+            let delay = active
                 .latency
                 .iter()
                 .zip(&jitters)
-                .map(|(&(latency, _), &jitter)| i64::try_from(latency).unwrap_or(i64::MAX) + jitter)
-                .sum();
-            let due = chunk.arrived + Duration::from_millis(u64::try_from(delay).unwrap_or(0));
+                .map(|(&(latency, _), &jitter)| {
+                    i64::try_from(latency)
+                        .unwrap_or(i64::MAX)
+                        .saturating_add(jitter)
+                })
+                .fold(0i64, i64::saturating_add);
+            let delay = Duration::from_millis(u64::try_from(delay).unwrap_or(0));
+            let due = chunk.arrived.checked_add(delay).unwrap_or_else(far_future);
             tokio::select! {
                 () = sleep_until(due) => break,
                 changed = self.toxics.changed() => {
@@ -403,7 +410,7 @@ fn draw_slice(average: u64, variation: u64) -> u64 {
     if variation == 0 {
         low
     } else {
-        low + rand::thread_rng().gen_range(0..=2 * variation)
+        low.saturating_add(rand::thread_rng().gen_range(0..=variation.saturating_mul(2)))
     }
 }
 
@@ -414,6 +421,11 @@ fn draw_jitter(jitter: u64) -> i64 {
     } else {
         rand::thread_rng().gen_range(-jitter..=jitter)
     }
+}
+
+/// A deadline that never comes in practice (a year away), for delays too long to represent.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 async fn sleep_until_or_never(deadline: Option<Instant>) {
