@@ -3,6 +3,7 @@
 //! - [`FaultInjector`]: the trait the runner uses; [`EmbeddedInjector`] (default, in-process)
 //!   and [`ToxiproxyInjector`] (a real Toxiproxy over HTTP) implement it.
 //! - [`Engine`]: the embedded, Toxiproxy-compatible proxy engine.
+//! - [`Fault`]: a scenario's fault step (`cut`, `blackhole`, ..., `heal`), applied through the trait.
 //! - [`serve`]: Toxiproxy's HTTP API around an [`Engine`], for `mqtt-conformance toxiproxy`.
 
 mod api;
@@ -12,6 +13,7 @@ mod error;
 mod injector;
 mod link;
 mod proxy;
+mod step;
 mod toxic;
 mod toxiproxy;
 
@@ -20,5 +22,6 @@ pub use embedded::EmbeddedInjector;
 pub use engine::{Engine, NewProxy, ProxyInfo, ProxyUpdate, ToxicUpdate};
 pub use error::FaultError;
 pub use injector::FaultInjector;
+pub use step::{Direction, Fault};
 pub use toxic::{Stream, Toxic, ToxicKind};
 pub use toxiproxy::ToxiproxyInjector;
