@@ -361,3 +361,40 @@ async fn run_until_serves_until_the_signal() {
     assert!(tokio::net::TcpStream::connect(listen).await.is_err());
     assert!(tokio::net::TcpStream::connect(api).await.is_err());
 }
+
+#[tokio::test]
+async fn proxies_created_disabled_refuse_and_cannot_move() {
+    let (api, _listen, _server) = setup("base").await;
+    let echo = echo_server().await;
+    let (created, moved, listen) = tokio::task::spawn_blocking(move || {
+        let http = reqwest::blocking::Client::new();
+        let body = format!(
+            r#"{{"name":"off","listen":"127.0.0.1:0","upstream":"{echo}","enabled":false}}"#
+        );
+        let created = http
+            .post(format!("http://{api}/proxies"))
+            .body(body)
+            .send()
+            .unwrap();
+        let status = created.status().as_u16();
+        let proxy: serde_json::Value = created.json().unwrap();
+        let moved = http
+            .post(format!("http://{api}/proxies/off"))
+            .body(r#"{"upstream":"127.0.0.1:1"}"#)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16();
+        (status, moved, proxy["listen"].as_str().unwrap().to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(created, 201);
+    assert_eq!(moved, 400);
+    let listen: SocketAddr = listen.parse().unwrap();
+    assert_ne!(listen.port(), 0);
+    assert!(tokio::net::TcpStream::connect(listen).await.is_err());
+    blocking(api, |client| proxy(client, "off").enable().unwrap()).await;
+    let mut stream = connect(listen).await;
+    assert_echo(&mut stream, b"on").await;
+}

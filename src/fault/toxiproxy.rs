@@ -427,3 +427,51 @@ impl FaultInjector for ToxiproxyInjector {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_unspecified_listen_ip_becomes_the_api_host() {
+        let api: SocketAddr = "10.1.2.3:8474".parse().unwrap();
+        assert_eq!(
+            client_address(api, "0.0.0.0:4000").unwrap(),
+            "10.1.2.3:4000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            client_address(api, "127.0.0.1:4000").unwrap(),
+            "127.0.0.1:4000".parse::<SocketAddr>().unwrap()
+        );
+        assert!(client_address(api, "localhost:4000").is_err());
+    }
+
+    #[test]
+    fn toxic_packs_convert_with_their_stream() {
+        let pack = ToxicPack {
+            name: "lat".to_owned(),
+            r#type: "latency".to_owned(),
+            stream: "upstream".to_owned(),
+            toxicity: 0.5,
+            attributes: [("latency".to_owned(), 40), ("jitter".to_owned(), 2)].into(),
+        };
+        let toxic = from_pack(pack).unwrap();
+        assert_eq!(toxic.stream, Stream::Upstream);
+        assert_eq!(
+            toxic.kind,
+            ToxicKind::Latency {
+                latency: 40,
+                jitter: 2
+            }
+        );
+        let sideways = ToxicPack {
+            name: "x".to_owned(),
+            r#type: "latency".to_owned(),
+            stream: "sideways".to_owned(),
+            toxicity: 1.0,
+            attributes: HashMap::new(),
+        };
+        assert!(from_pack(sideways).is_err());
+    }
+}
