@@ -1,9 +1,9 @@
 //! The embedded Toxiproxy-compatible engine: a registry of named proxies and their toxics.
 //!
 //! The proxying itself is ours (`proxy`, `link`), with tokio, not noxious 1.0.4, which was tried
-//! first and measured unfit: its bandwidth toxic panics (`Duration` subtraction overflow) as soon
-//! as a chunk is larger than `rate × 100` bytes, since it slices 100 bytes where Toxiproxy slices
-//! `rate × 100`; every toxic change rebuilds the links and drops the bytes inside the toxics (8
+//! first and measured unfit: its bandwidth toxic panics (`Duration` subtraction overflow) on
+//! chunks above about `rate × 100` bytes (5000 bytes at 10 KB/s, measured), since it cuts 100-byte
+//! slices where Toxiproxy cuts `rate × 100`, yet counts 100 ms per slice; every toxic change rebuilds the links and drops the bytes inside the toxics (8
 //! bytes held by a 500 ms latency never arrived after the toxic was removed); its remove-all only
 //! clears the upstream list; it never reports the port it bound for `listen: …:0`; and its
 //! connections are private, so they can neither be closed on `enabled: false` nor reset.
