@@ -22,7 +22,7 @@ async fn backends() -> (Vec<Box<dyn FaultInjector>>, ServerHandle) {
 }
 
 #[tokio::test]
-async fn cut_drops_the_link_and_heal_lets_the_client_back() {
+async fn cut_drops_the_link_and_the_client_may_reconnect() {
     let (backends, _server) = backends().await;
     for faults in backends {
         let listen = faults.create_proxy("c", echo_server().await).await.unwrap();
@@ -31,11 +31,27 @@ async fn cut_drops_the_link_and_heal_lets_the_client_back() {
         assert!(Fault::Cut.apply(&*faults, "c").await.unwrap().is_empty());
         let (_, ended) = read_to_end(&mut stream).await;
         ended.unwrap();
+        let mut stream = connect(listen).await;
+        assert_echo(&mut stream, b"again").await;
+        faults.delete_proxy("c").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn down_refuses_reconnections_until_heal() {
+    let (backends, _server) = backends().await;
+    for faults in backends {
+        let listen = faults.create_proxy("d", echo_server().await).await.unwrap();
+        let mut stream = connect(listen).await;
+        assert_echo(&mut stream, b"hi").await;
+        Fault::Down.apply(&*faults, "d").await.unwrap();
+        let (_, ended) = read_to_end(&mut stream).await;
+        ended.unwrap();
         assert!(tokio::net::TcpStream::connect(listen).await.is_err());
-        Fault::Heal.apply(&*faults, "c").await.unwrap();
+        Fault::Heal.apply(&*faults, "d").await.unwrap();
         let mut stream = connect(listen).await;
         assert_echo(&mut stream, b"back").await;
-        faults.delete_proxy("c").await.unwrap();
+        faults.delete_proxy("d").await.unwrap();
     }
 }
 

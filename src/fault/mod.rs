@@ -3,7 +3,8 @@
 //! - [`FaultInjector`]: the trait the runner uses; [`EmbeddedInjector`] (default, in-process)
 //!   and [`ToxiproxyInjector`] (a real Toxiproxy over HTTP) implement it.
 //! - [`Engine`]: the embedded, Toxiproxy-compatible proxy engine.
-//! - [`Fault`]: a scenario's fault step (`cut`, `blackhole`, ..., `heal`), applied through the trait.
+//! - [`Fault`]: a scenario's fault step (`cut`, `down`, `blackhole`, ..., `heal`), applied
+//!   through the trait.
 //! - [`serve`]: Toxiproxy's HTTP API around an [`Engine`], for `mqtt-conformance toxiproxy`.
 
 //!

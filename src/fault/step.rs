@@ -1,4 +1,4 @@
-//! Network faults as scenario steps name them (`cut`, `blackhole`, `latency`, ..., `heal`),
+//! Network faults as scenario steps name them (`cut`, `down`, `blackhole`, ..., `heal`),
 //! turned into toxics and proxy changes on a [`FaultInjector`].
 
 use std::fmt;
@@ -41,9 +41,10 @@ impl fmt::Display for Direction {
 /// One fault step on the link of a client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
-    /// Drop the TCP connection both ways without DISCONNECT; reconnections are refused until
-    /// `heal`.
+    /// Drop the TCP connection both ways without DISCONNECT; the client may reconnect at once.
     Cut,
+    /// Drop the connection and refuse reconnections until `heal` (the network is down).
+    Down,
     /// Keep the socket open but pass no data (half-open link).
     Blackhole(Direction),
     /// Delay data by `delay ± jitter`.
@@ -108,6 +109,12 @@ impl Fault {
     ) -> Result<Vec<Toxic>, FaultError> {
         match self {
             Self::Cut => {
+                // Toxiproxy's way to close every connection of a proxy: disable, enable.
+                faults.set_enabled(proxy, false).await?;
+                faults.set_enabled(proxy, true).await?;
+                Ok(Vec::new())
+            }
+            Self::Down => {
                 faults.set_enabled(proxy, false).await?;
                 Ok(Vec::new())
             }
@@ -136,7 +143,7 @@ impl Fault {
     /// The toxic kind of a toxic fault.
     fn toxic_kind(&self) -> Result<(ToxicKind, Direction), FaultError> {
         let kind = match *self {
-            Self::Cut | Self::Heal => {
+            Self::Cut | Self::Down | Self::Heal => {
                 return Err(FaultError::Invalid(format!("{self} is not a toxic")))
             }
             Self::Blackhole(direction) => return Ok((ToxicKind::blackhole(), direction)),
@@ -196,6 +203,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Cut => write!(f, "cut"),
+            Self::Down => write!(f, "down"),
             Self::Heal => write!(f, "heal"),
             Self::Blackhole(direction) => write!(f, "blackhole {direction}"),
             Self::Latency {
