@@ -87,10 +87,13 @@ macro_rules! property_ids {
 
             /// Whether the property may appear in the given packet; anything else is a
             /// Protocol Error / Malformed Packet for the receiver.
+            #[inline]
             pub fn allowed_in(self, ctx: PropertyContext) -> bool {
-                match self {
-                    $(PropertyId::$name => matches!(ctx, $(PropertyContext::$ctx)|*),)*
-                }
+                // One bit per context, so the check is a shift on the decoder's hot path.
+                let mask: u16 = match self {
+                    $(PropertyId::$name => 0 $(| (1u16 << PropertyContext::$ctx as u16))*,)*
+                };
+                mask & (1u16 << ctx as u16) != 0
             }
 
             /// Every property identifier, in identifier order.
@@ -172,7 +175,9 @@ pub struct Properties {
     pub receive_maximum: Option<u16>,
     /// 0x22: highest topic alias the sender accepts.
     pub topic_alias_maximum: Option<u16>,
-    /// 0x23: topic alias of this PUBLISH.
+    /// 0x23: topic alias of this PUBLISH. The decoder accepts any value: 0 ([MQTT-3.3.2-8])
+    /// and values above the Topic Alias Maximum are rejected by the protocol layer, which
+    /// knows the maximum, with 0x94 Topic Alias invalid.
     pub topic_alias: Option<u16>,
     /// 0x24: highest QoS the server supports (0 or 1; absent means 2).
     pub maximum_qos: Option<u8>,
@@ -193,6 +198,63 @@ pub struct Properties {
 impl Properties {
     /// True when no property is set, so the property length on the wire is 0.
     pub fn is_empty(&self) -> bool {
-        *self == Properties::default()
+        // Field by field (the destructuring keeps this exhaustive): comparing against a
+        // fresh `Properties::default()` builds and compares a 344-byte value on every call.
+        let Properties {
+            payload_format_indicator,
+            message_expiry_interval,
+            content_type,
+            response_topic,
+            correlation_data,
+            subscription_identifiers,
+            session_expiry_interval,
+            assigned_client_identifier,
+            server_keep_alive,
+            authentication_method,
+            authentication_data,
+            request_problem_information,
+            will_delay_interval,
+            request_response_information,
+            response_information,
+            server_reference,
+            reason_string,
+            receive_maximum,
+            topic_alias_maximum,
+            topic_alias,
+            maximum_qos,
+            retain_available,
+            user_properties,
+            maximum_packet_size,
+            wildcard_subscription_available,
+            subscription_identifier_available,
+            shared_subscription_available,
+        } = self;
+        payload_format_indicator.is_none()
+            && message_expiry_interval.is_none()
+            && content_type.is_none()
+            && response_topic.is_none()
+            && correlation_data.is_none()
+            && subscription_identifiers.is_empty()
+            && session_expiry_interval.is_none()
+            && assigned_client_identifier.is_none()
+            && server_keep_alive.is_none()
+            && authentication_method.is_none()
+            && authentication_data.is_none()
+            && request_problem_information.is_none()
+            && will_delay_interval.is_none()
+            && request_response_information.is_none()
+            && response_information.is_none()
+            && server_reference.is_none()
+            && reason_string.is_none()
+            && receive_maximum.is_none()
+            && topic_alias_maximum.is_none()
+            && topic_alias.is_none()
+            && maximum_qos.is_none()
+            && retain_available.is_none()
+            && user_properties.is_empty()
+            && maximum_packet_size.is_none()
+            && wildcard_subscription_available.is_none()
+            && subscription_identifier_available.is_none()
+            && shared_subscription_available.is_none()
     }
 }

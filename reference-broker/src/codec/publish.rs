@@ -3,8 +3,13 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::connect::topic_name_error;
-use super::primitives::{properties_block_len, put_properties, put_str, str_len, Reader};
-use super::{DecodeError, EncodeError, PropertyContext, ProtocolVersion, Publish, QoS};
+use super::primitives::{
+    properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader,
+};
+use super::{
+    DecodeError, EncodeError, Packet, PacketType, Properties, PropertyContext, ProtocolVersion,
+    Publish, QoS, MAX_REMAINING_LENGTH,
+};
 use crate::topic::validate_topic_name;
 
 /// The fixed-header flags of `p`.
@@ -23,14 +28,13 @@ pub(crate) fn check_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
-/// Decode a PUBLISH body. The payload is a slice of `body`: no copy.
+/// Decode a PUBLISH body. The payload is a slice of the body: no copy.
 pub(crate) fn decode(
     flags: u8,
-    body: Bytes,
+    mut r: Reader,
     version: ProtocolVersion,
-) -> Result<Publish, DecodeError> {
+) -> Result<Option<Packet>, DecodeError> {
     let qos = check_flags(flags)?;
-    let mut r = Reader::new(body);
     // [MQTT-3.3.2-1] the topic name is the first field, a UTF-8 Encoded String.
     let topic = r.string()?;
     // [MQTT-2.3.1-5] (3.1.1) / [MQTT-2.2.1-2] (5): a packet identifier only for QoS > 0.
@@ -44,57 +48,82 @@ pub(crate) fn decode(
         }
         id
     };
-    let properties = if version.is_v5() {
-        r.properties(PropertyContext::Publish)?
-    } else {
-        Default::default()
-    };
-    if topic.is_empty() && version.is_v5() {
-        // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length
-        // and there is no Topic Alias."
-        if properties.topic_alias.is_none() {
-            return Err(DecodeError::EmptyTopicName);
-        }
-    } else {
-        // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
-        validate_topic_name(&topic).map_err(|e| topic_name_error(e, &topic))?;
-    }
-    let payload = r.rest();
-    Ok(Publish {
+    // Built in place: the packet model is large, so avoid moving it around.
+    let mut out = Ok(Some(Packet::Publish(Publish {
         dup: flags & 0b1000 != 0,
         qos,
         retain: flags & 1 != 0,
         topic,
         packet_id,
-        properties,
-        payload,
-    })
+        properties: Properties::default(),
+        payload: Bytes::new(),
+    })));
+    if let Ok(Some(Packet::Publish(p))) = &mut out {
+        if version.is_v5() {
+            r.properties_into(PropertyContext::Publish, &mut p.properties)?;
+        }
+        if p.topic.is_empty() && version.is_v5() {
+            // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero
+            // length and there is no Topic Alias."
+            if p.properties.topic_alias.is_none() {
+                return Err(DecodeError::EmptyTopicName);
+            }
+        } else {
+            // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
+            validate_topic_name(&p.topic).map_err(|e| topic_name_error(e, &p.topic))?;
+        }
+        p.payload = r.into_rest();
+    }
+    out
 }
 
-/// The body length of `p`.
-pub(crate) fn body_len(p: &Publish, version: ProtocolVersion) -> usize {
+/// The body length of `p`, given the length of its property contents (0 before MQTT 5).
+fn body_len_with(p: &Publish, version: ProtocolVersion, props_len: usize) -> usize {
     let mut n = str_len(p.topic.len()) + p.payload.len();
     if p.qos != QoS::AtMostOnce {
         n += 2;
     }
     if version.is_v5() {
-        n += properties_block_len(&p.properties);
+        n += vbi_len(props_len) + props_len;
     }
     n
 }
 
-/// Write the body of `p`.
-pub(crate) fn write(
+/// The body length of `p`.
+pub(crate) fn body_len(p: &Publish, version: ProtocolVersion) -> usize {
+    let props_len = if version.is_v5() {
+        properties_len(&p.properties)
+    } else {
+        0
+    };
+    body_len_with(p, version, props_len)
+}
+
+/// Write the whole packet (fixed header included), sizing the properties once: PUBLISH is
+/// the packet a broker encodes most.
+pub(crate) fn encode(
     p: &Publish,
     version: ProtocolVersion,
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    let props_len = if version.is_v5() {
+        properties_len(&p.properties)
+    } else {
+        0
+    };
+    let body = body_len_with(p, version, props_len);
+    if body > MAX_REMAINING_LENGTH {
+        return Err(EncodeError::TooLarge(body));
+    }
+    dst.reserve(1 + vbi_len(body) + body);
+    dst.put_u8(((PacketType::Publish as u8) << 4) | flags(p));
+    put_vbi(dst, body);
     put_str(dst, &p.topic)?;
     if p.qos != QoS::AtMostOnce {
         dst.put_u16(p.packet_id);
     }
     if version.is_v5() {
-        put_properties(dst, &p.properties)?;
+        put_properties_with_len(dst, &p.properties, props_len)?;
     }
     dst.put_slice(&p.payload);
     Ok(())
