@@ -6,3 +6,5 @@
 
 pub mod client;
 pub mod codec;
+pub mod protocol;
+pub mod topic;
