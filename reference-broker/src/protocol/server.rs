@@ -423,6 +423,24 @@ impl ServerConnection {
         self.close_kind = Some(CloseKind::Rejected);
     }
 
+    /// Refuse a CONNECT the decoder could not read because of its protocol level: send a
+    /// CONNACK in the format of `version` with `code`, then close.
+    pub fn reject_version(&mut self, version: ProtocolVersion, code: ReasonCode) {
+        self.version = version;
+        self.transmits.push_back(Packet::ConnAck(ConnAck {
+            session_present: false,
+            code,
+            properties: Default::default(),
+        }));
+        self.state = State::Closed;
+        self.close_kind = Some(CloseKind::Rejected);
+    }
+
+    /// Replace the client identifier (one the server chose for an empty 3.1.1 client id).
+    pub fn set_client_id(&mut self, client_id: Arc<str>) {
+        self.client_id = client_id;
+    }
+
     /// Continue an enhanced authentication (MQTT 5): send AUTH 0x18 with `data`.
     pub fn auth_continue(&mut self, data: Option<bytes::Bytes>) {
         let mut auth = Auth {
