@@ -3,6 +3,9 @@
 
 mod connection;
 mod trace;
+mod transport;
+mod url;
 
 pub use connection::{ClientError, Connection, Received, TransportOptions};
-pub use trace::{Direction, Trace, TraceEntry, TraceEvent};
+pub use trace::{hex, payload, Direction, PacketDisplay, Trace, TraceEntry, TraceEvent};
+pub use url::{parse_url, BrokerUrl, Scheme};
