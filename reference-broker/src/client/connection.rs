@@ -401,6 +401,11 @@ impl Connection {
         std::mem::take(&mut self.trace)
     }
 
+    /// When the connection was opened (the trace's zero).
+    pub fn started_at(&self) -> Instant {
+        self.started
+    }
+
     /// Time since the connection was opened (the trace's clock).
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
