@@ -1,6 +1,6 @@
 //! The packet-level client connection against a scripted in-test peer that speaks raw bytes,
 //! so these tests depend on neither the broker nor a real network.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 use std::time::Duration;
 

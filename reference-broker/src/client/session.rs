@@ -2,6 +2,9 @@
 //! [`Connection`]. It only does I/O when a method is awaited (no background task), so a test
 //! decides exactly when the client reads, writes and sends PINGREQ.
 
+// `run_until`'s pickers hand back declined events by value: moving them is the point.
+#![allow(clippy::result_large_err)]
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -41,8 +44,13 @@ impl Client {
     /// a successful CONNACK. A refusal is [`ClientError::Refused`] with its reason code.
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, ClientError> {
         let url = parse_url(url)?;
-        Self::connect_with(&url, &TransportOptions::default(), options, Controls::default())
-            .await
+        Self::connect_with(
+            &url,
+            &TransportOptions::default(),
+            options,
+            Controls::default(),
+        )
+        .await
     }
 
     /// [`Client::connect`] with transport options and control switches.
@@ -269,10 +277,7 @@ impl Client {
     /// Keep the connection serviced (acks, PINGREQ) for `duration`; events are kept for
     /// later calls. A close by the broker is an error.
     pub async fn idle(&mut self, duration: Duration) -> Result<(), ClientError> {
-        match self
-            .run_until("nothing", duration, |e| Err::<(), Event>(e))
-            .await
-        {
+        match self.run_until("nothing", duration, Err::<(), Event>).await {
             Err(ClientError::Timeout(..)) => Ok(()),
             other => other,
         }
@@ -438,16 +443,16 @@ impl Client {
         if let Some(p) = &self.last_received {
             text.push_str(&format!(" (last received: {p})"));
         }
-        if let Some(d) = self
-            .conn
-            .trace()
-            .entries
-            .iter()
-            .rev()
-            .find_map(|e| match (&e.event, e.direction) {
-                (TraceEvent::Packet(Packet::Disconnect(d)), Direction::Received) => Some(d),
-                _ => None,
-            })
+        if let Some(d) =
+            self.conn
+                .trace()
+                .entries
+                .iter()
+                .rev()
+                .find_map(|e| match (&e.event, e.direction) {
+                    (TraceEvent::Packet(Packet::Disconnect(d)), Direction::Received) => Some(d),
+                    _ => None,
+                })
         {
             text.push_str(&format!(" with DISCONNECT reason {}", d.reason));
         }

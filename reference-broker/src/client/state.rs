@@ -574,7 +574,8 @@ impl ClientState {
 
     /// A packet from the broker.
     pub fn handle_packet(&mut self, now: Instant, packet: Packet) -> Result<(), StateError> {
-        if self.phase == Phase::Connecting && !matches!(packet, Packet::ConnAck(_) | Packet::Auth(_))
+        if self.phase == Phase::Connecting
+            && !matches!(packet, Packet::ConnAck(_) | Packet::Auth(_))
         {
             return Err(protocol(format!(
                 "{:?} before CONNACK",
@@ -683,11 +684,7 @@ impl ClientState {
     /// [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL, in their
     /// original order and with their original packet ids.
     fn resend_session(&mut self, now: Instant) {
-        let mut order: Vec<(u64, u16)> = self
-            .outgoing
-            .iter()
-            .map(|(id, o)| (o.seq, *id))
-            .collect();
+        let mut order: Vec<(u64, u16)> = self.outgoing.iter().map(|(id, o)| (o.seq, *id)).collect();
         order.sort_unstable();
         for (_, id) in order {
             let Some(o) = self.outgoing.get_mut(&id) else {
@@ -943,7 +940,9 @@ impl ClientState {
                 return Ok(id);
             }
         }
-        Err(StateError::Usage("all 65535 packet identifiers in use".into()))
+        Err(StateError::Usage(
+            "all 65535 packet identifiers in use".into(),
+        ))
     }
 
     fn check_size(&self, packet: &Packet) -> Result<(), StateError> {
