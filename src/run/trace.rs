@@ -3,9 +3,56 @@
 use reference_broker::client::{Direction, Trace, TraceEvent};
 use reference_broker::codec::Packet;
 
+/// The Debug form of a packet without its unset fields (`x: None`, `y: []`, empty properties).
+pub fn compact(debug: &str) -> String {
+    let mut out = debug.to_string();
+    loop {
+        let before = out.len();
+        for empty in ["None", "[]", "Properties {  }", "Properties { }"] {
+            // `, name: None` and `name: None, ` (first field) both go.
+            while let Some(i) = find_field(&out, empty) {
+                out.replace_range(i.0..i.1, "");
+            }
+        }
+        if out.len() == before {
+            return out.replace("{  }", "{}").replace("{ }", "{}");
+        }
+    }
+}
+
+/// The byte range of one `name: <empty>` field with its separator.
+fn find_field(s: &str, empty: &str) -> Option<(usize, usize)> {
+    let needle = format!(": {empty}");
+    let mut from = 0;
+    while let Some(rel) = s[from..].find(&needle) {
+        let colon = from + rel;
+        let end = colon + needle.len();
+        let after = &s[end..];
+        if !(after.starts_with(',') || after.starts_with(" }")) {
+            from = end;
+            continue;
+        }
+        let start = s[..colon]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        if start == colon {
+            from = end;
+            continue;
+        }
+        return Some(if after.starts_with(", ") {
+            (start, end + 2)
+        } else if s[..start].ends_with(", ") {
+            (start - 2, end)
+        } else {
+            (start, end)
+        });
+    }
+    None
+}
+
 /// A packet as shown in reports: CONNECT passwords (and user names) are replaced.
 pub fn redacted(packet: &Packet) -> String {
-    match packet {
+    compact(&match packet {
         Packet::Connect(c) => {
             let mut c = c.clone();
             if c.username.is_some() {
@@ -20,7 +67,7 @@ pub fn redacted(packet: &Packet) -> String {
             format!("{:?}", Packet::Connect(c))
         }
         other => format!("{other:?}"),
-    }
+    })
 }
 
 /// One line per trace entry: `+0.012s -> CONNECT {...}`.
@@ -71,6 +118,19 @@ pub fn redact_url(url: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_drops_unset_fields() {
+        assert_eq!(
+            compact("ConnAck { session_present: false, code: 0x00 (Success), properties: Properties { a: None, b: Some(20), c: [] } }"),
+            "ConnAck { session_present: false, code: 0x00 (Success), properties: Properties { b: Some(20) } }"
+        );
+        assert_eq!(
+            compact("P { properties: Properties { a: None, c: [] }, x: 1 }"),
+            "P { x: 1 }"
+        );
+        assert_eq!(compact("P { will: None }"), "P {}");
+    }
 
     #[test]
     fn urls_lose_their_credentials() {
