@@ -57,7 +57,7 @@ struct RunArgs {
     /// A broker in a container (not yet supported).
     #[arg(long)]
     container: Option<String>,
-    /// Cases run at once (default: number of cores).
+    /// Cases run at once (default: 8 per core; cases mostly wait on the network).
     #[arg(long)]
     jobs: Option<usize>,
     /// Only cases whose name contains this.
@@ -208,7 +208,7 @@ async fn run_suites(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = run::plan(&suites, &selection, Some(&caps), &target.name);
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        .unwrap_or_else(|| 8 * std::thread::available_parallelism().map_or(2, |n| n.get()));
     let cfg = RunConfig {
         jobs,
         case_timeout: args.timeout,
