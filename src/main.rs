@@ -383,8 +383,20 @@ fn validate(root: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 })
         } else {
             scenario::load_file(f)
-                .map(|c| format!("{} case(s)", c.len()))
                 .map_err(|e| e.to_string())
+                .and_then(|cases| {
+                    let text = std::fs::read_to_string(f).unwrap_or_default();
+                    let violations = validator.check(&text, f);
+                    if violations.is_empty() {
+                        Ok(format!("{} case(s)", cases.len()))
+                    } else {
+                        Err(violations
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n"))
+                    }
+                })
         };
         match result {
             Ok(what) => println!("ok {}: {what}", f.display()),

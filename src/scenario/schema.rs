@@ -65,7 +65,16 @@ pub struct SchemaValidator {
 impl SchemaValidator {
     /// A validator for `schema` (e.g. `suites/schema.json`, or [`json_schema`]).
     pub fn new(schema: &Value) -> Result<SchemaValidator, String> {
-        jsonschema::validator_for(schema)
+        // Validate each case against the Scenario definition (a list is split here), so that
+        // errors point into the case instead of at a top-level anyOf.
+        let mut one = schema.clone();
+        if let Some(o) = one.as_object_mut() {
+            if o.get("$defs").is_some_and(|d| d.get("Scenario").is_some()) {
+                o.remove("anyOf");
+                o.insert("$ref".into(), json!("#/$defs/Scenario"));
+            }
+        }
+        jsonschema::validator_for(&one)
             .map(|validator| SchemaValidator { validator })
             .map_err(|e| e.to_string())
     }
@@ -78,13 +87,23 @@ impl SchemaValidator {
         };
         let mut out = Vec::new();
         for (i, doc) in docs.iter().enumerate() {
-            for e in self.validator.iter_errors(doc) {
-                out.push(SchemaViolation {
-                    file: file.display().to_string(),
-                    document: i + 1,
-                    pointer: e.instance_path().to_string(),
-                    message: e.to_string(),
-                });
+            let cases: Vec<(String, &Value)> = match doc {
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(n, c)| (format!("/{n}"), c))
+                    .collect(),
+                other => vec![(String::new(), other)],
+            };
+            for (prefix, case) in cases {
+                for e in self.validator.iter_errors(case) {
+                    out.push(SchemaViolation {
+                        file: file.display().to_string(),
+                        document: i + 1,
+                        pointer: format!("{prefix}{}", e.instance_path()),
+                        message: e.to_string(),
+                    });
+                }
             }
         }
         out
