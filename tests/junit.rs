@@ -34,7 +34,7 @@ fn junit_report_is_valid_and_complete() {
     assert!(xml.contains(r#"classname="pubsub""#));
     assert!(xml.contains(r#"classname="tls""#));
     assert!(xml.contains("<failure type=\"fail\""), "{xml}");
-    let failure = xml.split("<failure type=\"fail\"").nth(1).unwrap();
+    let failure = xml.split("name=\"fail-wrong-payload [5]\"").nth(1).unwrap();
     let failure = failure.split("</failure>").next().unwrap();
     assert!(
         failure.contains("message=\"step 4 (expect): Publish differs"),
