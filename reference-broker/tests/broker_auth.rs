@@ -177,6 +177,7 @@ async fn enhanced_authentication_challenge() {
                     a.properties.authentication_method.as_deref(),
                     Some(CHALLENGE_METHOD)
                 );
+                reauthenticate(&mut c, secret).await;
             }
             Packet::ConnAck(a) => assert_eq!(a.code, ReasonCode::NOT_AUTHORIZED),
             other => panic!("expected CONNACK, got {other:?}"),
@@ -190,4 +191,28 @@ async fn enhanced_authentication_challenge() {
         ReasonCode::BAD_AUTHENTICATION_METHOD
     );
     broker.shutdown().await;
+}
+
+/// [MQTT-4.12.1-1] re-authentication after CONNACK: AUTH 0x19, challenge, answer, AUTH 0x00.
+async fn reauthenticate(c: &mut Client, secret: &str) {
+    let mut start = Auth {
+        reason: ReasonCode::RE_AUTHENTICATE,
+        properties: Properties::default(),
+    };
+    start.properties.authentication_method = Some(CHALLENGE_METHOD.into());
+    c.send(Packet::Auth(start)).await;
+    let nonce = match c.recv().await {
+        Packet::Auth(a) if a.reason == ReasonCode::CONTINUE_AUTHENTICATION => {
+            a.properties.authentication_data.unwrap()
+        }
+        other => panic!("expected AUTH 0x18, got {other:?}"),
+    };
+    let mut reply = Auth {
+        reason: ReasonCode::CONTINUE_AUTHENTICATION,
+        properties: Properties::default(),
+    };
+    reply.properties.authentication_method = Some(CHALLENGE_METHOD.into());
+    reply.properties.authentication_data = Some(Bytes::from(challenge_response(&nonce, secret)));
+    c.send(Packet::Auth(reply)).await;
+    assert!(matches!(c.recv().await, Packet::Auth(a) if a.reason == ReasonCode::SUCCESS));
 }

@@ -457,3 +457,80 @@ async fn takeover_disconnects_old_connection() {
     assert!(old.expect_closed().await.is_empty());
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn offline_queue_is_bounded() {
+    let broker = start_with(|c| c.limits.max_queued_messages = 3).await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut s, _) = Client::connect(addr, V4, "q", false).await;
+    s.subscribe("bq", QoS::AtLeastOnce).await;
+    s.disconnect().await;
+    let (mut p, _) = Client::connect(addr, V4, "p", true).await;
+    for i in 0..5u16 {
+        p.publish(publish_packet("bq", b"m", QoS::AtLeastOnce, i + 1))
+            .await;
+    }
+    let (mut s, ack) = Client::connect(addr, V4, "q", false).await;
+    assert!(ack.session_present);
+    for _ in 0..3 {
+        let m = s.recv_publish().await;
+        s.ack(&m).await;
+    }
+    s.expect_nothing().await;
+    assert_eq!(broker.stats().dropped_offline, 2);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_limit_enforced() {
+    let broker = start_with(|c| c.limits.max_connections = 2).await;
+    let addr = broker.tcp_addr().unwrap();
+    let (_a, _) = Client::connect(addr, V4, "a", true).await;
+    let (_b, _) = Client::connect(addr, V5, "b", true).await;
+    let mut c = Client::open(addr, V5).await;
+    c.send(Packet::Connect(connect_packet(V5, "c", true))).await;
+    let got = c.expect_closed().await;
+    assert!(
+        matches!(got.as_slice(), [Packet::ConnAck(a)] if a.code == ReasonCode::SERVER_BUSY),
+        "{got:?}"
+    );
+    let mut c = Client::open(addr, V4).await;
+    c.send(Packet::Connect(connect_packet(V4, "d", true))).await;
+    let got = c.expect_closed().await;
+    assert!(
+        matches!(got.as_slice(), [Packet::ConnAck(a)] if a.code == reason::v3::SERVER_UNAVAILABLE),
+        "{got:?}"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt_3_1_clients_are_served() {
+    let broker = start().await;
+    let addr = broker.tcp_addr().unwrap();
+    let v3 = ProtocolVersion::V3_1;
+    let (mut s, _) = Client::connect(addr, v3, "old-s", true).await;
+    s.subscribe("v31/#", QoS::AtLeastOnce).await;
+    let (mut p, _) = Client::connect(addr, V5, "new-p", true).await;
+    p.publish(publish_packet("v31/x", b"hi", QoS::AtLeastOnce, 1))
+        .await;
+    let got = s.recv_publish().await;
+    assert_eq!(&got.payload[..], b"hi");
+    s.ack(&got).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn session_expires_after_its_interval() {
+    let broker = start().await;
+    let addr = broker.tcp_addr().unwrap();
+    let mut c = connect_packet(V5, "short", false);
+    c.properties.session_expiry_interval = Some(1);
+    let (s, _) = Client::connect_with(addr, c.clone()).await;
+    s.disconnect().await;
+    // Let the one-second session expiry pass: time passing is what is under test here.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_s, ack) = Client::connect_with(addr, c).await;
+    assert!(!ack.session_present, "the session expired");
+    broker.shutdown().await;
+}

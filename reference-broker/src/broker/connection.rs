@@ -35,6 +35,7 @@ struct Ctx {
     clean_start: bool,
     attached: bool,
     challenge: Option<Bytes>,
+    authenticated_by_challenge: bool,
     pending_connect: Option<Box<Connect>>,
     tx: Option<mpsc::Sender<Delivery>>,
     kick: Option<oneshot::Sender<ReasonCode>>,
@@ -66,6 +67,7 @@ pub(crate) async fn serve<S>(
         clean_start: true,
         attached: false,
         challenge: None,
+        authenticated_by_challenge: false,
         pending_connect: None,
         tx: Some(tx),
         kick: Some(kick_tx),
@@ -181,7 +183,11 @@ fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: De
         return;
     }
     // [MQTT-4.13.1-1] (5): DISCONNECT with the reason code, then close.
-    conn.close(e.reason_code(), CloseKind::ProtocolError);
+    conn.close_with_text(
+        e.reason_code(),
+        CloseKind::ProtocolError,
+        Some(e.to_string()),
+    );
 }
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
@@ -283,36 +289,45 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
 }
 
 async fn on_auth(ctx: &mut Ctx, conn: &mut ServerConnection, a: crate::codec::Auth) {
-    let Some(secret) = ctx
+    let secret = ctx
         .shared
         .config
         .challenge_auth
         .as_ref()
-        .map(|c| c.secret.clone())
-    else {
+        .map(|c| c.secret.clone());
+    let method_ok = a.properties.authentication_method.as_deref() == Some(CHALLENGE_METHOD);
+    let (Some(secret), true) = (secret, method_ok) else {
+        // [MQTT-4.12.1-1] AUTH must use the method of CONNECT; none was agreed.
         conn.protocol_error();
         return;
     };
+    if a.reason == ReasonCode::RE_AUTHENTICATE && ctx.attached && ctx.authenticated_by_challenge {
+        // [MQTT-4.12.1-1] re-authentication after CONNACK: a fresh challenge.
+        let nonce = Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id));
+        ctx.challenge = Some(nonce.clone());
+        conn.auth_continue(Some(nonce));
+        return;
+    }
     let Some(nonce) = ctx.challenge.take() else {
         conn.protocol_error();
         return;
     };
     let expected = auth::challenge_response(&nonce, &secret);
     let ok = a.reason == ReasonCode::CONTINUE_AUTHENTICATION
-        && a.properties.authentication_method.as_deref() == Some(CHALLENGE_METHOD)
         && a.properties.authentication_data.as_deref() == Some(expected.as_bytes());
     match ctx.pending_connect.take() {
-        Some(c) => {
-            if ok {
-                finish_connect(ctx, conn, c, Some(CHALLENGE_METHOD.to_string())).await;
-            } else {
-                conn.reject(ReasonCode::NOT_AUTHORIZED);
-            }
+        Some(c) if ok => {
+            ctx.authenticated_by_challenge = true;
+            finish_connect(ctx, conn, c, Some(CHALLENGE_METHOD.to_string())).await;
         }
-        None => {
-            // Re-authentication after CONNACK is not offered.
-            conn.protocol_error();
+        Some(_) => conn.reject(ReasonCode::NOT_AUTHORIZED),
+        None if ok => {
+            let mut done = crate::codec::Auth::default();
+            done.properties.authentication_method = Some(CHALLENGE_METHOD.into());
+            conn.send(Packet::Auth(done));
         }
+        // [MQTT-4.12.1-2] failed re-authentication: DISCONNECT and close.
+        None => conn.close(ReasonCode::NOT_AUTHORIZED, CloseKind::ProtocolError),
     }
 }
 
