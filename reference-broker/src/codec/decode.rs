@@ -1,13 +1,18 @@
 //! Streaming decoder: a byte buffer in, whole packets out.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
-use super::{DecodeError, Packet, ProtocolVersion};
+use super::primitives::{parse_vbi, Reader};
+use super::{
+    connack, connect, publish, pubresp, reason_body, suback, subscribe, unsuback, unsubscribe,
+};
+use super::{Auth, DecodeError, Disconnect, Packet, PacketType, ProtocolVersion};
 
 /// Decodes packets from a growing buffer.
 ///
 /// Until a CONNECT has been decoded (or [`Decoder::set_version`] called) the version is
-/// unknown and the decoder only accepts CONNECT (server side) or applies 3.1.1 rules.
+/// unknown: a CONNECT is decoded with its own version (which then becomes the decoder's),
+/// any other packet with 3.1.1 rules.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     version: Option<ProtocolVersion>,
@@ -47,12 +52,124 @@ impl Decoder {
         self.max_packet_size = max_packet_size;
     }
 
+    /// The maximum packet size in force.
+    pub fn max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+
     /// Decode the next packet from the front of `buf`, consuming exactly its bytes.
     ///
-    /// Returns `Ok(None)` when `buf` holds only part of a packet; the caller reads more and
-    /// calls again. A decoded CONNECT fixes the version for the rest of the stream.
+    /// Returns `Ok(None)` when `buf` holds only part of a packet (nothing is consumed); the
+    /// caller reads more and calls again. A decoded CONNECT fixes the version if it was not
+    /// known yet. After an error the stream is unusable: close the connection.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
-        let _ = buf;
-        todo!("codec implementation in progress")
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        let version = self.version.unwrap_or(ProtocolVersion::V3_1_1);
+        let packet_type = check_fixed_header(first, version)?;
+        let (remaining, len_bytes) = match parse_vbi(&buf[1..]) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(None),
+            // [MQTT-1.5.5-1] (5) / 3.1.1 section 2.2.3: at most four bytes, minimal.
+            Err(_) => return Err(DecodeError::MalformedRemainingLength),
+        };
+        let header_len = 1 + len_bytes;
+        let size = header_len + remaining as usize;
+        // Refuse before buffering the body (MQTT 5 section 3.1.2.11.4: a packet over the
+        // Maximum Packet Size is answered with 0x95).
+        if size > self.max_packet_size {
+            return Err(DecodeError::PacketTooLarge {
+                size,
+                max: self.max_packet_size,
+            });
+        }
+        if buf.len() < size {
+            return Ok(None);
+        }
+        buf.advance(header_len);
+        let body = buf.split_to(remaining as usize).freeze();
+        let flags = first & 0x0F;
+        let mut r = Reader::new(body);
+        let packet = match packet_type {
+            PacketType::Connect => {
+                let c = connect::decode(&mut r)?;
+                if self.version.is_none() {
+                    self.version = Some(c.protocol);
+                }
+                Packet::Connect(c)
+            }
+            PacketType::ConnAck => Packet::ConnAck(connack::decode(&mut r, version)?),
+            PacketType::Publish => Packet::Publish(publish::decode(flags, r.rest(), version)?),
+            PacketType::PubAck => Packet::PubAck(pubresp::decode(&mut r, packet_type, version)?),
+            PacketType::PubRec => Packet::PubRec(pubresp::decode(&mut r, packet_type, version)?),
+            PacketType::PubRel => Packet::PubRel(pubresp::decode(&mut r, packet_type, version)?),
+            PacketType::PubComp => Packet::PubComp(pubresp::decode(&mut r, packet_type, version)?),
+            PacketType::Subscribe => Packet::Subscribe(subscribe::decode(&mut r, version)?),
+            PacketType::SubAck => Packet::SubAck(suback::decode(&mut r, version)?),
+            PacketType::Unsubscribe => Packet::Unsubscribe(unsubscribe::decode(&mut r, version)?),
+            PacketType::UnsubAck => Packet::UnsubAck(unsuback::decode(&mut r, version)?),
+            PacketType::PingReq => {
+                r.finish()?;
+                Packet::PingReq
+            }
+            PacketType::PingResp => {
+                r.finish()?;
+                Packet::PingResp
+            }
+            PacketType::Disconnect => {
+                let (reason, properties) =
+                    reason_body::decode_reason_body(&mut r, packet_type, version)?;
+                Packet::Disconnect(Disconnect { reason, properties })
+            }
+            PacketType::Auth => {
+                let (reason, properties) =
+                    reason_body::decode_reason_body(&mut r, packet_type, version)?;
+                Packet::Auth(Auth { reason, properties })
+            }
+        };
+        Ok(Some(packet))
     }
+}
+
+/// Check the first byte of a fixed header: packet type and reserved flags.
+fn check_fixed_header(first: u8, version: ProtocolVersion) -> Result<PacketType, DecodeError> {
+    let packet_type = match first >> 4 {
+        1 => PacketType::Connect,
+        2 => PacketType::ConnAck,
+        3 => PacketType::Publish,
+        4 => PacketType::PubAck,
+        5 => PacketType::PubRec,
+        6 => PacketType::PubRel,
+        7 => PacketType::PubComp,
+        8 => PacketType::Subscribe,
+        9 => PacketType::SubAck,
+        10 => PacketType::Unsubscribe,
+        11 => PacketType::UnsubAck,
+        12 => PacketType::PingReq,
+        13 => PacketType::PingResp,
+        14 => PacketType::Disconnect,
+        // AUTH exists only in MQTT 5.
+        15 if version.is_v5() => PacketType::Auth,
+        other => return Err(DecodeError::InvalidPacketType(other)),
+    };
+    let flags = first & 0x0F;
+    let ok = match packet_type {
+        PacketType::Publish => {
+            publish::check_flags(flags)?;
+            true
+        }
+        // [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1]: 0b0010. MQTT 3.1 sent these at
+        // "QoS 1" and could set DUP on a resend, so 0b1010 is accepted there.
+        PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => {
+            flags == 0b0010 || (version == ProtocolVersion::V3_1 && flags == 0b1010)
+        }
+        // [MQTT-2.2.2-1] (3.1.1) / [MQTT-2.1.3-1] (5); DISCONNECT [MQTT-3.14.1-1], AUTH
+        // [MQTT-3.15.1-1].
+        _ => flags == 0,
+    };
+    if !ok {
+        return Err(DecodeError::InvalidFlags { packet_type, flags });
+    }
+    Ok(packet_type)
 }

@@ -1,6 +1,7 @@
 //! Decode errors: one variant per malformed-packet or protocol-error rule of the wire format.
 
 use super::{PacketType, ProtocolVersion, ReasonCode};
+use crate::topic::{validate_topic_filter, validate_topic_filter_v5, TopicError};
 
 /// Why a byte stream is not a valid MQTT packet. Each variant maps to the MQTT 5 reason code a
 /// receiver must send in DISCONNECT (or CONNACK) and to the normative statement it enforces;
@@ -108,6 +109,15 @@ pub enum DecodeError {
         /// The code received.
         code: u8,
     },
+    /// Reserved bits 7-1 of the CONNACK acknowledge flags are set.
+    #[error("reserved CONNACK flag bits are set: 0x{0:02X}")]
+    ConnAckReservedFlags(u8),
+    /// QoS 3 as the maximum QoS of a subscription.
+    #[error("invalid subscription QoS 3")]
+    InvalidSubscriptionQoS,
+    /// No Local set on a shared subscription (MQTT 5).
+    #[error("No Local set on a shared subscription")]
+    NoLocalOnSharedSubscription,
     /// The first packet is not CONNECT, or a CONNECT arrives before the version is known
     /// in a way the decoder cannot handle.
     #[error("protocol error: {0}")]
@@ -115,66 +125,132 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// The MQTT 5 reason code a receiver sends before closing for this error.
+    /// The MQTT 5 reason code a receiver sends before closing for this error (in DISCONNECT,
+    /// or in CONNACK while connecting). This is the only place errors map to reason codes.
+    ///
+    /// Malformed Packet (0x81) unless the specification calls the case a Protocol Error
+    /// (0x82) or names a dedicated code: 0x84 for the protocol name/level, 0x95 for size,
+    /// 0x90 for an invalid topic name and 0x8F for an invalid topic filter.
     pub fn reason_code(&self) -> ReasonCode {
         match self {
             DecodeError::PacketTooLarge { .. } => ReasonCode::PACKET_TOO_LARGE,
             DecodeError::UnsupportedProtocolVersion(_) | DecodeError::InvalidProtocolName(_) => {
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
             }
-            DecodeError::WildcardInTopicName(_) | DecodeError::EmptyTopicName => {
-                ReasonCode::TOPIC_NAME_INVALID
-            }
+            DecodeError::WildcardInTopicName(_) => ReasonCode::TOPIC_NAME_INVALID,
             DecodeError::InvalidTopicFilter(_) => ReasonCode::TOPIC_FILTER_INVALID,
-            DecodeError::DuplicateProperty(_)
+            // MQTT 5 section 3.3.2.1: a zero-length topic name without a Topic Alias is a
+            // Protocol Error; section 2.2.2.2: a property included twice; 3.8.3.1: Retain
+            // Handling 3, subscription QoS 3; [MQTT-3.8.3-4] No Local on a shared
+            // subscription; 3.8.3 / 3.10.3: SUBSCRIBE / UNSUBSCRIBE without payload; value
+            // ranges of Receive Maximum, Maximum Packet Size, the 0/1 byte properties and
+            // Subscription Identifier 0.
+            DecodeError::EmptyTopicName
+            | DecodeError::DuplicateProperty(_)
             | DecodeError::InvalidPropertyValue(_)
+            | DecodeError::InvalidRetainHandling
+            | DecodeError::InvalidSubscriptionQoS
+            | DecodeError::NoLocalOnSharedSubscription
             | DecodeError::Protocol(_)
             | DecodeError::ZeroPacketIdentifier
             | DecodeError::NoTopicFilters(_) => ReasonCode::PROTOCOL_ERROR,
-            _ => ReasonCode::MALFORMED_PACKET,
+            DecodeError::InvalidPacketType(_)
+            | DecodeError::InvalidFlags { .. }
+            | DecodeError::MalformedRemainingLength
+            | DecodeError::MalformedVariableByteInteger
+            | DecodeError::LengthMismatch(_)
+            | DecodeError::InvalidUtf8
+            | DecodeError::NullCharacter
+            | DecodeError::ConnectReservedFlag
+            | DecodeError::InvalidWillFlags
+            | DecodeError::PasswordWithoutUsername
+            | DecodeError::InvalidQoS
+            | DecodeError::DupOnQoS0
+            | DecodeError::SubscriptionOptionsReserved
+            | DecodeError::UnknownProperty(_)
+            | DecodeError::PropertyNotAllowed { .. }
+            | DecodeError::InvalidReasonCode { .. }
+            | DecodeError::ConnAckReservedFlags(_) => ReasonCode::MALFORMED_PACKET,
         }
     }
 
-    /// The normative statement this error enforces, in the numbering of `version`.
+    /// The normative statement this error enforces, in the numbering of `version`
+    /// (`None` where that version's statement list names none).
     pub fn statement(&self, version: ProtocolVersion) -> Option<&'static str> {
         let v5 = version.is_v5();
-        Some(match self {
-            DecodeError::InvalidFlags { .. } => {
+        let pick = |v3: &'static str, v5_id: &'static str| Some(if v5 { v5_id } else { v3 });
+        match self {
+            DecodeError::InvalidFlags { packet_type, .. } => match packet_type {
+                PacketType::PubRel => Some("MQTT-3.6.1-1"),
+                PacketType::Subscribe => Some("MQTT-3.8.1-1"),
+                PacketType::Unsubscribe => Some("MQTT-3.10.1-1"),
+                PacketType::Disconnect => Some("MQTT-3.14.1-1"),
+                PacketType::Auth => Some("MQTT-3.15.1-1"),
+                PacketType::Publish => Some("MQTT-3.3.1-4"),
+                _ => pick("MQTT-2.2.2-2", "MQTT-2.1.3-1"),
+            },
+            DecodeError::InvalidUtf8 => pick("MQTT-1.5.3-1", "MQTT-1.5.4-1"),
+            DecodeError::NullCharacter => pick("MQTT-1.5.3-2", "MQTT-1.5.4-2"),
+            DecodeError::MalformedVariableByteInteger | DecodeError::MalformedRemainingLength => {
                 if v5 {
-                    "MQTT-2.1.3-1"
+                    Some("MQTT-1.5.5-1")
                 } else {
-                    "MQTT-2.2.2-2"
+                    None
                 }
             }
-            DecodeError::InvalidUtf8 => {
-                if v5 {
-                    "MQTT-1.5.4-1"
+            DecodeError::InvalidProtocolName(_) => Some("MQTT-3.1.2-1"),
+            DecodeError::UnsupportedProtocolVersion(_) => Some("MQTT-3.1.2-2"),
+            DecodeError::ConnectReservedFlag => Some("MQTT-3.1.2-3"),
+            DecodeError::InvalidWillFlags => Some("MQTT-3.1.2-11"),
+            DecodeError::PasswordWithoutUsername if !v5 => Some("MQTT-3.1.2-22"),
+            DecodeError::ConnAckReservedFlags(_) if v5 => Some("MQTT-3.2.2-1"),
+            DecodeError::DupOnQoS0 => Some("MQTT-3.3.1-2"),
+            DecodeError::InvalidQoS => Some("MQTT-3.3.1-4"),
+            DecodeError::WildcardInTopicName(_) => Some("MQTT-3.3.2-2"),
+            DecodeError::EmptyTopicName => Some("MQTT-4.7.3-1"),
+            DecodeError::InvalidTopicFilter(filter) => {
+                let checked = if v5 {
+                    validate_topic_filter_v5(filter)
                 } else {
-                    "MQTT-1.5.3-1"
+                    validate_topic_filter(filter)
+                };
+                match checked {
+                    Err(TopicError::Empty) => Some("MQTT-4.7.3-1"),
+                    Err(TopicError::MisplacedMultiLevelWildcard) => {
+                        pick("MQTT-4.7.1-2", "MQTT-4.7.1-1")
+                    }
+                    Err(TopicError::MisplacedSingleLevelWildcard) => {
+                        pick("MQTT-4.7.1-3", "MQTT-4.7.1-2")
+                    }
+                    Err(TopicError::InvalidSharedSubscription) => Some("MQTT-4.8.2-2"),
+                    Err(TopicError::NullCharacter) => Some("MQTT-4.7.3-2"),
+                    _ => None,
                 }
             }
-            DecodeError::NullCharacter => {
-                if v5 {
-                    "MQTT-1.5.4-2"
-                } else {
-                    "MQTT-1.5.3-2"
-                }
-            }
-            DecodeError::MalformedVariableByteInteger => "MQTT-1.5.5-1",
-            DecodeError::InvalidProtocolName(_) => "MQTT-3.1.2-1",
-            DecodeError::UnsupportedProtocolVersion(_) => "MQTT-3.1.2-2",
-            DecodeError::ConnectReservedFlag => "MQTT-3.1.2-3",
-            DecodeError::DupOnQoS0 => {
-                if v5 {
-                    "MQTT-3.3.1-2"
-                } else {
-                    "MQTT-3.3.1-2"
-                }
-            }
-            DecodeError::InvalidQoS => "MQTT-3.3.1-4",
-            DecodeError::WildcardInTopicName(_) => "MQTT-3.3.2-2",
-            DecodeError::ZeroPacketIdentifier => "MQTT-2.3.1-1",
-            _ => return None,
-        })
+            DecodeError::ZeroPacketIdentifier => pick("MQTT-2.3.1-1", "MQTT-2.2.1-3"),
+            DecodeError::NoTopicFilters(t) => match t {
+                PacketType::Subscribe => pick("MQTT-3.8.3-3", "MQTT-3.8.3-2"),
+                PacketType::Unsubscribe => Some("MQTT-3.10.3-2"),
+                PacketType::SubAck => pick("MQTT-3.8.4-5", "MQTT-3.8.4-6"),
+                PacketType::UnsubAck if v5 => Some("MQTT-3.11.3-2"),
+                _ => None,
+            },
+            DecodeError::SubscriptionOptionsReserved => pick("MQTT-3.8.3-4", "MQTT-3.8.3-5"),
+            DecodeError::InvalidSubscriptionQoS if !v5 => Some("MQTT-3.8.3-4"),
+            DecodeError::NoLocalOnSharedSubscription if v5 => Some("MQTT-3.8.3-4"),
+            // The Response Topic must not contain wildcards.
+            DecodeError::InvalidPropertyValue(0x08) if v5 => Some("MQTT-3.3.2-14"),
+            DecodeError::InvalidReasonCode { packet_type, .. } => match (packet_type, v5) {
+                (PacketType::SubAck, _) => Some("MQTT-3.9.3-2"),
+                (PacketType::ConnAck, true) => Some("MQTT-3.2.2-8"),
+                (PacketType::PubAck, true) => Some("MQTT-3.4.2-1"),
+                (PacketType::PubRel, true) => Some("MQTT-3.6.2-1"),
+                (PacketType::UnsubAck, true) => Some("MQTT-3.11.3-2"),
+                (PacketType::Disconnect, true) => Some("MQTT-3.14.2-1"),
+                (PacketType::Auth, true) => Some("MQTT-3.15.2-1"),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }

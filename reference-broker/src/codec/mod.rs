@@ -6,13 +6,25 @@
 //!   the MQTT 5 reason code to send and the normative statement it enforces.
 //! - [`encode`] writes a valid packet; [`raw`] writes deliberately invalid ones for tests.
 
+mod connack;
+mod connect;
 mod decode;
 mod encode;
 mod error;
 pub mod packet;
+mod primitives;
 pub mod properties;
+mod publish;
+mod pubresp;
 pub mod raw;
 pub mod reason;
+mod reason_body;
+mod suback;
+mod subscribe;
+#[cfg(test)]
+mod tests;
+mod unsuback;
+mod unsubscribe;
 
 pub use decode::Decoder;
 pub use encode::{encode, encoded_len, EncodeError};

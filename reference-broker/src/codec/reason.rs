@@ -136,3 +136,56 @@ impl From<u8> for ReasonCode {
         ReasonCode(value)
     }
 }
+
+impl ReasonCode {
+    /// Whether this code may appear in a packet of `packet_type` under `version`
+    /// (MQTT 5 tables 3-1, 3-4, 3-5, 3-6, 3-7, 3-8, 3-9, 3-10, 3-11; MQTT 3.1.1 tables 3.1
+    /// and section 3.9.3). Packet types without a reason code return `false`.
+    pub fn is_valid_for(
+        self,
+        packet_type: super::PacketType,
+        version: super::ProtocolVersion,
+    ) -> bool {
+        use super::PacketType as T;
+        let c = self.0;
+        if !version.is_v5() {
+            return match packet_type {
+                T::ConnAck => c <= 5,
+                // [MQTT-3.9.3-2] (3.1.1)
+                T::SubAck => matches!(c, 0x00 | 0x01 | 0x02 | 0x80),
+                _ => false,
+            };
+        }
+        match packet_type {
+            // [MQTT-3.2.2-8]
+            T::ConnAck => matches!(
+                c,
+                0x00 | 0x80..=0x8A | 0x8C | 0x90 | 0x95 | 0x97 | 0x99..=0x9D | 0x9F
+            ),
+            // [MQTT-3.4.2-1], PUBREC 3.5.2.1
+            T::PubAck | T::PubRec => {
+                matches!(
+                    c,
+                    0x00 | 0x10 | 0x80 | 0x83 | 0x87 | 0x90 | 0x91 | 0x97 | 0x99
+                )
+            }
+            // [MQTT-3.6.2-1], PUBCOMP 3.7.2.1
+            T::PubRel | T::PubComp => matches!(c, 0x00 | 0x92),
+            // [MQTT-3.9.3-2]
+            T::SubAck => matches!(
+                c,
+                0x00 | 0x01 | 0x02 | 0x80 | 0x83 | 0x87 | 0x8F | 0x91 | 0x97 | 0x9E | 0xA1 | 0xA2
+            ),
+            // [MQTT-3.11.3-2]
+            T::UnsubAck => matches!(c, 0x00 | 0x11 | 0x80 | 0x83 | 0x87 | 0x8F | 0x91),
+            // [MQTT-3.14.2-1]
+            T::Disconnect => matches!(
+                c,
+                0x00 | 0x04 | 0x80..=0x83 | 0x87 | 0x89 | 0x8B | 0x8D..=0xA2
+            ),
+            // [MQTT-3.15.2-1]
+            T::Auth => matches!(c, 0x00 | 0x18 | 0x19),
+            _ => false,
+        }
+    }
+}

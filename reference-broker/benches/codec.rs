@@ -1,0 +1,2 @@
+//! Codec benchmarks (placeholder until the criterion bench lands).
+fn main() {}

@@ -1,0 +1,101 @@
+//! PUBLISH (MQTT 3.1.1 section 3.3, MQTT 5 section 3.3): body decode and encode.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::connect::topic_name_error;
+use super::primitives::{properties_block_len, put_properties, put_str, str_len, Reader};
+use super::{DecodeError, EncodeError, PropertyContext, ProtocolVersion, Publish, QoS};
+use crate::topic::validate_topic_name;
+
+/// The fixed-header flags of `p`.
+pub(crate) fn flags(p: &Publish) -> u8 {
+    (u8::from(p.dup) << 3) | (p.qos.as_u8() << 1) | u8::from(p.retain)
+}
+
+/// Check the fixed-header flags of a PUBLISH before its body is read.
+pub(crate) fn check_flags(flags: u8) -> Result<QoS, DecodeError> {
+    // [MQTT-3.3.1-4] both QoS bits set is malformed.
+    let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
+    // [MQTT-3.3.1-2] DUP must be 0 for QoS 0.
+    if qos == QoS::AtMostOnce && flags & 0b1000 != 0 {
+        return Err(DecodeError::DupOnQoS0);
+    }
+    Ok(qos)
+}
+
+/// Decode a PUBLISH body. The payload is a slice of `body`: no copy.
+pub(crate) fn decode(
+    flags: u8,
+    body: Bytes,
+    version: ProtocolVersion,
+) -> Result<Publish, DecodeError> {
+    let qos = check_flags(flags)?;
+    let mut r = Reader::new(body);
+    // [MQTT-3.3.2-1] the topic name is the first field, a UTF-8 Encoded String.
+    let topic = r.string()?;
+    // [MQTT-2.3.1-5] (3.1.1) / [MQTT-2.2.1-2] (5): a packet identifier only for QoS > 0.
+    let packet_id = if qos == QoS::AtMostOnce {
+        0
+    } else {
+        let id = r.u16()?;
+        // [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (5): non-zero.
+        if id == 0 {
+            return Err(DecodeError::ZeroPacketIdentifier);
+        }
+        id
+    };
+    let properties = if version.is_v5() {
+        r.properties(PropertyContext::Publish)?
+    } else {
+        Default::default()
+    };
+    if topic.is_empty() && version.is_v5() {
+        // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length
+        // and there is no Topic Alias."
+        if properties.topic_alias.is_none() {
+            return Err(DecodeError::EmptyTopicName);
+        }
+    } else {
+        // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
+        validate_topic_name(&topic).map_err(|e| topic_name_error(e, &topic))?;
+    }
+    let payload = r.rest();
+    Ok(Publish {
+        dup: flags & 0b1000 != 0,
+        qos,
+        retain: flags & 1 != 0,
+        topic,
+        packet_id,
+        properties,
+        payload,
+    })
+}
+
+/// The body length of `p`.
+pub(crate) fn body_len(p: &Publish, version: ProtocolVersion) -> usize {
+    let mut n = str_len(p.topic.len()) + p.payload.len();
+    if p.qos != QoS::AtMostOnce {
+        n += 2;
+    }
+    if version.is_v5() {
+        n += properties_block_len(&p.properties);
+    }
+    n
+}
+
+/// Write the body of `p`.
+pub(crate) fn write(
+    p: &Publish,
+    version: ProtocolVersion,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    put_str(dst, &p.topic)?;
+    if p.qos != QoS::AtMostOnce {
+        dst.put_u16(p.packet_id);
+    }
+    if version.is_v5() {
+        put_properties(dst, &p.properties)?;
+    }
+    dst.put_slice(&p.payload);
+    Ok(())
+}
