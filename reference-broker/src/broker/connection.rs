@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
@@ -89,34 +90,58 @@ pub(crate) async fn serve<S>(
                 None => std::future::pending().await,
             }
         };
+        // Biased: what the client sent is handled before new deliveries, so a DISCONNECT
+        // already received wins over a message routed meanwhile (which then stays queued in
+        // the session instead of being sent to a departing client). Deliveries still get
+        // their turn after every read.
         tokio::select! {
+            biased;
             read = rd.read_buf(&mut inbuf) => match read {
                 Ok(0) | Err(_) => conn.close_silently(CloseKind::NetworkLost),
-                Ok(_) => read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await,
-            },
-            Some(d) = rx.recv(), if ctx.attached => {
-                let t = now();
-                conn.deliver(t, d);
-                // Batch what is already queued.
-                for _ in 0..64 {
-                    match rx.try_recv() {
-                        Ok(d) => conn.deliver(t, d),
-                        Err(_) => break,
+                Ok(_) => {
+                    read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+                    if ctx.attached && !conn.is_closed() {
+                        deliver_batch(&mut conn, &mut rx);
                     }
                 }
-            }
+            },
             Ok(reason) = &mut kick_rx, if ctx.attached => {
                 debug!(peer = %peer, client = %conn.client_id(), "session taken over");
+                // Packets the client sent before the new connection (an acknowledgement just
+                // before a reconnect) are still handled, so the session handed over is current.
+                while !conn.is_closed() {
+                    match rd.read_buf(&mut inbuf).now_or_never() {
+                        Some(Ok(n)) if n > 0 => {
+                            read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+                        }
+                        _ => break,
+                    }
+                }
                 conn.close(reason, CloseKind::TakenOver);
             }
             () = sleep => conn.handle_timeout(now()),
             _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
+            Some(d) = rx.recv(), if ctx.attached => {
+                conn.deliver(now(), d);
+                deliver_batch(&mut conn, &mut rx);
+            }
         }
     }
     let _ = flush(&mut conn, &mut outbuf, &mut wr).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     finish(&mut ctx, &mut conn, &mut rx);
     drop(done_tx);
+}
+
+/// Hand the state machine the deliveries already waiting in the channel (at most 64).
+fn deliver_batch(conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+    let t = now();
+    for _ in 0..64 {
+        match rx.try_recv() {
+            Ok(d) => conn.deliver(t, d),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Encode and write everything the state machine wants to send. False on a write error.
@@ -163,20 +188,14 @@ async fn read_packets(
 fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: DecodeError) {
     warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
     if decoder.version().is_none() {
-        if let DecodeError::UnsupportedProtocolVersion(level) = e {
-            // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 (3.1.1) / 0x84 (5), then close.
-            let (version, code) = if level >= 5 {
-                (
-                    ProtocolVersion::V5,
-                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-                )
-            } else {
-                (
-                    ProtocolVersion::V3_1_1,
-                    crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
-                )
-            };
-            conn.reject_version(version, code);
+        if let DecodeError::UnsupportedProtocolVersion(_) = e {
+            // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 in the 3.1.1 format, then close.
+            // The level is not 5, so the client is not known to read the MQTT 5 format (whose
+            // 0x84 is optional there); every version reads this one (as Mosquitto does).
+            conn.reject_version(
+                ProtocolVersion::V3_1_1,
+                crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+            );
             return;
         }
         conn.close_silently(CloseKind::ProtocolError);
