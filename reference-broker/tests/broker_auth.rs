@@ -2,10 +2,10 @@
 //! access, ACL with %c / %u, the `challenge` enhanced authentication method.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use reference_broker::broker::auth::{challenge_response, hash_password, CHALLENGE_METHOD};
 use reference_broker::broker::config::{AclRule, ChallengeConfig, UserConfig};
 use reference_broker::broker::Broker;

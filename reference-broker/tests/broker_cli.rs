@@ -2,11 +2,11 @@
 //! MQTT there, and exits cleanly on SIGTERM.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::process::Stdio;
 
-use common::*;
+use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 

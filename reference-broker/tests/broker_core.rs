@@ -2,10 +2,10 @@
 //! retained messages, sessions, keep alive, wills, takeover, bad first packets.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use reference_broker::codec::*;
 
 #[tokio::test]

@@ -5,14 +5,14 @@
 //! Set `FUZZ_SEED` to replay a run; the seed in use is printed.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::*;
+use support::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use reference_broker::codec::*;

@@ -2,14 +2,14 @@
 //! ring and receive one broadcast each; every message must arrive exactly once.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use reference_broker::codec::*;
 use tokio::sync::Barrier;
 

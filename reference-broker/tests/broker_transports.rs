@@ -2,12 +2,12 @@
 //! reference client, plus the TOML configuration path and the CONNECT timeout.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use support::*;
 use reference_broker::broker::{Broker, BrokerConfig, ListenerConfig, ListenerKind};
 use reference_broker::client::{Connection, Received, TransportOptions};
 use reference_broker::codec::*;

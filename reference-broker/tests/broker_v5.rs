@@ -3,12 +3,12 @@
 //! maximum packet size, session expiry, will delay, reason codes on errors.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use support::*;
 use reference_broker::codec::raw::Builder;
 use reference_broker::codec::*;
 
