@@ -5,11 +5,11 @@
 mod support;
 
 use bytes::Bytes;
-use support::*;
 use reference_broker::broker::auth::{challenge_response, hash_password, CHALLENGE_METHOD};
 use reference_broker::broker::config::{AclRule, ChallengeConfig, UserConfig};
 use reference_broker::broker::Broker;
 use reference_broker::codec::*;
+use support::*;
 
 async fn secured() -> Broker {
     start_with(|c| {

@@ -5,8 +5,8 @@
 mod support;
 
 use bytes::Bytes;
-use support::*;
 use reference_broker::codec::*;
+use support::*;
 
 #[tokio::test]
 async fn connack_v311_and_v5_capabilities() {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::*;
 use reference_broker::codec::*;
+use support::*;
 use tokio::sync::Barrier;
 
 const CLIENTS: usize = 1000;

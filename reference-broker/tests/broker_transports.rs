@@ -7,10 +7,10 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use support::*;
 use reference_broker::broker::{Broker, BrokerConfig, ListenerConfig, ListenerKind};
 use reference_broker::client::{Connection, Received, TransportOptions};
 use reference_broker::codec::*;
+use support::*;
 
 struct CertFiles {
     _dir: PathBuf,

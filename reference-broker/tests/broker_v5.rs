@@ -8,9 +8,9 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::*;
 use reference_broker::codec::raw::Builder;
 use reference_broker::codec::*;
+use support::*;
 
 fn sub_with(filter: &str, qos: QoS, f: impl FnOnce(&mut SubscriptionOptions)) -> Subscription {
     let mut options = SubscriptionOptions {
