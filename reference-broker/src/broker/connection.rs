@@ -442,11 +442,9 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<De
         .detach(&client_id, ctx.conn_id, session, expiry, rx);
     debug!(peer = %ctx.peer, client = %client_id, kind = ?conn.close_kind(), "client disconnected");
     if expiry != 0 && expiry != u32::MAX {
-        let shared = Arc::clone(&shared);
         let client_id = client_id.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
-            shared.router().expire(&client_id, generation);
+        shared.after(Duration::from_secs(u64::from(expiry)), move |s| {
+            s.router().expire(&client_id, generation);
         });
     }
     let Some(will) = will else { return };
@@ -456,10 +454,9 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<De
     } else {
         // [MQTT-3.1.3-9] (5) published after the delay unless the session is resumed first.
         let username = ctx.username.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-            if shared.router().will_due(&client_id, generation) {
-                publish_will(&shared, &client_id, username.as_deref(), will);
+        shared.after(Duration::from_secs(u64::from(delay)), move |s| {
+            if s.router().will_due(&client_id, generation) {
+                publish_will(s, &client_id, username.as_deref(), will);
             }
         });
     }

@@ -78,6 +78,7 @@ pub(crate) struct Router {
     retained: RetainedStore,
     shared_rr: usize,
     assigned: u64,
+    online: usize,
     pub stats: RouterStats,
 }
 
@@ -101,13 +102,14 @@ impl Router {
             retained: RetainedStore::default(),
             shared_rr: 0,
             assigned: 0,
+            online: 0,
             stats: RouterStats::default(),
         }
     }
 
     /// Number of clients connected right now.
     pub fn online_count(&self) -> usize {
-        self.clients.values().filter(|c| c.online.is_some()).count()
+        self.online
     }
 
     /// A client identifier not used by any session ([MQTT-3.2.2-16]).
@@ -158,7 +160,9 @@ impl Router {
         }
         let entry = self.clients.entry(client_id).or_default();
         entry.generation += 1;
-        entry.online = Some(online);
+        if entry.online.replace(online).is_none() {
+            self.online += 1;
+        }
         match entry.session.take() {
             // [MQTT-3.1.2-5] (5) / [MQTT-3.2.2-2] (3.1.1): resume, Session Present 1.
             Some(session) => (session, true),
@@ -184,6 +188,7 @@ impl Router {
             return 0;
         }
         entry.online = None;
+        self.online -= 1;
         entry.generation += 1;
         let generation = entry.generation;
         if expiry == 0 {
