@@ -534,3 +534,33 @@ async fn session_expires_after_its_interval() {
     assert!(!ack.session_present, "the session expired");
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_loses_no_qos1_message() {
+    // A tiny channel: the connection task blocks on a full socket while the publisher keeps
+    // going, so deliveries overflow the channel and must be parked, not dropped.
+    let broker = start_with(|c| c.limits.channel_capacity = 4).await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut s, _) = Client::connect(addr, V4, "slow", true).await;
+    s.subscribe("big", QoS::AtLeastOnce).await;
+    let (mut p, _) = Client::connect(addr, V4, "fast", true).await;
+    static BIG: [u8; 64 * 1024] = [7u8; 64 * 1024];
+    const N: u16 = 300;
+    for i in 1..=N {
+        p.publish(publish_packet("big", &BIG, QoS::AtLeastOnce, i))
+            .await;
+    }
+    for _ in 0..N {
+        let m = s.recv_publish().await;
+        assert_eq!(m.payload.len(), BIG.len());
+        s.ack(&m).await;
+    }
+    s.expect_nothing().await;
+    let stats = broker.stats();
+    assert!(
+        stats.parked > 0,
+        "the overflow path was exercised: {stats:?}"
+    );
+    assert_eq!(stats.dropped_full, 0);
+    broker.shutdown().await;
+}

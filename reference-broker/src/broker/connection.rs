@@ -2,6 +2,7 @@
 //! machine, act on its events against the shared [`Router`], write what it transmits.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,7 @@ struct Ctx {
     tx: Option<mpsc::Sender<Delivery>>,
     kick: Option<oneshot::Sender<ReasonCode>>,
     done: watch::Receiver<()>,
+    overflow: Arc<AtomicBool>,
 }
 
 /// Serve one connection until it closes.
@@ -73,6 +75,7 @@ pub(crate) async fn serve<S>(
         tx: Some(tx),
         kick: Some(kick_tx),
         done: done_rx,
+        overflow: Arc::new(AtomicBool::new(false)),
     };
     let mut inbuf = BytesMut::with_capacity(8 * 1024);
     let mut outbuf = BytesMut::with_capacity(8 * 1024);
@@ -101,7 +104,7 @@ pub(crate) async fn serve<S>(
                 Ok(_) => {
                     read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                     if ctx.attached && !conn.is_closed() {
-                        deliver_batch(&mut conn, &mut rx);
+                        deliver_batch(&ctx, &mut conn, &mut rx);
                     }
                 }
             },
@@ -123,7 +126,7 @@ pub(crate) async fn serve<S>(
             _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
             Some(d) = rx.recv(), if ctx.attached => {
                 conn.deliver(now(), d);
-                deliver_batch(&mut conn, &mut rx);
+                deliver_batch(&ctx, &mut conn, &mut rx);
             }
         }
     }
@@ -133,13 +136,25 @@ pub(crate) async fn serve<S>(
     drop(done_tx);
 }
 
-/// Hand the state machine the deliveries already waiting in the channel (at most 64).
-fn deliver_batch(conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+/// Hand the state machine the deliveries already waiting in the channel (at most 64); once
+/// the channel is empty, also those the router parked in the overflow queue while it was full.
+fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
     let t = now();
     for _ in 0..64 {
         match rx.try_recv() {
             Ok(d) => conn.deliver(t, d),
-            Err(_) => break,
+            Err(_) => {
+                if ctx.overflow.load(Ordering::Acquire) {
+                    let parked = ctx
+                        .shared
+                        .router()
+                        .take_overflow(conn.client_id(), ctx.conn_id);
+                    for d in parked {
+                        conn.deliver(t, d);
+                    }
+                }
+                break;
+            }
         }
     }
 }
@@ -384,6 +399,7 @@ async fn finish_connect(
         tx,
         kick: Some(kick),
         done: ctx.done.clone(),
+        overflow: Arc::clone(&ctx.overflow),
     };
     let (session, session_present) =
         shared

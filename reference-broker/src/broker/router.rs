@@ -4,7 +4,8 @@
 //! Everything here runs under one mutex and never awaits: deliveries go to bounded
 //! per-connection channels with `try_send`, so no lock is held while a socket is written.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +41,8 @@ pub(crate) struct Online {
     pub tx: mpsc::Sender<Delivery>,
     pub kick: Option<oneshot::Sender<ReasonCode>>,
     pub done: watch::Receiver<()>,
+    /// Set while `overflow` of the client entry holds deliveries for this connection.
+    pub overflow: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +51,9 @@ struct ClientEntry {
     session: Option<Session>,
     filters: HashSet<String>,
     generation: u64,
+    /// Deliveries routed while the connection's channel was full, in order; bounded by
+    /// `max_queued_messages`.
+    overflow: VecDeque<Delivery>,
 }
 
 /// A member of a shared group matching a message: client, granted QoS, subscription id.
@@ -63,8 +69,10 @@ pub(crate) struct SubscribeResult {
 /// Counters for tests and logs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RouterStats {
-    /// Deliveries dropped because a connection's channel was full.
+    /// Deliveries dropped because a connection's channel and its overflow queue were full.
     pub dropped_full: u64,
+    /// Deliveries parked in an overflow queue because a connection's channel was full.
+    pub parked: u64,
     /// Deliveries dropped because an offline queue was full (or QoS 0 not queued).
     pub dropped_offline: u64,
 }
@@ -197,7 +205,11 @@ impl Router {
         }
         // [MQTT-3.1.2-23] (5) / [MQTT-3.1.2-4] (3.1.1): keep the session state.
         rx.close();
-        while let Ok(d) = rx.try_recv() {
+        let mut parked: Vec<Delivery> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        if let Some(entry) = self.clients.get_mut(client_id) {
+            parked.extend(entry.overflow.drain(..));
+        }
+        for d in parked {
             if !session.enqueue(d, self.limits.max_queued_messages, self.limits.queue_qos0) {
                 self.stats.dropped_offline += 1;
             }
@@ -206,6 +218,20 @@ impl Router {
             entry.session = Some(session);
         }
         generation
+    }
+
+    /// Deliveries parked for connection `conn_id` of `client_id` while its channel was full.
+    pub fn take_overflow(&mut self, client_id: &str, conn_id: u64) -> VecDeque<Delivery> {
+        match self.clients.get_mut(client_id) {
+            Some(entry) => match &entry.online {
+                Some(online) if online.conn_id == conn_id => {
+                    online.overflow.store(false, Ordering::Release);
+                    std::mem::take(&mut entry.overflow)
+                }
+                _ => VecDeque::new(),
+            },
+            None => VecDeque::new(),
+        }
     }
 
     /// Session expiry timer: end the session if it is still offline at `generation`.
@@ -398,7 +424,20 @@ impl Router {
             return;
         };
         if let Some(online) = &entry.online {
-            if let Err(mpsc::error::TrySendError::Full(_)) = online.tx.try_send(delivery) {
+            // Once something is parked, later deliveries queue behind it to keep the order.
+            let delivery = if entry.overflow.is_empty() {
+                match online.tx.try_send(delivery) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    Err(mpsc::error::TrySendError::Full(d)) => d,
+                }
+            } else {
+                delivery
+            };
+            if entry.overflow.len() < self.limits.max_queued_messages {
+                entry.overflow.push_back(delivery);
+                online.overflow.store(true, Ordering::Release);
+                self.stats.parked += 1;
+            } else {
                 self.stats.dropped_full += 1;
                 tracing::warn!(client = %client, "delivery queue full, message dropped");
             }
