@@ -566,3 +566,43 @@ async fn shutdown_sends_server_shutting_down() {
         "listener closed"
     );
 }
+
+#[tokio::test]
+async fn retain_unavailable_and_will_beyond_capabilities() {
+    let broker = start_with(|c| {
+        c.limits.retain_available = false;
+        c.limits.maximum_qos = 1;
+    })
+    .await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut c, ack) = Client::connect(addr, V5, "c", true).await;
+    assert_eq!(ack.properties.retain_available, Some(0));
+    let mut m = publish_packet("r", b"x", QoS::AtMostOnce, 0);
+    m.retain = true;
+    c.send(Packet::Publish(m)).await;
+    let got = c.expect_closed().await;
+    // [MQTT-3.2.2-14] retain when Retain Available is 0: DISCONNECT 0x9A.
+    assert!(
+        matches!(got.as_slice(), [Packet::Disconnect(d)] if d.reason == ReasonCode::RETAIN_NOT_SUPPORTED),
+        "{got:?}"
+    );
+    for (qos, retain, code) in [
+        (QoS::AtMostOnce, true, ReasonCode::RETAIN_NOT_SUPPORTED),
+        (QoS::ExactlyOnce, false, ReasonCode::QOS_NOT_SUPPORTED),
+    ] {
+        let mut conn = will_connect("w", 0, 0);
+        if let Some(w) = conn.will.as_mut() {
+            w.qos = qos;
+            w.retain = retain;
+        }
+        let mut c = Client::open(addr, V5).await;
+        c.send(Packet::Connect(conn)).await;
+        let got = c.expect_closed().await;
+        // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] a will beyond the server's capabilities.
+        assert!(
+            matches!(got.as_slice(), [Packet::ConnAck(a)] if a.code == code),
+            "{got:?}"
+        );
+    }
+    broker.shutdown().await;
+}
