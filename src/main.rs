@@ -35,12 +35,14 @@ enum Command {
     Run(RunArgs),
     /// List suites and cases, or the spec coverage.
     List(ListArgs),
-    /// Check scenario files (and suite manifests under suites/).
+    /// Check scenario files (typed model and suites/schema.json) and suite manifests.
     Validate {
         /// Files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of scenario files (as committed in suites/schema.json).
+    Schema,
 }
 
 #[derive(Args)]
@@ -147,6 +149,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List(args) => list(&cli.root, &args),
         Command::Validate { paths } => validate(&cli.root, &paths),
+        Command::Schema => {
+            std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
     }
 }
 
@@ -347,6 +353,15 @@ fn validate(root: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             files.push(p.clone());
         }
     }
+    let schema_path = root.join("suites/schema.json");
+    let schema = match std::fs::read_to_string(&schema_path) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", schema_path.display()))?,
+        Err(_) => scenario::schema::json_schema(),
+    };
+    let validator = scenario::schema::SchemaValidator::new(&schema).map_err(|e| {
+        anyhow::anyhow!("{} is not a valid JSON Schema: {e}", schema_path.display())
+    })?;
     let mut bad = 0;
     for f in &files {
         let is_manifest = f
@@ -368,8 +383,20 @@ fn validate(root: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 })
         } else {
             scenario::load_file(f)
-                .map(|c| format!("{} case(s)", c.len()))
                 .map_err(|e| e.to_string())
+                .and_then(|cases| {
+                    let text = std::fs::read_to_string(f).unwrap_or_default();
+                    let violations = validator.check(&text, f);
+                    if violations.is_empty() {
+                        Ok(format!("{} case(s)", cases.len()))
+                    } else {
+                        Err(violations
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n"))
+                    }
+                })
         };
         match result {
             Ok(what) => println!("ok {}: {what}", f.display()),

@@ -34,6 +34,14 @@ fn junit_report_is_valid_and_complete() {
     assert!(xml.contains(r#"classname="pubsub""#));
     assert!(xml.contains(r#"classname="tls""#));
     assert!(xml.contains("<failure type=\"fail\""), "{xml}");
+    let failure = xml.split("name=\"fail-wrong-payload [5]\"").nth(1).unwrap();
+    let failure = failure.split("</failure>").next().unwrap();
+    assert!(
+        failure.contains("message=\"step 4 (expect): Publish differs"),
+        "{failure}"
+    );
+    assert!(failure.contains("expected: Publish"), "{failure}");
+    assert!(failure.contains("--- trace of client a ---"), "{failure}");
     assert!(xml.contains("<skipped/>"));
     assert!(xml.contains("spec: MQTT-3.8.4-1"));
     assert!(xml.contains("scenario: scenarios/pubsub/pass.yaml"));

@@ -163,3 +163,86 @@ impl<W: Write> Reporter for ConsoleReporter<W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::run::{ClientTrace, Failure};
+    use crate::scenario::Version;
+
+    fn result(index: usize, case: &str, suite: &str, verdict: Verdict) -> CaseResult {
+        CaseResult {
+            index,
+            suite: suite.into(),
+            feature: "f".into(),
+            case: case.into(),
+            version: Version::V5,
+            file: "scenarios/f/x.yaml".into(),
+            statements: vec!["MQTT-3.3.1-5".into()],
+            verdict,
+            started: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(5),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn failures_show_step_expected_received_and_traces_then_a_summary() {
+        let failure = Failure {
+            step: Some(4),
+            step_text: "expect".into(),
+            message: "Publish differs: payload".into(),
+            expected: Some("Publish payload=\"a\"".into()),
+            received: Some("Publish payload=\"b\"".into()),
+            traces: vec![ClientTrace {
+                client: "sub".into(),
+                lines: vec!["+0.001s <- PingResp".into()],
+            }],
+        };
+        let results = vec![
+            result(0, "ok", "s1", Verdict::Pass),
+            result(1, "bad", "s1", Verdict::Fail { failure }),
+            result(
+                2,
+                "later",
+                "s2",
+                Verdict::Skipped {
+                    reason: "requires tls: no".into(),
+                },
+            ),
+        ];
+        let text = render(&results, Duration::from_millis(1500));
+        let expected_lines = [
+            "FAIL s1 / bad [5] (scenarios/f/x.yaml)",
+            "  spec: MQTT-3.3.1-5",
+            "  step 4 (expect): Publish differs: payload",
+            "  expected: Publish payload=\"a\"",
+            "  received: Publish payload=\"b\"",
+            "  --- trace of client sub ---",
+            "  +0.001s <- PingResp",
+            "  s2 / later [5]: requires tls: no",
+        ];
+        for line in expected_lines {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        let row = |s: &str| {
+            text.lines()
+                .find(|l| l.starts_with(s))
+                .unwrap()
+                .split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(row("s1 "), "1 1 0 0");
+        assert_eq!(row("s2 "), "0 0 0 1");
+        assert_eq!(row("total"), "1 1 0 1");
+        assert!(text.ends_with("3 runs in 1.50s\n"), "{text}");
+    }
+}

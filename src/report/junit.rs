@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use junit_report::{
-    Duration as JDuration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder,
+    Duration as JDuration, OffsetDateTime, ReportBuilder, TestCase, TestCaseBuilder,
+    TestSuiteBuilder,
 };
 
 use super::{ReportError, Reporter};
@@ -55,19 +56,21 @@ pub fn failure_text(f: &Failure) -> String {
 fn testcase(r: &CaseResult) -> TestCase {
     let name = r.display_name();
     let time = jduration(r.duration);
-    let mut tc = match &r.verdict {
-        Verdict::Pass => TestCase::success(&name, time),
+    let mut builder = match &r.verdict {
+        Verdict::Pass => TestCaseBuilder::success(&name, time),
         // junit-4.xsd allows no attributes on <skipped>: the reason goes to system-out.
-        Verdict::Skipped { .. } | Verdict::Deviation { .. } => TestCase::skipped(&name),
-        Verdict::Fail { failure } => TestCase::failure(&name, time, "fail", &failure.headline()),
+        Verdict::Skipped { .. } | Verdict::Deviation { .. } => TestCaseBuilder::skipped(&name),
+        Verdict::Fail { failure } => {
+            TestCaseBuilder::failure(&name, time, "fail", &failure.headline())
+        }
         Verdict::Timeout { failure } => {
-            TestCase::failure(&name, time, "timeout", &failure.headline())
+            TestCaseBuilder::failure(&name, time, "timeout", &failure.headline())
         }
         Verdict::Flaky {
             passed,
             failed,
             failure,
-        } => TestCase::failure(
+        } => TestCaseBuilder::failure(
             &name,
             time,
             "flaky",
@@ -77,6 +80,14 @@ fn testcase(r: &CaseResult) -> TestCase {
             ),
         ),
     };
+    if let (Some(f), false) = (
+        r.verdict.failure(),
+        matches!(r.verdict, Verdict::Deviation { .. }),
+    ) {
+        // The failure element carries expected vs received and the traces.
+        builder.set_trace(&failure_text(f));
+    }
+    let mut tc = builder.build();
     tc.set_classname(&r.feature);
     let mut out = format!(
         "scenario: {}\nspec: {}\nversion: {}\nverdict: {}\nattempts: {}\n",

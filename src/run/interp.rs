@@ -507,7 +507,17 @@ impl<'a> Interpreter<'a> {
             }
             Step::Send(s) => {
                 let packet = self.build(s)?;
+                let url = self.env.url.clone();
+                let transport = self.env.transport.clone();
+                let version = self.env.version;
                 let c = self.client(&s.client)?;
+                if c.conn.is_none() {
+                    // A CONNECT (or anything) sent by hand opens the transport first.
+                    open(c, &url, &transport).await?;
+                    if let Some(conn) = c.conn.as_mut() {
+                        conn.set_version(version.protocol());
+                    }
+                }
                 if let Some(conn) = c.conn.as_mut() {
                     if let Packet::Connect(connect) = &packet {
                         conn.set_version(connect.protocol);
@@ -643,8 +653,9 @@ impl<'a> Interpreter<'a> {
         let mut diffs = Vec::new();
         if ack.code != expected_code {
             diffs.push(format!(
-                "code: expected {expected_code:?}, received {:?}",
-                ack.code
+                "code: expected {}, received {}",
+                connack_text(expected_code, version),
+                connack_text(ack.code, version)
             ));
         }
         if ack.session_present != expected_present {
@@ -672,7 +683,10 @@ impl<'a> Interpreter<'a> {
         if !diffs.is_empty() {
             return Err(StepError::diff(
                 format!("CONNACK differs: {}", diffs.join("; ")),
-                format!("code {expected_code:?}, session_present {expected_present}"),
+                format!(
+                    "code {}, session_present {expected_present}",
+                    connack_text(expected_code, version)
+                ),
                 trace::compact(&format!("{ack:?}")),
             ));
         }
@@ -788,6 +802,23 @@ fn describe_expect(s: &ExpectStep) -> String {
         parts.push(format!("absent={:?}", s.absent));
     }
     parts.join(" ")
+}
+
+/// A CONNACK code with its name in the numbering of `version` (3.1.1 return codes differ).
+fn connack_text(code: ReasonCode, version: Version) -> String {
+    if version == Version::V5 {
+        return format!("{code:?}");
+    }
+    let name = match code.0 {
+        0 => "Connection Accepted",
+        1 => "unacceptable protocol version",
+        2 => "identifier rejected",
+        3 => "Server unavailable",
+        4 => "bad user name or password",
+        5 => "not authorized",
+        _ => "not a 3.1.1 return code",
+    };
+    format!("0x{:02X} ({name})", code.0)
 }
 
 fn ack_id(p: &Packet) -> Option<u16> {

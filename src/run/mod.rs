@@ -22,7 +22,9 @@ pub use events::RunEvent;
 pub use plan::{plan, PlannedRun, Selection};
 pub use verdict::{CaseResult, ClientTrace, Failure, Verdict};
 
-use interp::{CaseEnv, Interpreter, Outcome};
+use crate::suite::Deviation;
+pub use interp::Outcome;
+use interp::{CaseEnv, Interpreter};
 use prefix::Prefixer;
 
 /// How to execute a plan.
@@ -85,6 +87,41 @@ async fn attempt(run: &PlannedRun, cfg: &RunConfig, execution: usize) -> Result<
     }
 }
 
+/// The verdict of `attempts` executions of one run (all pass, all fail, or flaky).
+pub fn aggregate(attempts: Vec<Result<(), Outcome>>, deviation: Option<&Deviation>) -> Verdict {
+    let total = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
+    let mut passed = 0;
+    let mut first_failure = None;
+    for a in attempts {
+        match a {
+            Ok(()) => passed += 1,
+            Err(outcome) => {
+                first_failure.get_or_insert(outcome);
+            }
+        }
+    }
+    let Some(outcome) = first_failure else {
+        return Verdict::Pass;
+    };
+    let (failure, timeout) = match outcome {
+        Outcome::Fail(f) => (f, false),
+        Outcome::Timeout(f) => (f, true),
+    };
+    match (deviation, passed) {
+        (Some(d), 0) => Verdict::Deviation {
+            deviation: d.clone(),
+            failure,
+        },
+        (_, 0) if timeout => Verdict::Timeout { failure },
+        (_, 0) => Verdict::Fail { failure },
+        _ => Verdict::Flaky {
+            passed,
+            failed: total - passed,
+            failure,
+        },
+    }
+}
+
 async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Verdict, u32) {
     if let Some(reason) = &run.skip {
         return (
@@ -95,43 +132,12 @@ async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Verdict, u32) {
         );
     }
     let repeat = cfg.repeat.max(1);
-    let mut passed = 0;
-    let mut first_failure: Option<Outcome> = None;
+    let mut attempts = Vec::new();
     for r in 0..repeat {
         let execution = run.index * repeat as usize + r as usize;
-        match attempt(run, cfg, execution).await {
-            Ok(()) => passed += 1,
-            Err(outcome) => {
-                if first_failure.is_none() {
-                    first_failure = Some(outcome);
-                }
-            }
-        }
+        attempts.push(attempt(run, cfg, execution).await);
     }
-    let failed = repeat - passed;
-    let verdict = match first_failure {
-        None => Verdict::Pass,
-        Some(outcome) => {
-            let (failure, timeout) = match outcome {
-                Outcome::Fail(f) => (f, false),
-                Outcome::Timeout(f) => (f, true),
-            };
-            match (&run.deviation, passed) {
-                (Some(d), 0) => Verdict::Deviation {
-                    deviation: d.clone(),
-                    failure,
-                },
-                (_, 0) if timeout => Verdict::Timeout { failure },
-                (_, 0) => Verdict::Fail { failure },
-                _ => Verdict::Flaky {
-                    passed,
-                    failed,
-                    failure,
-                },
-            }
-        }
-    };
-    (verdict, repeat)
+    (aggregate(attempts, run.deviation.as_ref()), repeat)
 }
 
 /// Execute `runs` with at most `cfg.jobs` at once. Events go to `on_event` as they happen;
@@ -203,4 +209,54 @@ pub async fn execute(
         elapsed: started.elapsed(),
     });
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::result_large_err)]
+    fn fail() -> Result<(), Outcome> {
+        Err(Outcome::Fail(Failure::general("no")))
+    }
+
+    #[test]
+    fn repetitions_aggregate_into_pass_fail_flaky_or_deviation() {
+        assert!(matches!(
+            aggregate(vec![Ok(()), Ok(())], None),
+            Verdict::Pass
+        ));
+        assert!(matches!(
+            aggregate(vec![fail(), fail()], None),
+            Verdict::Fail { .. }
+        ));
+        assert!(matches!(
+            aggregate(vec![Ok(()), fail(), Ok(())], None),
+            Verdict::Flaky {
+                passed: 2,
+                failed: 1,
+                ..
+            }
+        ));
+        let timeout = Err(Outcome::Timeout(Failure::general("slow")));
+        assert!(matches!(
+            aggregate(vec![timeout], None),
+            Verdict::Timeout { .. }
+        ));
+        let d = Deviation {
+            case: "c".into(),
+            version: None,
+            statement: "MQTT-1".into(),
+            reason: "r".into(),
+        };
+        assert!(matches!(
+            aggregate(vec![fail()], Some(&d)),
+            Verdict::Deviation { .. }
+        ));
+        // A documented case that sometimes passes is flaky, not a deviation.
+        assert!(matches!(
+            aggregate(vec![fail(), Ok(())], Some(&d)),
+            Verdict::Flaky { .. }
+        ));
+    }
 }

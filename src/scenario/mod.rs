@@ -4,6 +4,7 @@
 mod load;
 mod model;
 mod properties;
+pub mod schema;
 mod values;
 
 pub use load::{feature_of, load_file, parse_str, LoadError, LoadedCase};

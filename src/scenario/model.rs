@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::properties::{PropName, PropsSpec};
 use super::values::{Code, Dur, Feature, PacketKind, Version};
 
 /// One test case.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Unique name within its suite, kebab-case.
@@ -42,7 +43,7 @@ impl Scenario {
 }
 
 /// A will message in a client's CONNECT.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WillSpec {
     /// Will topic (prefixed).
@@ -70,7 +71,7 @@ fn sixty() -> u16 {
 }
 
 /// A named client and its CONNECT options.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     /// Clean Session (3.1.1) / Clean Start (5).
@@ -115,7 +116,7 @@ impl Default for ClientSpec {
 }
 
 /// One step of a case. Every step body may carry `only: "3.1.1"` or `only: "5"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Open a connection and send CONNECT; expect CONNACK.
@@ -202,7 +203,7 @@ impl Step {
 }
 
 /// What a CONNACK must say.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnackExpect {
     /// Reason / return code (default success).
@@ -220,7 +221,7 @@ pub struct ConnackExpect {
 }
 
 /// `connect`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectStep {
     /// Client name.
@@ -240,7 +241,7 @@ pub struct ConnectStep {
 }
 
 /// One filter of a SUBSCRIBE.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterSpec {
     /// Topic filter (prefixed).
@@ -260,7 +261,7 @@ pub struct FilterSpec {
 }
 
 /// `subscribe`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeStep {
     /// Client name.
@@ -282,7 +283,7 @@ pub struct SubscribeStep {
 }
 
 /// `unsubscribe`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsubscribeStep {
     /// Client name.
@@ -304,7 +305,7 @@ pub struct UnsubscribeStep {
 }
 
 /// What the acknowledgement of a PUBLISH must say.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckExpect {
     /// PUBACK / PUBREC reason code (5).
@@ -313,7 +314,7 @@ pub struct AckExpect {
 }
 
 /// `publish`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishStep {
     /// Client name.
@@ -360,7 +361,7 @@ fn publish_kind() -> PacketKind {
 }
 
 /// `expect`: a pattern the next packet of that kind must match.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectStep {
     /// Client name.
@@ -413,7 +414,7 @@ pub struct ExpectStep {
 }
 
 /// `expect_nothing`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectNothingStep {
     /// Client name.
@@ -430,7 +431,7 @@ pub struct ExpectNothingStep {
 }
 
 /// `expect_close`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectCloseStep {
     /// Client name.
@@ -447,7 +448,7 @@ pub struct ExpectCloseStep {
 }
 
 /// `send`: one packet, exactly as described (fields default to zero / empty).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendStep {
     /// Client name.
@@ -487,7 +488,7 @@ pub struct SendStep {
 }
 
 /// `send_raw`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRawStep {
     /// Client name (its transport is opened if needed).
@@ -500,7 +501,7 @@ pub struct SendRawStep {
 }
 
 /// `disconnect`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisconnectStep {
     /// Client name.
@@ -517,7 +518,7 @@ pub struct DisconnectStep {
 }
 
 /// `drop`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropStep {
     /// Client name.
@@ -528,7 +529,7 @@ pub struct DropStep {
 }
 
 /// `sleep: 1.5s` or `sleep: {for: 1.5s, only: "5"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum SleepStep {
     /// Just a duration.

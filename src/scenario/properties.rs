@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use reference_broker::codec::Properties;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One property that differs between a pattern and a packet.
@@ -19,7 +20,7 @@ pub struct PropertyMismatch {
 macro_rules! scalar_props {
     ($($field:ident : $ty:ty),* $(,)?) => {
         /// A set of MQTT 5 properties in a scenario. Unset fields are neither sent nor compared.
-        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
         #[serde(deny_unknown_fields)]
         pub struct PropsSpec {
             $(
@@ -48,7 +49,7 @@ macro_rules! scalar_props {
         }
 
         /// The name of a property, for `absent` lists.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
         #[serde(rename_all = "snake_case")]
         #[allow(non_camel_case_types)]
         pub enum PropName {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reference_broker::codec::{PacketType, ProtocolVersion, ReasonCode};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,49 @@ impl<'de> Deserialize<'de> for Version {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Version {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Version".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A protocol version: \"3.1.1\" or \"5\"",
+            "enum": ["3.1.1", "5", "5.0", 5]
+        })
+    }
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration like \"500ms\", \"2s\" or \"1.5s\"",
+            "type": "string",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ms|s)\\s*$"
+        })
+    }
+}
+
+impl JsonSchema for Code {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ReasonCode".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A reason or return code: a number 0..=255 (0x87, 135) or a snake-case name (not_authorized)",
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 255},
+                {"type": "string", "pattern": "^(0[xX][0-9a-fA-F]{1,2}|[0-9]{1,3}|[a-z0-9_]+)$"}
+            ]
+        })
     }
 }
 
@@ -198,7 +242,7 @@ impl<'de> Deserialize<'de> for Code {
 }
 
 /// The kind of a control packet, as named in `expect` and `send` steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PacketKind {
     /// CONNECT
@@ -257,7 +301,9 @@ impl PacketKind {
 }
 
 /// Optional broker features a case may `require`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
     /// Retained messages (CONNACK Retain Available).

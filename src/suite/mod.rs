@@ -55,6 +55,9 @@ pub struct Manifest {
     pub description: String,
     /// Path globs of scenario files, relative to the project root.
     pub scenarios: Vec<String>,
+    /// Path globs of scenario files to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// Tag selection.
     #[serde(default)]
     pub tags: TagFilter,
@@ -214,20 +217,8 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 /// suite so that the other cases can still run.
 pub fn load(file: &Path, root: &Path) -> Result<(Suite, Vec<LoadError>), SuiteError> {
     let manifest = read_manifest(file)?;
-    let mut builder = GlobSetBuilder::new();
-    for g in &manifest.scenarios {
-        let glob = Glob::new(g).map_err(|e| SuiteError::Glob {
-            file: file.into(),
-            glob: g.clone(),
-            message: e.to_string(),
-        })?;
-        builder.add(glob);
-    }
-    let set = builder.build().map_err(|e| SuiteError::Glob {
-        file: file.into(),
-        glob: manifest.scenarios.join(", "),
-        message: e.to_string(),
-    })?;
+    let set = glob_set(file, &manifest.scenarios)?;
+    let excluded = glob_set(file, &manifest.exclude)?;
     let mut cases = Vec::new();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -235,7 +226,10 @@ pub fn load(file: &Path, root: &Path) -> Result<(Suite, Vec<LoadError>), SuiteEr
         let Ok(rel) = path.strip_prefix(root) else {
             continue;
         };
-        if !set.is_match(rel) || !rel.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        if !set.is_match(rel)
+            || excluded.is_match(rel)
+            || !rel.extension().is_some_and(|e| e == "yaml" || e == "yml")
+        {
             continue;
         }
         match load_file(rel_or_abs(root, rel).as_path()) {
@@ -281,6 +275,23 @@ pub fn load(file: &Path, root: &Path) -> Result<(Suite, Vec<LoadError>), SuiteEr
     ))
 }
 
+fn glob_set(file: &Path, globs: &[String]) -> Result<globset::GlobSet, SuiteError> {
+    let mut builder = GlobSetBuilder::new();
+    for g in globs {
+        let glob = Glob::new(g).map_err(|e| SuiteError::Glob {
+            file: file.into(),
+            glob: g.clone(),
+            message: e.to_string(),
+        })?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| SuiteError::Glob {
+        file: file.into(),
+        glob: globs.join(", "),
+        message: e.to_string(),
+    })
+}
+
 /// Paths are shown relative to the root when the root is the working directory.
 fn rel_or_abs(root: &Path, rel: &Path) -> PathBuf {
     if root == Path::new(".") || root.as_os_str().is_empty() {
@@ -316,4 +327,79 @@ pub fn resolve(root: &Path, wanted: &[String]) -> Result<Vec<PathBuf>, SuiteErro
         out.push(found.ok_or_else(|| SuiteError::NotFound(w.clone()))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const CASE: &str = "name: NAME\nversions: [\"5\"]\ntags: [TAG]\nclients: {a: {}}\nsteps: [{connect: {client: a}}]\n";
+
+    fn root(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        dir
+    }
+
+    fn case(name: &str, tag: &str) -> String {
+        CASE.replace("NAME", name).replace("TAG", tag)
+    }
+
+    #[test]
+    fn globs_exclusions_and_tags_select_cases() {
+        let manifest = "name: s\nscenarios: [\"scenarios/**/*.yaml\"]\nexclude: [\"scenarios/skip/**\"]\ntags: {exclude: [slow]}\ndeviations:\n  mosquitto: [{case: a, statement: MQTT-1, reason: r}]\n";
+        let (a, b, c, d) = (
+            case("a", "x"),
+            case("b", "slow"),
+            case("c", "x"),
+            case("d", "x"),
+        );
+        let dir = root(&[
+            ("suites/s.yaml", manifest),
+            ("scenarios/f/a.yaml", &a),
+            ("scenarios/f/b.yaml", &b),
+            ("scenarios/skip/c.yaml", &c),
+            ("scenarios/f/d.txt", &d),
+        ]);
+        let (suite, errors) = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap();
+        assert!(errors.is_empty());
+        let names: Vec<&str> = suite
+            .cases
+            .iter()
+            .map(|c| c.scenario.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["a"]);
+        assert!(suite.deviation("mosquitto", "a", Version::V5).is_some());
+        assert!(suite.deviation("reference", "a", Version::V5).is_none());
+    }
+
+    #[test]
+    fn duplicate_names_and_unknown_deviations_are_errors() {
+        let a = case("a", "x");
+        let dir = root(&[
+            ("suites/s.yaml", "name: s\nscenarios: [\"scenarios/**\"]\n"),
+            ("scenarios/f/a.yaml", &a),
+            ("scenarios/g/a.yaml", &a),
+        ]);
+        let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
+        assert!(matches!(e, SuiteError::DuplicateCase { .. }), "{e}");
+        let dir = root(&[
+            ("suites/s.yaml", "name: s\nscenarios: [\"scenarios/**\"]\ndeviations: {m: [{case: zz, statement: S, reason: r}]}\n"),
+            ("scenarios/f/a.yaml", &a),
+        ]);
+        let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("unknown case \"zz\""), "{e}");
+        let dir = root(&[("suites/s.yaml", "name: s\nscenario: []\n")]);
+        let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("s.yaml:2:1: unknown field `scenario`"),
+            "{e}"
+        );
+    }
 }
