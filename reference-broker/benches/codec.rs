@@ -1,10 +1,12 @@
 //! Codec throughput, side by side with mqttbytes 0.6 on the same bytes: decode and encode a
 //! realistic mix (PUBLISH QoS 0/1 with 16 B..64 KiB payloads, acks, pings; MQTT 5 with
-//! properties). Run: `cargo bench -p reference-broker --bench codec`.
+//! properties). Run: `cargo bench -p reference-broker --bench codec`, or
+//! `CODEC_BENCH_MIN=2000 cargo bench -p reference-broker --bench codec` for the fastest of
+//! 2000 runs of each decoder (robust on a busy machine).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use bytes::{Bytes, BytesMut};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use mqttbytes::{v4, v5};
 use reference_broker::codec::*;
 
@@ -220,5 +222,66 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// `CODEC_BENCH_MIN=<runs>`: instead of criterion, time every decode `runs` times and print
+/// the fastest run of each: the minimum is robust on a machine shared with other jobs.
+fn min_times(runs: usize) {
+    println!("mix            packets  ours(min)  mqttbytes(min)  mqttbytes/ours");
+    for (v, small) in [
+        (ProtocolVersion::V3_1_1, false),
+        (ProtocolVersion::V5, false),
+        (ProtocolVersion::V3_1_1, true),
+        (ProtocolVersion::V5, true),
+    ] {
+        let mut packets = mix(v);
+        if small {
+            packets.retain(|p| !matches!(p, Packet::Publish(p) if p.payload.len() > 1024));
+        }
+        let bytes = stream(&packets, v);
+        let inputs =
+            || -> Vec<BytesMut> { (0..runs).map(|_| BytesMut::from(&bytes[..])).collect() };
+        let time = |f: &dyn Fn(BytesMut) -> (usize, BytesMut)| {
+            let mut best = std::time::Duration::MAX;
+            let mut kept = Vec::with_capacity(runs);
+            for input in inputs() {
+                let start = std::time::Instant::now();
+                let (n, rest) = f(input);
+                best = best.min(start.elapsed());
+                assert_eq!(n, packets.len());
+                kept.push(rest);
+            }
+            best
+        };
+        let ours = time(&|b| decode_ours(b, v));
+        let theirs = if v.is_v5() {
+            time(&|b| decode_v5(b))
+        } else {
+            time(&|b| decode_v4(b))
+        };
+        let name = format!(
+            "{}{}",
+            if v.is_v5() { "v5" } else { "v311" },
+            if small { "_small" } else { "" }
+        );
+        println!(
+            "{name:<14} {:>7}  {:>9.2?}  {:>14.2?}  {:>14.2}",
+            packets.len(),
+            ours,
+            theirs,
+            theirs.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(runs) = std::env::var("CODEC_BENCH_MIN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        min_times(runs);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -110,15 +110,26 @@ impl Reader {
 
     /// The MQTT 5 property block of a packet: Property Length, then properties.
     pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<Properties, DecodeError> {
+        let mut props = Properties::default();
+        self.properties_into(ctx, &mut props)?;
+        Ok(props)
+    }
+
+    /// [`Reader::properties`] into a property set that already sits in its packet (the
+    /// set is large: this saves moving it).
+    pub(crate) fn properties_into(
+        &mut self,
+        ctx: PropertyContext,
+        props: &mut Properties,
+    ) -> Result<(), DecodeError> {
         let len = self.vbi()? as usize;
         if self.remaining() < len {
             return Err(DecodeError::LengthMismatch(
                 "property length exceeds the packet",
             ));
         }
-        let mut props = Properties::default();
         if len == 0 {
-            return Ok(props);
+            return Ok(());
         }
         let end = self.pos + len;
         // Bit n set: property id n already seen. Every id is below 64.
@@ -145,14 +156,14 @@ impl Reader {
                 return Err(DecodeError::DuplicateProperty(id as u8));
             }
             seen |= bit;
-            self.property_value(id, &mut props)?;
+            self.property_value(id, props)?;
             if self.pos > end {
                 return Err(DecodeError::LengthMismatch(
                     "a property runs past the property length",
                 ));
             }
         }
-        Ok(props)
+        Ok(())
     }
 
     fn property_value(&mut self, id: PropertyId, p: &mut Properties) -> Result<(), DecodeError> {

@@ -87,10 +87,13 @@ macro_rules! property_ids {
 
             /// Whether the property may appear in the given packet; anything else is a
             /// Protocol Error / Malformed Packet for the receiver.
+            #[inline]
             pub fn allowed_in(self, ctx: PropertyContext) -> bool {
-                match self {
-                    $(PropertyId::$name => matches!(ctx, $(PropertyContext::$ctx)|*),)*
-                }
+                // One bit per context, so the check is a shift on the decoder's hot path.
+                let mask: u16 = match self {
+                    $(PropertyId::$name => 0 $(| (1u16 << PropertyContext::$ctx as u16))*,)*
+                };
+                mask & (1u16 << ctx as u16) != 0
             }
 
             /// Every property identifier, in identifier order.

@@ -1,10 +1,12 @@
 //! PUBLISH (MQTT 3.1.1 section 3.3, MQTT 5 section 3.3): body decode and encode.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::connect::topic_name_error;
 use super::primitives::{properties_block_len, put_properties, put_str, str_len, Reader};
-use super::{DecodeError, EncodeError, Packet, PropertyContext, ProtocolVersion, Publish, QoS};
+use super::{
+    DecodeError, EncodeError, Packet, Properties, PropertyContext, ProtocolVersion, Publish, QoS,
+};
 use crate::topic::validate_topic_name;
 
 /// The fixed-header flags of `p`.
@@ -43,32 +45,33 @@ pub(crate) fn decode(
         }
         id
     };
-    let properties = if version.is_v5() {
-        r.properties(PropertyContext::Publish)?
-    } else {
-        Default::default()
-    };
-    if topic.is_empty() && version.is_v5() {
-        // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length
-        // and there is no Topic Alias."
-        if properties.topic_alias.is_none() {
-            return Err(DecodeError::EmptyTopicName);
-        }
-    } else {
-        // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
-        validate_topic_name(&topic).map_err(|e| topic_name_error(e, &topic))?;
-    }
-    let payload = r.into_rest();
-    // Built in place as a `Packet`: the packet model is large, so avoid an extra move.
-    Ok(Some(Packet::Publish(Publish {
+    // Built in place: the packet model is large, so avoid moving it around.
+    let mut out = Ok(Some(Packet::Publish(Publish {
         dup: flags & 0b1000 != 0,
         qos,
         retain: flags & 1 != 0,
         topic,
         packet_id,
-        properties,
-        payload,
-    })))
+        properties: Properties::default(),
+        payload: Bytes::new(),
+    })));
+    if let Ok(Some(Packet::Publish(p))) = &mut out {
+        if version.is_v5() {
+            r.properties_into(PropertyContext::Publish, &mut p.properties)?;
+        }
+        if p.topic.is_empty() && version.is_v5() {
+            // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero
+            // length and there is no Topic Alias."
+            if p.properties.topic_alias.is_none() {
+                return Err(DecodeError::EmptyTopicName);
+            }
+        } else {
+            // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
+            validate_topic_name(&p.topic).map_err(|e| topic_name_error(e, &p.topic))?;
+        }
+        p.payload = r.into_rest();
+    }
+    out
 }
 
 /// The body length of `p`.
