@@ -379,13 +379,19 @@ impl Client {
         timeout: Duration,
         mut pick: impl FnMut(Event) -> Result<T, Event>,
     ) -> Result<T, ClientError> {
-        for i in 0..self.stash.len() {
-            if let Some(e) = self.stash.remove(i) {
+        if !self.stash.is_empty() {
+            let mut kept = VecDeque::with_capacity(self.stash.len());
+            while let Some(e) = self.stash.pop_front() {
                 match pick(e) {
-                    Ok(t) => return Ok(t),
-                    Err(e) => self.stash.insert(i, e),
+                    Ok(t) => {
+                        kept.append(&mut self.stash);
+                        self.stash = kept;
+                        return Ok(t);
+                    }
+                    Err(e) => kept.push_back(e),
                 }
             }
+            self.stash = kept;
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
