@@ -1,1 +1,3 @@
 //! mqtt-conformance: the harness that judges MQTT brokers.
+
+pub mod pubsub;
