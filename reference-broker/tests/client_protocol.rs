@@ -560,3 +560,69 @@ async fn ten_thousand_qos2_messages_none_lost_or_duplicated() {
     assert_eq!(publisher.state().in_flight(), 0);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn enhanced_authentication_challenge() {
+    use reference_broker::broker::auth::{challenge_response, CHALLENGE_METHOD};
+    use reference_broker::broker::config::ChallengeConfig;
+    use reference_broker::codec::Auth;
+
+    let (broker, url) = broker_with(|c| {
+        c.challenge_auth = Some(ChallengeConfig {
+            secret: "s3cret".into(),
+        })
+    })
+    .await;
+    let url = parse_url(&url).unwrap();
+    let responder = |secret: &'static str| -> reference_broker::client::AuthResponder {
+        Box::new(move |auth: &Auth| {
+            let nonce = auth
+                .properties
+                .authentication_data
+                .clone()
+                .unwrap_or_default();
+            let mut answer = Auth {
+                reason: ReasonCode::CONTINUE_AUTHENTICATION,
+                ..Default::default()
+            };
+            answer.properties.authentication_method = Some(CHALLENGE_METHOD.into());
+            answer.properties.authentication_data =
+                Some(Bytes::from(challenge_response(&nonce, secret)));
+            answer
+        })
+    };
+    let options = ConnectOptions::new("auth").authentication(CHALLENGE_METHOD, None);
+    let c = Client::connect_with_auth(
+        &url,
+        &TransportOptions::default(),
+        options.clone(),
+        Controls::default(),
+        Some(responder("s3cret")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.connack().code, ReasonCode::SUCCESS);
+    let text = c.trace().to_string();
+    assert!(text.contains("<- AUTH reason=0x18"), "{text}");
+    assert!(text.contains("-> AUTH reason=0x18"), "{text}");
+
+    let err = Client::connect_with_auth(
+        &url,
+        &TransportOptions::default(),
+        options.clone(),
+        Controls::default(),
+        Some(responder("wrong")),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(ReasonCode::NOT_AUTHORIZED)),
+        "{err}"
+    );
+
+    let err = Client::connect(&format!("mqtt://{}", url.socket_addr()), options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Protocol(_)), "{err}");
+    broker.shutdown().await;
+}
