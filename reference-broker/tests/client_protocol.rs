@@ -626,3 +626,112 @@ async fn enhanced_authentication_challenge() {
     assert!(matches!(err, ClientError::Protocol(_)), "{err}");
     broker.shutdown().await;
 }
+
+/// A scripted peer for what the reference broker never does: it answers CONNECT with the
+/// given CONNACK bytes, then writes `then`, then reads until the client goes away and
+/// returns everything the client sent after CONNECT.
+async fn scripted(
+    connack: &'static [u8],
+    then: &'static [u8],
+) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("mqtt://{}", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.unwrap();
+        let mut body = vec![0u8; usize::from(head[1])];
+        s.read_exact(&mut body).await.unwrap();
+        s.write_all(connack).await.unwrap();
+        s.write_all(then).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+        rest
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn missing_pingresp_is_a_keep_alive_timeout() {
+    // CONNACK v5 success, no properties; the peer never answers PINGREQ.
+    let (url, peer) = scripted(&[0x20, 0x03, 0x00, 0x00, 0x00], &[]).await;
+    let mut c = Client::connect(&url, ConnectOptions::new("ka").keep_alive(1))
+        .await
+        .unwrap();
+    // Keep alive is the subject: one period to send PINGREQ, one more to give up.
+    let err = c.idle(Duration::from_secs(4)).await.unwrap_err();
+    match &err {
+        ClientError::Timeout(d, what) => {
+            assert_eq!(*d, Duration::from_secs(1));
+            assert!(what.contains("PINGRESP"), "{what}");
+        }
+        other => panic!("expected a keep alive timeout, got {other}"),
+    }
+    let sent = timeout(T, peer).await.unwrap().unwrap();
+    assert_eq!(
+        sent,
+        [0xc0, 0x00],
+        "exactly one PINGREQ, then the client hung up"
+    );
+}
+
+#[tokio::test]
+async fn broker_protocol_violation_gets_disconnect_0x82() {
+    // CONNACK v5 success, then a PUBACK for a packet id the client never used.
+    let (url, peer) = scripted(&[0x20, 0x03, 0x00, 0x00, 0x00], &[0x40, 0x02, 0x00, 0x07]).await;
+    let mut c = Client::connect(&url, ConnectOptions::new("pv"))
+        .await
+        .unwrap();
+    let err = c.recv_message(T).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Protocol(m) if m.contains("PUBACK")),
+        "{err}"
+    );
+    let sent = timeout(T, peer).await.unwrap().unwrap();
+    // DISCONNECT with reason 0x82 (Protocol Error); no properties, so no property length.
+    assert_eq!(sent, [0xe0, 0x01, 0x82]);
+}
+
+#[tokio::test]
+async fn v311_refusal_return_code() {
+    // CONNACK 3.1.1: return code 2, identifier rejected.
+    let (url, peer) = scripted(&[0x20, 0x02, 0x00, 0x02], &[]).await;
+    let err = Client::connect(
+        &url,
+        ConnectOptions::new("r").version(ProtocolVersion::V3_1_1),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Refused(ReasonCode(2))), "{err}");
+    assert!(err.to_string().contains("0x02"), "{err}");
+    timeout(T, peer).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn broker_disconnect_is_named_in_the_error() {
+    // CONNACK v5 success, then DISCONNECT 0x8B (Server shutting down), then close.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("mqtt://{}", l.local_addr().unwrap());
+    let peer = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.unwrap();
+        let mut body = vec![0u8; usize::from(head[1])];
+        s.read_exact(&mut body).await.unwrap();
+        s.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await.unwrap();
+        s.write_all(&[0xe0, 0x02, 0x8b, 0x00]).await.unwrap();
+    });
+    let mut c = Client::connect(&url, ConnectOptions::new("d"))
+        .await
+        .unwrap();
+    let err = c.recv_message(T).await.unwrap_err();
+    match &err {
+        ClientError::Closed(text) => {
+            assert!(text.contains("DISCONNECT reason 0x8B"), "{text}")
+        }
+        other => panic!("expected Closed, got {other}"),
+    }
+    timeout(T, peer).await.unwrap().unwrap();
+}

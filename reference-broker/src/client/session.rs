@@ -322,8 +322,10 @@ impl Client {
     /// Keep the connection serviced (acks, PINGREQ) for `duration`; events are kept for
     /// later calls. A close by the broker is an error.
     pub async fn idle(&mut self, duration: Duration) -> Result<(), ClientError> {
-        match self.run_until("nothing", duration, Err::<(), Event>).await {
-            Err(ClientError::Timeout(..)) => Ok(()),
+        const IDLE: &str = "the end of an idle period";
+        match self.run_until(IDLE, duration, Err::<(), Event>).await {
+            // The idle period ran out; a keep alive timeout names another wait.
+            Err(ClientError::Timeout(_, what)) if what == IDLE => Ok(()),
             other => other,
         }
     }
