@@ -195,6 +195,7 @@ fn decode(version: Option<ProtocolVersion>, bytes: &[u8]) -> Result<(), DecodeEr
 #[case::suback_code_v311(V4, raw::packet(0x90, &[0, 1, 3]), DecodeError::InvalidReasonCode { packet_type: PacketType::SubAck, code: 3 }, 0x81, Some("MQTT-3.9.3-2"))]
 #[case::unsuback_code(V5, raw::packet(0xB0, &[0, 1, 0, 0x01]), DecodeError::InvalidReasonCode { packet_type: PacketType::UnsubAck, code: 1 }, 0x81, Some("MQTT-3.11.3-2"))]
 #[case::disconnect_code(V5, raw::packet(0xE0, &[0x05]), DecodeError::InvalidReasonCode { packet_type: PacketType::Disconnect, code: 5 }, 0x81, Some("MQTT-3.14.2-1"))]
+#[case::disconnect_code_packet_id_in_use(V5, raw::packet(0xE0, &[0x91]), DecodeError::InvalidReasonCode { packet_type: PacketType::Disconnect, code: 0x91 }, 0x81, Some("MQTT-3.14.2-1"))]
 #[case::auth_code(V5, raw::packet(0xF0, &[0x01]), DecodeError::InvalidReasonCode { packet_type: PacketType::Auth, code: 1 }, 0x81, Some("MQTT-3.15.2-1"))]
 fn malformed(
     #[case] version: ProtocolVersion,

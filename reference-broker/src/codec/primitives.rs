@@ -1,7 +1,7 @@
 //! Wire primitives shared by every packet: integers, variable byte integers, UTF-8 strings,
 //! binary data and the MQTT 5 property block, in both directions.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::properties::{Properties, PropertyContext, PropertyId};
 use super::{DecodeError, EncodeError};
@@ -100,11 +100,12 @@ impl Reader {
         Ok(utf8(raw)?.to_owned())
     }
 
-    /// Everything left, shared with the packet buffer (the PUBLISH payload).
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let out = self.buf.slice(self.pos..);
-        self.pos = self.buf.len();
-        out
+    /// Everything left, shared with the packet buffer (the PUBLISH payload): the reader's
+    /// own handle is reused, so no reference count changes.
+    pub(crate) fn into_rest(self) -> Bytes {
+        let mut buf = self.buf;
+        buf.advance(self.pos);
+        buf
     }
 
     /// The MQTT 5 property block of a packet: Property Length, then properties.

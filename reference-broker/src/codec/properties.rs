@@ -172,7 +172,9 @@ pub struct Properties {
     pub receive_maximum: Option<u16>,
     /// 0x22: highest topic alias the sender accepts.
     pub topic_alias_maximum: Option<u16>,
-    /// 0x23: topic alias of this PUBLISH.
+    /// 0x23: topic alias of this PUBLISH. The decoder accepts any value: 0 ([MQTT-3.3.2-8])
+    /// and values above the Topic Alias Maximum are rejected by the protocol layer, which
+    /// knows the maximum, with 0x94 Topic Alias invalid.
     pub topic_alias: Option<u16>,
     /// 0x24: highest QoS the server supports (0 or 1; absent means 2).
     pub maximum_qos: Option<u8>,

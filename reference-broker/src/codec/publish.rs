@@ -1,10 +1,10 @@
 //! PUBLISH (MQTT 3.1.1 section 3.3, MQTT 5 section 3.3): body decode and encode.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 use super::connect::topic_name_error;
 use super::primitives::{properties_block_len, put_properties, put_str, str_len, Reader};
-use super::{DecodeError, EncodeError, PropertyContext, ProtocolVersion, Publish, QoS};
+use super::{DecodeError, EncodeError, Packet, PropertyContext, ProtocolVersion, Publish, QoS};
 use crate::topic::validate_topic_name;
 
 /// The fixed-header flags of `p`.
@@ -23,14 +23,13 @@ pub(crate) fn check_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
-/// Decode a PUBLISH body. The payload is a slice of `body`: no copy.
+/// Decode a PUBLISH body. The payload is a slice of the body: no copy.
 pub(crate) fn decode(
     flags: u8,
-    body: Bytes,
+    mut r: Reader,
     version: ProtocolVersion,
-) -> Result<Publish, DecodeError> {
+) -> Result<Option<Packet>, DecodeError> {
     let qos = check_flags(flags)?;
-    let mut r = Reader::new(body);
     // [MQTT-3.3.2-1] the topic name is the first field, a UTF-8 Encoded String.
     let topic = r.string()?;
     // [MQTT-2.3.1-5] (3.1.1) / [MQTT-2.2.1-2] (5): a packet identifier only for QoS > 0.
@@ -59,8 +58,9 @@ pub(crate) fn decode(
         // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
         validate_topic_name(&topic).map_err(|e| topic_name_error(e, &topic))?;
     }
-    let payload = r.rest();
-    Ok(Publish {
+    let payload = r.into_rest();
+    // Built in place as a `Packet`: the packet model is large, so avoid an extra move.
+    Ok(Some(Packet::Publish(Publish {
         dup: flags & 0b1000 != 0,
         qos,
         retain: flags & 1 != 0,
@@ -68,7 +68,7 @@ pub(crate) fn decode(
         packet_id,
         properties,
         payload,
-    })
+    })))
 }
 
 /// The body length of `p`.

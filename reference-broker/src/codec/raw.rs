@@ -8,7 +8,7 @@
 //!
 //! // SUBSCRIBE with reserved flags 0b0000 instead of 0b0010 ([MQTT-3.8.1-1]).
 //! let bad = raw::Builder::new(0x80).u16(1).utf8(b"a/b").u8(0).build();
-//! assert_eq!(&bad[..], &[0x80, 0x06, 0x00, 0x01, 0x00, 0x03, b'a', b'/', b'b', 0x00]);
+//! assert_eq!(&bad[..], &[0x80, 0x08, 0x00, 0x01, 0x00, 0x03, b'a', b'/', b'b', 0x00]);
 //!
 //! // A PUBLISH topic with an encoded surrogate (U+D800) ([MQTT-1.5.4-1]).
 //! let topic = raw::utf8_field(&[0xED, 0xA0, 0x80]);
