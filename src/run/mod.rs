@@ -157,6 +157,10 @@ pub async fn execute(
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
     let total = runs.len();
+    // Longest first (stable): the wall time is then close to the longest case, not to the
+    // longest case plus whatever ran before it.
+    let mut runs = runs;
+    runs.sort_by_key(|r| std::cmp::Reverse(plan::estimated_duration(&r.case, r.version)));
     for run in runs {
         let (cfg, permits, stop, tx) = (cfg.clone(), permits.clone(), stop.clone(), tx.clone());
         tokio::spawn(async move {
