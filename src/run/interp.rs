@@ -78,6 +78,7 @@ impl Client {
 
     fn retire(&mut self) {
         if let Some(conn) = self.conn.take() {
+            self.past.push(format!("# connection {}", self.connections));
             self.past.extend(trace::render(conn.trace()));
             conn.abort();
         }
@@ -123,6 +124,7 @@ impl Client {
     fn trace(&self) -> Vec<String> {
         let mut lines = self.past.clone();
         if let Some(conn) = &self.conn {
+            lines.push(format!("# connection {} (open)", self.connections));
             lines.extend(trace::render(conn.trace()));
         }
         lines
@@ -699,7 +701,13 @@ impl<'a> Interpreter<'a> {
         let version = self.env.version;
         let prefix = self.env.prefix.clone();
         let c = self.client(&s.client)?;
-        let packet = wait_for(c, within, |p| p.packet_type() == kind).await?;
+        let packet = match wait_for(c, within, |p| p.packet_type() == kind).await {
+            Ok(p) => p,
+            Err(mut e) => {
+                e.expected = Some(describe_expect(s));
+                return Err(e);
+            }
+        };
         let diffs = matcher::mismatches(s, &packet, version, &prefix);
         if diffs.is_empty() {
             return Ok(());
