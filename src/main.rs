@@ -50,7 +50,7 @@ struct RunArgs {
     /// Suite name or manifest path (repeatable); default: every suite in suites/.
     #[arg(long)]
     suite: Vec<String>,
-    /// External broker URL: mqtt://[user:pass@]host:port, mqtts://, ws://, wss://.
+    /// External broker URL: `mqtt://[user:pass@]host:port`, `mqtts://`, `ws://`, `wss://`.
     #[arg(long, conflicts_with = "container")]
     broker: Option<String>,
     /// Broker name for the deviations of the suites (default: reference, or external).

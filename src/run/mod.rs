@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod hex;
+mod inbox;
 pub mod interp;
 pub mod matcher;
 pub mod plan;
