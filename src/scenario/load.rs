@@ -384,7 +384,7 @@ mod tests {
         assert!(matches!(e, LoadError::Invalid { .. }), "{e}");
         assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
         assert!(
-            e.to_string().starts_with("scenarios/x/f.yaml: case \"c\""),
+            e.to_string().starts_with("scenarios/x/f.yaml: case \"c"),
             "{e}"
         );
     }
