@@ -1,0 +1,126 @@
+//! The plan: which case runs under which version in which suite, what is skipped and why, and
+//! which failures are documented deviations. Built before any case runs.
+
+use std::time::Duration;
+
+use crate::scenario::{LoadedCase, Step, Version};
+use crate::suite::{Deviation, Suite};
+use crate::target::Capabilities;
+
+/// What the user selected on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Case name substring.
+    pub filter: Option<String>,
+    /// A case needs one of these tags (when non-empty).
+    pub tags: Vec<String>,
+    /// Only this version.
+    pub protocol: Option<Version>,
+}
+
+impl Selection {
+    fn accepts(&self, case: &LoadedCase) -> bool {
+        self.filter
+            .as_deref()
+            .is_none_or(|f| case.scenario.name.contains(f))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| case.scenario.tags.contains(t)))
+    }
+}
+
+/// One case under one version in one suite.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    /// Position in the plan.
+    pub index: usize,
+    /// Suite name.
+    pub suite: String,
+    /// The case.
+    pub case: LoadedCase,
+    /// Version.
+    pub version: Version,
+    /// A documented deviation for the target broker.
+    pub deviation: Option<Deviation>,
+    /// Why it will not run (requirements unmet).
+    pub skip: Option<String>,
+}
+
+/// Plan every selected case of every suite, per version, in suite and file order.
+pub fn plan(
+    suites: &[Suite],
+    selection: &Selection,
+    caps: Option<&Capabilities>,
+    broker: &str,
+) -> Vec<PlannedRun> {
+    let mut runs = Vec::new();
+    for suite in suites {
+        for case in suite.cases.iter().filter(|c| selection.accepts(c)) {
+            for &version in Version::ALL
+                .iter()
+                .filter(|v| case.scenario.versions.contains(v))
+            {
+                if selection.protocol.is_some_and(|p| p != version) || !suite.runs_version(version)
+                {
+                    continue;
+                }
+                let skip = caps.and_then(|caps| {
+                    if version == Version::V5 && !caps.v5 {
+                        return Some("the broker does not accept MQTT 5".to_string());
+                    }
+                    case.scenario
+                        .requires
+                        .iter()
+                        .find_map(|f| caps.unmet(*f, version))
+                });
+                runs.push(PlannedRun {
+                    index: runs.len(),
+                    suite: suite.manifest.name.clone(),
+                    case: case.clone(),
+                    version,
+                    deviation: suite
+                        .deviation(broker, &case.scenario.name, version)
+                        .cloned(),
+                    skip,
+                });
+            }
+        }
+    }
+    runs
+}
+
+/// A lower bound of a case's duration under `version`: the time its steps wait on purpose
+/// (`sleep`, `expect_nothing`). The executor starts long cases first so that they do not
+/// finish last.
+pub fn estimated_duration(case: &LoadedCase, version: Version) -> Duration {
+    case.scenario
+        .steps
+        .iter()
+        .filter(|s| s.only().is_none_or(|v| v == version))
+        .map(|s| match s {
+            Step::Sleep(d) => d.duration().0,
+            Step::ExpectNothing(e) => e.duration.0,
+            _ => Duration::ZERO,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_add_up_per_version() {
+        let text = "name: c\nversions: [\"3.1.1\", \"5\"]\nclients: {a: {}}\nsteps:\n  - sleep: 1s\n  - sleep: {for: 2s, only: \"5\"}\n  - expect_nothing: {client: a, for: 500ms}\n";
+        let case = crate::scenario::parse_str(text, std::path::Path::new("f.yaml"))
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            estimated_duration(&case, Version::V311),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            estimated_duration(&case, Version::V5),
+            Duration::from_millis(3500)
+        );
+    }
+}
