@@ -16,6 +16,7 @@ mod connection;
 mod listener;
 mod retained;
 mod router;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -50,6 +50,9 @@ struct ClientEntry {
     generation: u64,
 }
 
+/// A member of a shared group matching a message: client, granted QoS, subscription id.
+type SharedMember = (Arc<str>, QoS, Option<u32>);
+
 /// Outcome of SUBSCRIBE.
 #[derive(Debug)]
 pub(crate) struct SubscribeResult {
@@ -327,8 +330,7 @@ impl Router {
             self.retained.update(&msg);
         }
         let mut direct: HashMap<Arc<str>, (QoS, bool, Vec<u32>)> = HashMap::new();
-        let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<(Arc<str>, QoS, Option<u32>)>> =
-            HashMap::new();
+        let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<SharedMember>> = HashMap::new();
         self.subs.for_each_match(&msg.topic, |key, e| match key {
             SubKey::Client(c) => {
                 // [MQTT-3.8.3-3] No Local: not back to the publishing connection.
@@ -391,11 +393,9 @@ impl Router {
             return;
         };
         if let Some(online) = &entry.online {
-            if let Err(e) = online.tx.try_send(delivery) {
-                if let mpsc::error::TrySendError::Full(_) = e {
-                    self.stats.dropped_full += 1;
-                    tracing::warn!(client = %client, "delivery queue full, message dropped");
-                }
+            if let Err(mpsc::error::TrySendError::Full(_)) = online.tx.try_send(delivery) {
+                self.stats.dropped_full += 1;
+                tracing::warn!(client = %client, "delivery queue full, message dropped");
             }
         } else if let Some(session) = &mut entry.session {
             if !session.enqueue(
