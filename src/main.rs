@@ -41,6 +41,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Load a broker: N publishers, M subscribers; throughput, losses, latency, memory.
+    Bench(mqtt_conformance::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -147,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List(args) => list(&cli.root, &args),
         Command::Validate { paths } => validate(&cli.root, &paths),
+        Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
     }
 }
 
