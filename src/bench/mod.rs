@@ -418,7 +418,15 @@ async fn run_against(
         })
         .collect();
     let total_conns = opened.load(Ordering::Relaxed);
-    let publishing = futures::future::join_all(pub_tasks);
+    let hold = (a.pubs == 0).then_some(deadline).flatten();
+    let publishing = async {
+        let results = futures::future::join_all(pub_tasks).await;
+        // No publisher: hold the connections for the duration (idle-memory runs).
+        if let Some(until) = hold {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        results
+    };
     tokio::pin!(publishing);
     let pub_results = loop {
         tokio::select! {
