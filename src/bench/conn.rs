@@ -2,10 +2,17 @@
 //! CONNECT/CONNACK and SUBSCRIBE/SUBACK handshake, nothing else (no trace, no state machine,
 //! no per-packet allocation beyond the codec's).
 //!
-//! Why not the reference [`reference_broker::client::Client`]: it records every packet in a
-//! trace (a clone per packet), runs the full client state machine, and only does I/O when a
-//! method is awaited, so a publisher could not pipeline writes while acknowledgements are
-//! read. See the module doc of [`super`] for the measured figures.
+//! Why not the reference [`reference_broker::client::Client`]: it runs the full client state
+//! machine per packet and only does I/O when a method is awaited, so a publisher cannot write
+//! while acknowledgements are read. Measured
+//! with `cargo bench --bench client_path` (1 publisher -> 1 subscriber, 50,000 messages of
+//! 64 B, in-process reference broker, 2 shared and busy cores, two runs): QoS 0 reference
+//! client 62k-79k msg/s, lean path 124k-280k msg/s (1.6x-4.5x); QoS 1 (window 20) 18k msg/s
+//! against 33k-39k msg/s (1.8x-2.1x). The lean path is also not the bottleneck of a run:
+//! against the reference broker binary (8 publishers -> 1 subscriber, 5 s) the bench used
+//! 0.5 s (QoS 0) and 1.2 s (QoS 1) of CPU while the broker used 3.1 s and 2.5 s; against
+//! Mosquitto (3 s) 1.5 s against Mosquitto's 2.5 s at QoS 0, and at QoS 1 neither was busy
+//! (Mosquitto's 20-message window to the subscriber bounds the rate).
 
 use std::time::{Duration, Instant};
 

@@ -35,6 +35,25 @@ pub struct RssSample {
     pub kib: u64,
 }
 
+/// Up to `points` samples spread evenly over the run, as `t=12s 8.1MiB` items.
+pub fn rss_timeline(samples: &[RssSample], points: usize) -> String {
+    if samples.is_empty() || points == 0 {
+        return String::new();
+    }
+    let step = samples.len().div_ceil(points).max(1);
+    let mut picked: Vec<&RssSample> = samples.iter().step_by(step).collect();
+    if let Some(last) = samples.last() {
+        if picked.last().is_none_or(|p| !std::ptr::eq(*p, last)) {
+            picked.push(last);
+        }
+    }
+    picked
+        .iter()
+        .map(|s| format!("t={:.0}s {:.1}MiB", s.at_s, s.kib as f64 / 1024.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The outcome of a bench run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BenchReport {
@@ -175,6 +194,9 @@ impl BenchReport {
                 )?;
             }
             writeln!(w, " ({} samples)", self.rss.len())?;
+            if self.rss.len() > 2 {
+                writeln!(w, "memory over time  {}", rss_timeline(&self.rss, 10))?;
+            }
         }
         if self.foreign > 0 || self.refused > 0 {
             writeln!(
@@ -204,5 +226,25 @@ impl BenchReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_keeps_first_and_last_sample() {
+        let samples: Vec<RssSample> = (0..25)
+            .map(|i| RssSample {
+                at_s: i as f64,
+                kib: 1024 * (i + 1),
+            })
+            .collect();
+        let line = rss_timeline(&samples, 5);
+        assert!(line.starts_with("t=0s 1.0MiB"), "{line}");
+        assert!(line.ends_with("t=24s 25.0MiB"), "{line}");
+        assert_eq!(line.matches("MiB").count(), 6);
+        assert_eq!(rss_timeline(&[], 5), "");
     }
 }
