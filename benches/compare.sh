@@ -93,10 +93,13 @@ EOF
     esac
 }
 
-# name | bench arguments
+# name | bench arguments. Unlimited rates measure throughput (and losses under overload);
+# the @20k variants offer both brokers the same load, so their p99 latencies compare.
 WORKLOADS=(
     "qos0-fan-in|--pubs 8 --subs 1 --qos 0 --pattern fan-in --duration $DURATION"
     "qos1-fan-in|--pubs 8 --subs 1 --qos 1 --pattern fan-in --inflight 20 --duration $DURATION"
+    "qos0-fan-in@20k|--pubs 8 --subs 1 --qos 0 --pattern fan-in --rate 20000 --duration $DURATION"
+    "qos1-fan-in@20k|--pubs 8 --subs 1 --qos 1 --pattern fan-in --inflight 20 --rate 20000 --duration $DURATION"
     "qos1-fan-out|--pubs 1 --subs 16 --qos 1 --pattern fan-out --inflight 20 --duration $DURATION"
     "idle-$IDLE|--pubs 0 --subs 0 --idle $IDLE --duration 5s"
 )
@@ -119,7 +122,7 @@ done
 
 echo
 echo "MQTT $PROTOCOL, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); reference vs Mosquitto $("$MOSQUITTO" -h 2>/dev/null | sed -n 's/^mosquitto version //p')"
-printf '%-14s %12s %12s %7s %9s %9s %9s %9s %10s %10s\n' \
+printf '%-16s %12s %12s %7s %9s %9s %9s %9s %10s %10s\n' \
     workload "ref msg/s" "mosq msg/s" ratio "ref p99" "mosq p99" "ref lost" "mosq lost" "ref RSS" "mosq RSS"
 for w in "${WORKLOADS[@]}"; do
     name=${w%%|*}
@@ -138,6 +141,6 @@ for w in "${WORKLOADS[@]}"; do
           (if num($b.received) > 0 then us($b.p99_us) else "-" end),
           (num($a.lost) | tostring), (num($b.lost) | tostring),
           mib($a.rss_max_kib), mib($b.rss_max_kib) ] | @tsv' |
-        awk -F'\t' '{ printf "%-14s %12s %12s %7s %9s %9s %9s %9s %10s %10s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10 }'
+        awk -F'\t' '{ printf "%-16s %12s %12s %7s %9s %9s %9s %9s %10s %10s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10 }'
 done
 echo "raw reports: $OUT" >&2
