@@ -77,8 +77,9 @@ pub(crate) async fn serve<S>(
         done: done_rx,
         overflow: Arc::new(AtomicBool::new(false)),
     };
-    let mut inbuf = BytesMut::with_capacity(8 * 1024);
-    let mut outbuf = BytesMut::with_capacity(8 * 1024);
+    // Small to start: an idle connection holds little; the buffers grow under load.
+    let mut inbuf = BytesMut::with_capacity(256);
+    let mut outbuf = BytesMut::new();
     loop {
         if !flush(&mut conn, &mut outbuf, &mut wr).await {
             conn.close_silently(CloseKind::NetworkLost);
