@@ -45,6 +45,10 @@ enum Command {
     Schema,
     /// Load a broker: N publishers, M subscribers; throughput, losses, latency, memory.
     Bench(mqtt_conformance::bench::BenchArgs),
+    /// Publish messages by hand (like mosquitto_pub).
+    Pub(mqtt_conformance::pubsub::PubArgs),
+    /// Subscribe and print messages by hand (like mosquitto_sub).
+    Sub(mqtt_conformance::pubsub::SubArgs),
 }
 
 #[derive(Args)]
@@ -142,13 +146,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(run_suites(&cli.root, args))
-        }
+        Command::Run(args) => async_runtime()?.block_on(run_suites(&cli.root, args)),
         Command::List(args) => list(&cli.root, &args),
         Command::Validate { paths } => validate(&cli.root, &paths),
         Command::Schema => {
@@ -156,7 +154,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::SUCCESS))
         }
         Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
+        Command::Pub(args) => {
+            async_runtime()?.block_on(mqtt_conformance::pubsub::run_pub(args))?;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Command::Sub(args) => {
+            async_runtime()?.block_on(mqtt_conformance::pubsub::run_sub(args))?;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
     }
+}
+
+/// The multi-threaded tokio runtime the async subcommands run on.
+fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Load the suites; invalid scenario files are printed and remembered.
