@@ -132,6 +132,22 @@ impl Broker {
         })
     }
 
+    /// Serve one already-connected byte stream as an MQTT connection, as if a listener had
+    /// accepted it: in-memory pipes (`tokio::io::duplex`) in tests with paused time, or
+    /// transports the broker does not listen on itself.
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(connection::serve(
+            shared,
+            stream,
+            peer,
+            self.shutdown.subscribe(),
+        ));
+    }
+
     /// The actual bound addresses (port 0 resolved), in listener order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.addrs.iter().map(|(_, a)| *a).collect()
