@@ -520,21 +520,6 @@ async fn mqtt_3_1_clients_are_served() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn session_expires_after_its_interval() {
-    let broker = start().await;
-    let addr = broker.tcp_addr().unwrap();
-    let mut c = connect_packet(V5, "short", false);
-    c.properties.session_expiry_interval = Some(1);
-    let (s, _) = Client::connect_with(addr, c.clone()).await;
-    s.disconnect().await;
-    // Let the one-second session expiry pass: time passing is what is under test here.
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let (_s, ack) = Client::connect_with(addr, c).await;
-    assert!(!ack.session_present, "the session expired");
-    broker.shutdown().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_loses_no_qos1_message() {
     // A tiny channel: the connection task blocks on a full socket while the publisher keeps

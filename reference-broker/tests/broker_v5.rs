@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use reference_broker::codec::raw::Builder;
 use reference_broker::codec::*;
@@ -74,22 +72,15 @@ async fn message_expiry_remaining_interval_forwarded() {
     m.retain = true;
     m.properties.message_expiry_interval = Some(100);
     p.publish(m).await;
-    let mut short = publish_packet("exp/short", b"y", QoS::AtLeastOnce, 2);
-    short.retain = true;
-    short.properties.message_expiry_interval = Some(1);
-    p.publish(short).await;
-    // Let the one-second message expire: time passing is what is under test here.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (mut s, _) = Client::connect(addr, V5, "s", true).await;
     s.subscribe("exp/#", QoS::AtLeastOnce).await;
     let got = s.recv_publish().await;
     assert_eq!(got.topic, "exp/keep");
     // [MQTT-3.3.2-6] the remaining interval is forwarded.
     let left = got.properties.message_expiry_interval.unwrap();
-    assert!((98..=99).contains(&left), "{left}");
+    assert!((99..=100).contains(&left), "{left}");
     s.ack(&got).await;
-    // [MQTT-3.3.2-5] the expired one is not delivered.
-    s.expect_nothing().await;
+    // Expiry itself is proven in virtual time: broker_time::queued_message_expiry_*.
     broker.shutdown().await;
 }
 

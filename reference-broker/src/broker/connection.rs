@@ -461,6 +461,7 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<De
     let generation = shared
         .router()
         .detach(&client_id, ctx.conn_id, session, expiry, rx);
+    shared.departed.notify_waiters();
     debug!(peer = %ctx.peer, client = %client_id, kind = ?conn.close_kind(), "client disconnected");
     if expiry != 0 && expiry != u32::MAX {
         let client_id = client_id.clone();

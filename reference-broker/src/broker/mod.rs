@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     limits: Arc<ServerLimits>,
     conn_ids: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// Notified whenever a client connection ends.
+    departed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -114,6 +116,7 @@ impl Broker {
             limits,
             conn_ids: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
+            departed: tokio::sync::Notify::new(),
         });
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
@@ -171,6 +174,19 @@ impl Broker {
     /// Number of clients connected right now.
     pub fn connected_clients(&self) -> usize {
         self.shared.router().online_count()
+    }
+
+    /// Resolve once no client is connected (wrap it in a timeout).
+    pub async fn until_no_clients(&self) {
+        loop {
+            let departed = self.shared.departed.notified();
+            tokio::pin!(departed);
+            departed.as_mut().enable();
+            if self.connected_clients() == 0 {
+                return;
+            }
+            departed.await;
+        }
     }
 
     /// Number of retained messages.
