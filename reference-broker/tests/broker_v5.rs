@@ -613,3 +613,51 @@ async fn topics_with_too_many_levels_are_refused_not_fatal() {
     assert_eq!(c.recv().await, Packet::PingResp);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn optional_features_switched_off_are_reported_and_refused() {
+    let broker = start_with(|c| {
+        c.limits.wildcard_subscriptions = false;
+        c.limits.shared_subscriptions = false;
+        c.limits.subscription_identifiers = false;
+    })
+    .await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut c, ack) = Client::connect(addr, V5, "c", true).await;
+    let p = &ack.properties;
+    assert_eq!(p.wildcard_subscription_available, Some(0));
+    assert_eq!(p.shared_subscription_available, Some(0));
+    assert_eq!(p.subscription_identifier_available, Some(0));
+    let s = subscribe_many(
+        &mut c,
+        None,
+        vec![
+            sub_with("a/+", QoS::AtMostOnce, |_| {}),
+            sub_with("$share/g/a", QoS::AtMostOnce, |_| {}),
+            sub_with("a/b", QoS::AtMostOnce, |_| {}),
+        ],
+    )
+    .await;
+    assert_eq!(
+        s.reason_codes,
+        vec![
+            ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+            ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+            ReasonCode::SUCCESS
+        ]
+    );
+    let mut props = Properties::default();
+    props.subscription_identifiers.push(5);
+    c.send(Packet::Subscribe(Subscribe {
+        packet_id: 9,
+        properties: props,
+        subscriptions: vec![sub_with("x", QoS::AtMostOnce, |_| {})],
+    }))
+    .await;
+    let got = c.expect_closed().await;
+    assert!(
+        matches!(got.as_slice(), [Packet::Disconnect(d)] if d.reason == ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED),
+        "{got:?}"
+    );
+    broker.shutdown().await;
+}
