@@ -583,3 +583,45 @@ async fn subscription_and_retained_quotas() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn order_preserved_per_topic_across_qos() {
+    let broker = start().await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut s, _) = Client::connect(addr, V4, "ord-s", true).await;
+    s.subscribe("ord", QoS::ExactlyOnce).await;
+    let (mut p, _) = Client::connect(addr, V4, "ord-p", true).await;
+    let payloads: Vec<String> = (0..60).map(|i| format!("{i:02}")).collect();
+    for (i, text) in payloads.iter().enumerate() {
+        let qos = QoS::from_u8((i % 3) as u8).unwrap();
+        let id = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            i as u16 + 1
+        };
+        let mut m = publish_packet("ord", b"", qos, id);
+        m.payload = Bytes::from(text.clone());
+        p.publish(m).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < payloads.len() {
+        match s.recv().await {
+            Packet::Publish(m) => {
+                got.push(String::from_utf8(m.payload.to_vec()).unwrap());
+                let r = PubResponse {
+                    packet_id: m.packet_id,
+                    ..Default::default()
+                };
+                match m.qos {
+                    QoS::AtMostOnce => {}
+                    QoS::AtLeastOnce => s.send(Packet::PubAck(r)).await,
+                    QoS::ExactlyOnce => s.send(Packet::PubRec(r)).await,
+                }
+            }
+            Packet::PubRel(r) => s.send(Packet::PubComp(r)).await,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, payloads, "delivered in publication order");
+    broker.shutdown().await;
+}

@@ -142,3 +142,41 @@ async fn queued_message_expiry_counts_down_while_offline() {
     assert!(s.recv_within(Duration::from_secs(1)).await.is_none());
     b.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn server_keep_alive_is_enforced() {
+    let b = start_with(|c| {
+        c.listeners.clear();
+        c.limits.server_keep_alive = Some(4);
+    })
+    .await;
+    // The client asks for no keep alive at all; the server imposes 4 s.
+    let (mut c, ack) = Client::pipe(&b, V5)
+        .handshake(connect_packet(V5, "ska", true))
+        .await;
+    assert_eq!(ack.properties.server_keep_alive, Some(4));
+    let start = Instant::now();
+    let got = c.expect_closed_within(HOUR).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(6));
+    assert!(
+        matches!(got.as_slice(), [Packet::Disconnect(d)] if d.reason == ReasonCode::KEEP_ALIVE_TIMEOUT)
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn will_published_after_protocol_error() {
+    let b = broker().await;
+    let mut w = connect(&b, connect_packet(V5, "watch", true)).await;
+    w.subscribe("will/#", QoS::AtMostOnce).await;
+    let mut c = connect(&b, with_will("rude", 0, 0)).await;
+    // A second CONNECT is a protocol error: DISCONNECT 0x82, close, will published.
+    c.send(Packet::Connect(connect_packet(V5, "rude", true)))
+        .await;
+    let got = c.expect_closed().await;
+    assert!(
+        matches!(got.as_slice(), [Packet::Disconnect(d)] if d.reason == ReasonCode::PROTOCOL_ERROR)
+    );
+    assert_eq!(w.recv_publish().await.topic, "will/rude");
+    b.shutdown().await;
+}
