@@ -180,3 +180,25 @@ async fn will_published_after_protocol_error() {
     assert_eq!(w.recv_publish().await.topic, "will/rude");
     b.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn client_that_stops_reading_is_dropped_after_write_timeout() {
+    let b = broker().await;
+    let mut w = connect(&b, connect_packet(V5, "watch", true)).await;
+    w.subscribe("will/#", QoS::AtMostOnce).await;
+    let mut stuck = connect(&b, with_will("stuck", 0, 0)).await;
+    stuck.subscribe("flood", QoS::AtMostOnce).await;
+    let mut p = connect(&b, connect_packet(V5, "p", true)).await;
+    static CHUNK: [u8; 8 * 1024] = [1u8; 8 * 1024];
+    let start = Instant::now();
+    // More than the 64 KiB pipe holds: the broker's write to "stuck" blocks.
+    for _ in 0..32 {
+        p.publish(publish_packet("flood", &CHUNK, QoS::AtMostOnce, 0))
+            .await;
+    }
+    let got = w.recv_within(HOUR).await;
+    assert!(matches!(got, Some(Packet::Publish(m)) if m.topic == "will/stuck"));
+    // Default write timeout: 60 s without progress.
+    assert_eq!(start.elapsed().as_secs(), 60);
+    b.shutdown().await;
+}

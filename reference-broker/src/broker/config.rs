@@ -130,6 +130,9 @@ pub struct LimitsConfig {
     pub shared_subscriptions: bool,
     /// Subscription identifiers supported (off: SUBSCRIBE with one is closed with 0xA1).
     pub subscription_identifiers: bool,
+    /// Seconds a write to a client may stall (peer not reading) before the connection is
+    /// treated as lost.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -154,6 +157,7 @@ impl Default for LimitsConfig {
             wildcard_subscriptions: true,
             shared_subscriptions: true,
             subscription_identifiers: true,
+            write_timeout_secs: 60,
         }
     }
 }
