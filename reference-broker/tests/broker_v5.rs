@@ -661,3 +661,20 @@ async fn optional_features_switched_off_are_reported_and_refused() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn response_information_only_when_requested() {
+    let broker = start_with(|c| c.response_information = Some("replies/".into())).await;
+    let addr = broker.tcp_addr().unwrap();
+    let mut conn = connect_packet(V5, "asker", true);
+    conn.properties.request_response_information = Some(1);
+    let (_a, ack) = Client::connect_with(addr, conn).await;
+    assert_eq!(
+        ack.properties.response_information.as_deref(),
+        Some("replies/asker")
+    );
+    // [MQTT-3.1.2-28] not requested: not returned.
+    let (_b, ack) = Client::connect(addr, V5, "quiet", true).await;
+    assert_eq!(ack.properties.response_information, None);
+    broker.shutdown().await;
+}

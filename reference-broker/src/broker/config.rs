@@ -225,6 +225,10 @@ pub struct BrokerConfig {
     /// The `challenge` enhanced authentication method, if enabled.
     #[serde(default)]
     pub challenge_auth: Option<ChallengeConfig>,
+    /// Prefix of the Response Information returned to MQTT 5 clients that request it (the
+    /// client id is appended); none: never returned.
+    #[serde(default)]
+    pub response_information: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -246,6 +250,7 @@ impl BrokerConfig {
             users: Vec::new(),
             acl: Vec::new(),
             challenge_auth: None,
+            response_information: None,
         }
     }
 

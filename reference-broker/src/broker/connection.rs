@@ -423,6 +423,12 @@ async fn finish_connect(
             session,
             session_present,
             assigned_client_id: assigned,
+            response_information: shared
+                .config
+                .response_information
+                .as_ref()
+                .filter(|_| c.properties.request_response_information == Some(1))
+                .map(|prefix| format!("{prefix}{client_id}")),
             auth: auth_method.map(|m| (m, None)),
         },
     );

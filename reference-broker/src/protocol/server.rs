@@ -134,6 +134,8 @@ pub struct Accept {
     pub assigned_client_id: Option<String>,
     /// Authentication method and final data of an enhanced authentication (MQTT 5).
     pub auth: Option<(String, Option<bytes::Bytes>)>,
+    /// Response Information for a client that asked for it (MQTT 5).
+    pub response_information: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +381,8 @@ impl ServerConnection {
             p.shared_subscription_available = Some(u8::from(l.shared_subscription_available));
             // [MQTT-3.2.2-21] the client must use the Server Keep Alive.
             p.server_keep_alive = l.server_keep_alive;
+            // [MQTT-3.1.2-28] only when requested (the shell checks the request).
+            p.response_information = accept.response_information;
             if let Some((method, data)) = accept.auth {
                 p.authentication_method = Some(method);
                 p.authentication_data = data;
