@@ -412,7 +412,14 @@ impl ServerConnection {
 
     /// Refuse the CONNECT with `code` (an MQTT 5 reason code; mapped for 3.1.x) and close.
     pub fn reject(&mut self, code: ReasonCode) {
+        let mut properties = crate::codec::Properties::default();
         let code = if self.version.is_v5() {
+            // [MQTT-3.1.2-29] a Reason String is allowed on CONNACK whatever Request Problem
+            // Information says; it is short, so within any sane Maximum Packet Size.
+            let fits = self.client_max_packet_size.is_none_or(|max| max >= 64);
+            if fits {
+                properties.reason_string = code.name().map(str::to_owned);
+            }
             code
         } else {
             code.to_v3_connack()
@@ -420,7 +427,7 @@ impl ServerConnection {
         self.transmits.push_back(Packet::ConnAck(ConnAck {
             session_present: false,
             code,
-            properties: Default::default(),
+            properties,
         }));
         self.will = None;
         self.state = State::Closed;
