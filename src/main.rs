@@ -43,6 +43,8 @@ enum Command {
     },
     /// Print the JSON Schema of scenario files (as committed in suites/schema.json).
     Schema,
+    /// Load a broker: N publishers, M subscribers; throughput, losses, latency, memory.
+    Bench(mqtt_conformance::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -153,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
             Ok(ExitCode::from(exit::SUCCESS))
         }
+        Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
     }
 }
 

@@ -78,8 +78,9 @@ pub(crate) async fn serve<S>(
         overflow: Arc::new(AtomicBool::new(false)),
     };
     let write_timeout = Duration::from_secs(shared.config.limits.write_timeout_secs);
-    let mut inbuf = BytesMut::with_capacity(8 * 1024);
-    let mut outbuf = BytesMut::with_capacity(8 * 1024);
+    // Small to start: an idle connection holds little; the buffers grow under load.
+    let mut inbuf = BytesMut::with_capacity(256);
+    let mut outbuf = BytesMut::new();
     loop {
         if !flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await {
             conn.close_silently(CloseKind::NetworkLost);

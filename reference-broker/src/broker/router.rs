@@ -476,7 +476,9 @@ impl Router {
                 self.stats.parked += 1;
             } else {
                 self.stats.dropped_full += 1;
-                tracing::warn!(client = %client, "delivery queue full, message dropped");
+                // Counted in stats; a log line per dropped message would cost more than the
+                // delivery itself under overload.
+                tracing::debug!(client = %client, "delivery queue full, message dropped");
             }
         } else if let Some(session) = &mut entry.session {
             if !session.enqueue(

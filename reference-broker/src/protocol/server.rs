@@ -248,12 +248,22 @@ impl ServerConnection {
 
     /// The next packet to send.
     pub fn poll_transmit(&mut self) -> Option<Packet> {
-        self.transmits.pop_front()
+        let next = self.transmits.pop_front();
+        if next.is_none() && self.transmits.capacity() > 0 {
+            // Packets are large (properties inline): an idle connection keeps no buffer.
+            self.transmits = VecDeque::new();
+        }
+        next
     }
 
     /// The next event for the broker.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if next.is_none() && self.events.capacity() > 0 {
+            // Events carry whole packets: an idle connection keeps no buffer.
+            self.events = VecDeque::new();
+        }
+        next
     }
 
     /// When [`ServerConnection::handle_timeout`] must be called next.
