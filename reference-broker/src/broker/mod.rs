@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     limits: Arc<ServerLimits>,
     conn_ids: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// Notified whenever a client connection ends.
+    departed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -105,11 +107,16 @@ impl Broker {
         let limits = Arc::new(config.limits.server_limits()?);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            router: Mutex::new(Router::new(Arc::clone(&limits))),
+            router: Mutex::new(Router::new(
+                Arc::clone(&limits),
+                config.limits.max_subscriptions_per_client,
+                config.limits.max_retained_messages,
+            )),
             config,
             limits,
             conn_ids: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
+            departed: tokio::sync::Notify::new(),
         });
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
@@ -126,6 +133,22 @@ impl Broker {
             tasks,
             shared,
         })
+    }
+
+    /// Serve one already-connected byte stream as an MQTT connection, as if a listener had
+    /// accepted it: in-memory pipes (`tokio::io::duplex`) in tests with paused time, or
+    /// transports the broker does not listen on itself.
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(connection::serve(
+            shared,
+            stream,
+            peer,
+            self.shutdown.subscribe(),
+        ));
     }
 
     /// The actual bound addresses (port 0 resolved), in listener order.
@@ -151,6 +174,19 @@ impl Broker {
     /// Number of clients connected right now.
     pub fn connected_clients(&self) -> usize {
         self.shared.router().online_count()
+    }
+
+    /// Resolve once no client is connected (wrap it in a timeout).
+    pub async fn until_no_clients(&self) {
+        loop {
+            let departed = self.shared.departed.notified();
+            tokio::pin!(departed);
+            departed.as_mut().enable();
+            if self.connected_clients() == 0 {
+                return;
+            }
+            departed.await;
+        }
     }
 
     /// Number of retained messages.

@@ -81,6 +81,8 @@ pub struct RouterStats {
 #[derive(Debug)]
 pub(crate) struct Router {
     limits: Arc<ServerLimits>,
+    max_subscriptions: usize,
+    max_retained: usize,
     clients: HashMap<Arc<str>, ClientEntry>,
     subs: SubscriptionTree<SubKey, SubEntry>,
     retained: RetainedStore,
@@ -102,9 +104,11 @@ fn split_filter(raw: &str, client: &Arc<str>) -> Option<(SubKey, String)> {
 }
 
 impl Router {
-    pub fn new(limits: Arc<ServerLimits>) -> Router {
+    pub fn new(limits: Arc<ServerLimits>, max_subscriptions: usize, max_retained: usize) -> Router {
         Router {
             limits,
+            max_subscriptions,
+            max_retained,
             clients: HashMap::new(),
             subs: SubscriptionTree::new(),
             retained: RetainedStore::default(),
@@ -275,6 +279,10 @@ impl Router {
         let v5 = version.is_v5();
         let fail = |code: ReasonCode| if v5 { code } else { v3::SUBACK_FAILURE };
         let id = sub.properties.subscription_identifiers.first().copied();
+        if id.is_some() && !self.limits.subscription_identifiers_available {
+            // MQTT 5 section 3.2.2.3.12: identifiers not supported, DISCONNECT 0xA1.
+            return Err(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED);
+        }
         let mut codes = Vec::with_capacity(sub.subscriptions.len());
         let mut retained = Vec::new();
         // [MQTT-3.8.4-5] several filters are handled as a sequence of SUBSCRIBEs.
@@ -284,6 +292,15 @@ impl Router {
                 codes.push(fail(ReasonCode::TOPIC_FILTER_INVALID));
                 continue;
             };
+            // MQTT 5 sections 3.2.2.3.13 / 3.2.2.3.11: unsupported shared or wildcard filters.
+            if matches!(key, SubKey::Shared(..)) && !self.limits.shared_subscription_available {
+                codes.push(fail(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
+                continue;
+            }
+            if inner.contains(['+', '#']) && !self.limits.wildcard_subscription_available {
+                codes.push(fail(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED));
+                continue;
+            }
             if too_deep(&inner) {
                 codes.push(fail(ReasonCode::TOPIC_FILTER_INVALID));
                 continue;
@@ -295,6 +312,16 @@ impl Router {
             }
             if !allowed(&inner) {
                 codes.push(fail(ReasonCode::NOT_AUTHORIZED));
+                continue;
+            }
+            let held = self.clients.get(client).map_or(0, |c| c.filters.len());
+            if held >= self.max_subscriptions
+                && self
+                    .clients
+                    .get(client)
+                    .is_none_or(|c| !c.filters.contains(&s.filter))
+            {
+                codes.push(fail(ReasonCode::QUOTA_EXCEEDED));
                 continue;
             }
             let granted = s.options.qos.min(self.limits.maximum_qos);
@@ -364,8 +391,11 @@ impl Router {
         if too_deep(&msg.topic) {
             return 0;
         }
-        if msg.retain && self.limits.retain_available {
-            self.retained.update(&msg);
+        if msg.retain
+            && self.limits.retain_available
+            && !self.retained.update(&msg, self.max_retained)
+        {
+            tracing::warn!(topic = %msg.topic, "retained store full, message not retained");
         }
         let mut direct: HashMap<Arc<str>, (QoS, bool, Vec<u32>)> = HashMap::new();
         let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<SharedMember>> = HashMap::new();
