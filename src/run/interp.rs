@@ -21,7 +21,8 @@ use super::prefix::Prefixer;
 use super::trace;
 use super::verdict::{ClientTrace, Failure};
 use crate::scenario::{
-    ConnectStep, ExpectStep, FilterSpec, PacketKind, PropsSpec, Scenario, SendStep, Step, Version,
+    ConnectStep, ExpectOneOfStep, ExpectStep, FilterSpec, PacketKind, PropsSpec, Scenario,
+    SendStep, Step, Version,
 };
 
 /// Default wait for an expected packet.
@@ -58,6 +59,8 @@ pub struct Interpreter<'a> {
     case: &'a Scenario,
     env: CaseEnv,
     clients: BTreeMap<String, Client>,
+    /// Packet identifiers saved by `expect` steps (`save_id`).
+    saved: BTreeMap<String, u16>,
 }
 
 impl<'a> Interpreter<'a> {
@@ -72,7 +75,12 @@ impl<'a> Interpreter<'a> {
                 (name.clone(), client)
             })
             .collect();
-        Interpreter { case, env, clients }
+        Interpreter {
+            case,
+            env,
+            clients,
+            saved: BTreeMap::new(),
+        }
     }
 
     /// Run every step that applies to this version; the first failure ends the case.
@@ -325,6 +333,7 @@ impl<'a> Interpreter<'a> {
                 Ok(())
             }
             Step::Expect(s) => self.expect(s).await,
+            Step::ExpectOneOf(s) => self.expect_one_of(s).await,
             Step::ExpectNothing(s) => {
                 let kind = s.packet.map(PacketKind::packet_type);
                 let c = self.client(&s.client)?;
@@ -360,9 +369,19 @@ impl<'a> Interpreter<'a> {
             Step::ExpectClose(s) => {
                 let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
                 let version = self.env.version;
+                let allowed: Option<Vec<PacketType>> = s
+                    .allow_before
+                    .as_ref()
+                    .map(|l| l.iter().map(|k| k.packet_type()).collect());
                 let c = self.client(&s.client)?;
                 let deadline = Instant::now() + within;
-                while !c.closed {
+                loop {
+                    if let Some(allowed) = &allowed {
+                        check_allowed_before(&c.inbox, allowed)?;
+                    }
+                    if c.closed {
+                        break;
+                    }
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(StepError::diff(
@@ -525,6 +544,15 @@ impl<'a> Interpreter<'a> {
         let c = self.client(&s.client)?;
         c.retire();
         open(c, &url, &transport).await?;
+        if let (Version::V5, Some(max), Some(conn)) = (
+            version,
+            c.spec.properties.maximum_packet_size,
+            c.conn.as_mut(),
+        ) {
+            // [MQTT-3.1.2-24] the broker must not send packets above the client's maximum:
+            // a larger one fails the case (see recv_one).
+            conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
+        }
         send(c, &Packet::Connect(connect)).await?;
         let ack = wait_for(c, within, |p| matches!(p, Packet::ConnAck(_))).await?;
         let Packet::ConnAck(ack) = ack else {
@@ -564,6 +592,14 @@ impl<'a> Interpreter<'a> {
                 ));
             }
         }
+        for name in &s.expect.present {
+            if !name.is_present(&ack.properties) {
+                diffs.push(format!(
+                    "properties.{}: expected present (any value), received absent",
+                    name.name()
+                ));
+            }
+        }
         if !diffs.is_empty() {
             return Err(StepError::diff(
                 format!("CONNACK differs: {}", diffs.join("; ")),
@@ -578,6 +614,8 @@ impl<'a> Interpreter<'a> {
     }
 
     async fn expect(&mut self, s: &ExpectStep) -> StepResult {
+        let resolved = self.resolve_saved(s)?;
+        let s = &resolved;
         let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
         let kind = s.packet.packet_type();
         let version = self.env.version;
@@ -592,6 +630,12 @@ impl<'a> Interpreter<'a> {
         };
         let diffs = matcher::mismatches(s, &packet, version, &prefix);
         if diffs.is_empty() {
+            if let Some(name) = &s.save_id {
+                let id = packet_id_of(&packet).ok_or_else(|| {
+                    StepError::new(format!("save_id: a {kind:?} has no packet identifier"))
+                })?;
+                self.saved.insert(name.clone(), id);
+            }
             return Ok(());
         }
         Err(StepError::diff(
@@ -608,9 +652,135 @@ impl<'a> Interpreter<'a> {
         ))
     }
 
+    async fn expect_one_of(&mut self, s: &ExpectOneOfStep) -> StepResult {
+        let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
+        let deadline = Instant::now() + within;
+        let version = self.env.version;
+        let prefix = self.env.prefix.clone();
+        let alternatives = s
+            .alternatives
+            .iter()
+            .map(|alt| alt.iter().map(|e| self.resolve_saved(e)).collect())
+            .collect::<Result<Vec<Vec<ExpectStep>>, StepError>>()?;
+        let mut names: Vec<String> = alternatives
+            .iter()
+            .flatten()
+            .map(|e| e.client.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in &names {
+            self.client(name)?;
+        }
+        loop {
+            for alt in &alternatives {
+                if let Some(mut claims) = self.claim(alt, version, &prefix) {
+                    // Remove from the back so the indices stay valid.
+                    claims.sort_by(|a, b| b.cmp(a));
+                    for (name, index) in claims {
+                        if let Some(c) = self.clients.get_mut(&name) {
+                            c.inbox.remove(index);
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+            let now = Instant::now();
+            let all_closed = names
+                .iter()
+                .all(|n| self.clients.get(n).is_none_or(|c| c.closed));
+            if now >= deadline || all_closed {
+                let pending: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| self.clients.get(n).map(|c| (n, c)))
+                    .flat_map(|(n, c)| {
+                        c.inbox
+                            .iter()
+                            .map(move |p| format!("{n}: {}", trace::redacted(p)))
+                    })
+                    .collect();
+                let expected = alternatives
+                    .iter()
+                    .map(|alt| {
+                        alt.iter()
+                            .map(|e| format!("{}: {}", e.client, describe_expect(e)))
+                            .collect::<Vec<_>>()
+                            .join(" + ")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                return Err(StepError::diff(
+                    if all_closed && now < deadline {
+                        "no alternative matched and every connection is closed".to_string()
+                    } else {
+                        format!("no alternative matched within {within:?}")
+                    },
+                    expected,
+                    if pending.is_empty() {
+                        "nothing".into()
+                    } else {
+                        pending.join(", ")
+                    },
+                ));
+            }
+            // Poll each client in turn for a short slice: packets of other kinds stay queued.
+            let slice = (deadline - now).min(Duration::from_millis(10));
+            for name in &names {
+                let c = self.client(name)?;
+                if !c.closed {
+                    recv_one(c, slice).await?;
+                }
+            }
+        }
+    }
+
+    /// The packets (client, inbox index) matching every pattern of `alt`, each a distinct
+    /// packet; `None` when one pattern has no match yet.
+    fn claim(
+        &self,
+        alt: &[ExpectStep],
+        version: Version,
+        prefix: &Prefixer,
+    ) -> Option<Vec<(String, usize)>> {
+        let mut claims: Vec<(String, usize)> = Vec::new();
+        for e in alt {
+            let c = self.clients.get(&e.client)?;
+            let kind = e.packet.packet_type();
+            let index = c.inbox.iter().enumerate().position(|(i, p)| {
+                p.packet_type() == kind
+                    && !claims.iter().any(|(n, j)| *n == e.client && *j == i)
+                    && matcher::mismatches(e, p, version, prefix).is_empty()
+            })?;
+            claims.push((e.client.clone(), index));
+        }
+        Some(claims)
+    }
+
+    /// `s` with `packet_id_from` replaced by the saved identifier it names.
+    fn resolve_saved(&self, s: &ExpectStep) -> Result<ExpectStep, StepError> {
+        let mut s = s.clone();
+        if let Some(name) = &s.packet_id_from {
+            s.packet_id = Some(self.saved_id(name)?);
+        }
+        Ok(s)
+    }
+
+    fn saved_id(&self, name: &str) -> Result<u16, StepError> {
+        self.saved.get(name).copied().ok_or_else(|| {
+            StepError::new(format!(
+                "no packet identifier saved as {name:?} (an earlier expect with save_id)"
+            ))
+        })
+    }
+
     fn build(&self, s: &SendStep) -> Result<Packet, StepError> {
         let reason = s.reason.map_or(ReasonCode::SUCCESS, |r| r.0);
-        let packet_id = s.packet_id.unwrap_or(1);
+        let from = match &s.packet_id_from {
+            Some(name) => Some(self.saved_id(name)?),
+            None => None,
+        };
+        let from = from.or(s.packet_id);
+        let packet_id = from.unwrap_or(1);
         let properties = self.props(&s.properties);
         let response = PubResponse {
             packet_id,
@@ -629,7 +799,7 @@ impl<'a> Interpreter<'a> {
                     .map(|t| self.env.prefix.topic(t))
                     .unwrap_or_default(),
                 packet_id: if s.qos == 0 {
-                    s.packet_id.unwrap_or(0)
+                    from.unwrap_or(0)
                 } else {
                     packet_id
                 },
@@ -709,6 +879,40 @@ fn connack_text(code: ReasonCode, version: Version) -> String {
         _ => "not a 3.1.1 return code",
     };
     format!("0x{:02X} ({name})", code.0)
+}
+
+/// The packet identifier a received packet carries, if its kind has one.
+fn packet_id_of(p: &Packet) -> Option<u16> {
+    match p {
+        Packet::Publish(x) if x.qos != QoS::AtMostOnce => Some(x.packet_id),
+        Packet::SubAck(x) => Some(x.packet_id),
+        Packet::UnsubAck(x) => Some(x.packet_id),
+        other => ack_id(other),
+    }
+}
+
+/// Fails when the inbox holds a packet whose kind is not in `allowed`, or any packet after
+/// a DISCONNECT ([MQTT-3.14.0-1] nothing follows a DISCONNECT on that connection).
+fn check_allowed_before(
+    inbox: &std::collections::VecDeque<Packet>,
+    allowed: &[PacketType],
+) -> StepResult {
+    let mut after_disconnect = false;
+    for p in inbox {
+        if after_disconnect || !allowed.contains(&p.packet_type()) {
+            return Err(StepError::diff(
+                if after_disconnect {
+                    "a packet arrived after the DISCONNECT"
+                } else {
+                    "a packet arrived before the close"
+                },
+                format!("only {allowed:?}, then the close"),
+                trace::redacted(p),
+            ));
+        }
+        after_disconnect = matches!(p, Packet::Disconnect(_));
+    }
+    Ok(())
 }
 
 fn ack_id(p: &Packet) -> Option<u16> {

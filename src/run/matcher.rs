@@ -79,6 +79,7 @@ impl Diff<'_> {
         &mut self,
         spec: Option<&PropsSpec>,
         absent: &[PropName],
+        present: &[PropName],
         actual: &Properties,
         prefix: &Prefixer,
     ) {
@@ -97,6 +98,15 @@ impl Diff<'_> {
                     field: format!("properties.{}", name.name()),
                     expected: "absent".into(),
                     actual: "present".into(),
+                });
+            }
+        }
+        for name in present {
+            if !name.is_present(actual) {
+                self.out.push(Mismatch {
+                    field: format!("properties.{}", name.name()),
+                    expected: "present (any value)".into(),
+                    actual: "absent".into(),
                 });
             }
         }
@@ -174,6 +184,7 @@ pub fn mismatches(
             d.properties(
                 expect.properties.as_ref(),
                 &expect.absent,
+                &expect.present,
                 &p.properties,
                 prefix,
             );
@@ -187,6 +198,7 @@ pub fn mismatches(
             d.properties(
                 expect.properties.as_ref(),
                 &expect.absent,
+                &expect.present,
                 &r.properties,
                 prefix,
             );
@@ -200,6 +212,7 @@ pub fn mismatches(
             d.properties(
                 expect.properties.as_ref(),
                 &expect.absent,
+                &expect.present,
                 &c.properties,
                 prefix,
             );
@@ -217,6 +230,7 @@ pub fn mismatches(
             d.properties(
                 expect.properties.as_ref(),
                 &expect.absent,
+                &expect.present,
                 &s.properties,
                 prefix,
             );
@@ -232,6 +246,7 @@ pub fn mismatches(
             d.properties(
                 expect.properties.as_ref(),
                 &expect.absent,
+                &expect.present,
                 &u.properties,
                 prefix,
             );
@@ -244,6 +259,7 @@ pub fn mismatches(
             d.properties(
                 expect.properties.as_ref(),
                 &expect.absent,
+                &expect.present,
                 &x.properties,
                 prefix,
             );
@@ -256,6 +272,7 @@ pub fn mismatches(
             d.properties(
                 expect.properties.as_ref(),
                 &expect.absent,
+                &expect.present,
                 &x.properties,
                 prefix,
             );

@@ -214,6 +214,7 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
     if s.steps.is_empty() {
         return Err(fail("`steps` is empty".into()));
     }
+    let mut saved = std::collections::BTreeSet::new();
     for (i, step) in s.steps.iter().enumerate() {
         let at = |m: String| fail(format!("step {} ({}): {m}", i + 1, step.keyword()));
         if let Some(client) = step.client() {
@@ -251,6 +252,10 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                 }
             }
             Step::Expect(e) => {
+                check_saved(&e.packet_id_from, &saved).map_err(at)?;
+                if let Some(name) = &e.save_id {
+                    saved.insert(name.clone());
+                }
                 if e.payload.is_some() && e.payload_hex.is_some() {
                     return Err(at("give `payload` or `payload_hex`, not both".into()));
                 }
@@ -258,6 +263,24 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                     crate::run::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
                 }
             }
+            Step::ExpectOneOf(o) => {
+                if o.alternatives.is_empty() || o.alternatives.iter().any(Vec::is_empty) {
+                    return Err(at("`alternatives` must list non-empty pattern lists".into()));
+                }
+                for e in o.alternatives.iter().flatten() {
+                    if !s.clients.contains_key(&e.client) {
+                        return Err(at(format!("unknown client {:?}", e.client)));
+                    }
+                    if e.payload.is_some() && e.payload_hex.is_some() {
+                        return Err(at("give `payload` or `payload_hex`, not both".into()));
+                    }
+                    if e.save_id.is_some() {
+                        return Err(at("`save_id` is not allowed inside `expect_one_of`".into()));
+                    }
+                    check_saved(&e.packet_id_from, &saved).map_err(at)?;
+                }
+            }
+            Step::Send(x) => check_saved(&x.packet_id_from, &saved).map_err(at)?,
             Step::SendRaw(r) => {
                 crate::run::hex::check_template(&r.hex, &|name| s.clients.contains_key(name))
                     .map_err(|e| at(e.to_string()))?;
@@ -276,6 +299,19 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// A `packet_id_from` must name an id saved by an earlier `expect` (`save_id`).
+fn check_saved(
+    name: &Option<String>,
+    saved: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    match name {
+        Some(n) if !saved.contains(n) => Err(format!(
+            "`packet_id_from: {n}` names no id saved by an earlier `expect` (`save_id: {n}`)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

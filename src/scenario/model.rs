@@ -129,6 +129,8 @@ pub enum Step {
     Publish(PublishStep),
     /// Expect a packet on a client.
     Expect(ExpectStep),
+    /// Expect one of several alternative packet sets (any order within a set).
+    ExpectOneOf(ExpectOneOfStep),
     /// Expect no packet (of a kind) for a while.
     ExpectNothing(ExpectNothingStep),
     /// Expect the broker to close the connection.
@@ -154,6 +156,7 @@ impl Step {
             Step::Unsubscribe(_) => "unsubscribe",
             Step::Publish(_) => "publish",
             Step::Expect(_) => "expect",
+            Step::ExpectOneOf(_) => "expect_one_of",
             Step::ExpectNothing(_) => "expect_nothing",
             Step::ExpectClose(_) => "expect_close",
             Step::Send(_) => "send",
@@ -172,6 +175,7 @@ impl Step {
             Step::Unsubscribe(s) => s.only,
             Step::Publish(s) => s.only,
             Step::Expect(s) => s.only,
+            Step::ExpectOneOf(s) => s.only,
             Step::ExpectNothing(s) => s.only,
             Step::ExpectClose(s) => s.only,
             Step::Send(s) => s.only,
@@ -191,6 +195,7 @@ impl Step {
             Step::Unsubscribe(s) => &s.client,
             Step::Publish(s) => &s.client,
             Step::Expect(s) => &s.client,
+            Step::ExpectOneOf(_) => return None,
             Step::ExpectNothing(s) => &s.client,
             Step::ExpectClose(s) => &s.client,
             Step::Send(s) => &s.client,
@@ -218,6 +223,9 @@ pub struct ConnackExpect {
     /// Properties that must be absent.
     #[serde(default)]
     pub absent: Vec<PropName>,
+    /// Properties that must be present, with any value.
+    #[serde(default)]
+    pub present: Vec<PropName>,
 }
 
 /// `connect`
@@ -405,7 +413,31 @@ pub struct ExpectStep {
     /// Properties that must be absent.
     #[serde(default)]
     pub absent: Vec<PropName>,
+    /// Properties that must be present, with any value.
+    #[serde(default)]
+    pub present: Vec<PropName>,
+    /// Save the received packet identifier under this name (for `packet_id_from`).
+    #[serde(default)]
+    pub save_id: Option<String>,
+    /// The packet identifier must equal the one saved under this name.
+    #[serde(default)]
+    pub packet_id_from: Option<String>,
     /// How long to wait (default 2s).
+    #[serde(default)]
+    pub within: Option<Dur>,
+    /// Version restriction.
+    #[serde(default)]
+    pub only: Option<Version>,
+}
+
+/// `expect_one_of`: the step holds when every pattern of one alternative matches a distinct
+/// queued packet of its kind on its client (in any order); the matched packets are consumed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectOneOfStep {
+    /// The alternatives, each a list of `expect` patterns (each naming its client).
+    pub alternatives: Vec<Vec<ExpectStep>>,
+    /// How long to wait for one alternative to be complete (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
     /// Version restriction.
@@ -442,6 +474,10 @@ pub struct ExpectCloseStep {
     /// In 5, the reason of a DISCONNECT sent before the close.
     #[serde(default)]
     pub reason: Option<Code>,
+    /// When set, only packets of these kinds may arrive before the close (`[]`: nothing at
+    /// all, e.g. no CONNACK; `[disconnect]`: nothing but a DISCONNECT, and nothing after it).
+    #[serde(default)]
+    pub allow_before: Option<Vec<PacketKind>>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -458,6 +494,9 @@ pub struct SendStep {
     /// Packet identifier.
     #[serde(default)]
     pub packet_id: Option<u16>,
+    /// Use the packet identifier saved by an `expect` with `save_id`.
+    #[serde(default)]
+    pub packet_id_from: Option<String>,
     /// Reason code.
     #[serde(default)]
     pub reason: Option<Code>,
