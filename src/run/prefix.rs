@@ -32,15 +32,28 @@ impl Prefixer {
     }
 
     /// The prefixed form of a topic name or filter: `$SYS/...` is left alone and
-    /// `$share/<group>/<filter>` keeps its share part.
+    /// `$share/<group>/<filter>` keeps its share part. Two forms keep their first level so a
+    /// case about `$` topics stays isolated: another `$name` becomes `$<prefix>name` (its first
+    /// level is `$mqttc`), and a filter `+/rest` becomes `+/<prefix without mqttc/>rest`
+    /// (it matches `<prefix>rest` and `$<prefix>rest`, nothing of another run).
     pub fn topic(&self, topic: &str) -> String {
-        if topic.starts_with("$SYS") {
+        if topic.starts_with("$SYS") || self.topic.is_empty() {
             return topic.to_string();
         }
         if let Some(rest) = topic.strip_prefix("$share/") {
             if let Some((group, filter)) = rest.split_once('/') {
                 return format!("$share/{group}/{}{filter}", self.topic);
             }
+        }
+        if let Some(rest) = topic.strip_prefix('$') {
+            return format!("${}{rest}", self.topic);
+        }
+        if let Some(rest) = topic.strip_prefix("+/") {
+            let tail = self
+                .topic
+                .split_once('/')
+                .map_or(self.topic.as_str(), |(_, t)| t);
+            return format!("+/{tail}{rest}");
         }
         format!("{}{topic}", self.topic)
     }
@@ -72,6 +85,8 @@ mod tests {
         assert_eq!(p.topic("a/b"), "mqttc/r1.3/case/a/b");
         assert_eq!(p.topic("$share/g/a/+"), "$share/g/mqttc/r1.3/case/a/+");
         assert_eq!(p.topic("$SYS/broker"), "$SYS/broker");
+        assert_eq!(p.topic("$x"), "$mqttc/r1.3/case/x");
+        assert_eq!(p.topic("+/x"), "+/r1.3/case/x");
         assert_eq!(p.strip("mqttc/r1.3/case/a/b"), "a/b");
         assert_eq!(p.client_id("sub", None), "r13-sub");
         assert_eq!(p.client_id("sub", Some("")), "");
