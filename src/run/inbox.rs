@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use reference_broker::client::{ClientError, Connection, Received, TransportOptions};
-use reference_broker::codec::{Packet, PubResponse, QoS};
+use reference_broker::codec::{DecodeError, Packet, PubResponse, QoS};
 use tokio::time::Instant;
 
 use super::trace;
@@ -225,6 +225,18 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
             Ok(())
         }
         Err(ClientError::Timeout(..)) => Ok(()),
+        Err(ClientError::Decode(e @ DecodeError::PacketTooLarge { .. })) => Err(StepError::diff(
+            // [MQTT-3.1.2-24] the broker must not send a packet above the client's maximum.
+            "the broker sent a packet larger than the client's Maximum Packet Size",
+            format!(
+                "packets of at most {} bytes",
+                c.spec
+                    .properties
+                    .maximum_packet_size
+                    .map_or_else(|| "the announced".to_string(), |m| m.to_string())
+            ),
+            e.to_string(),
+        )),
         Err(ClientError::Decode(e)) => Err(StepError::diff(
             "the broker sent a malformed packet",
             "a well-formed packet".into(),
