@@ -156,3 +156,76 @@ async fn timeouts_skips_deviations_and_fail_fast() {
         }
     }
 }
+
+/// A case with its own clients (the shared HEAD has none with special options).
+fn own(name: &str, clients: &str, steps: &str) -> String {
+    format!("name: {name}\nversions: [\"5\"]\nclients: {clients}\nsteps:\n{steps}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharpened_runner_features_fail_on_mismatches() {
+    let sub = "  - subscribe: {client: b, filters: [{filter: t, qos: 0}]}\n  - publish: {client: a, topic: t, payload: x, qos: 1}\n";
+    let cases = [
+        // expect_one_of: no alternative matches (wrong payload / wrong client).
+        case("one-of-none", &format!("{sub}  - expect_one_of: {{within: 300ms, alternatives: [[{{client: b, topic: t, payload: y}}], [{{client: a, topic: t, payload: x}}]]}}\n")),
+        // expect_one_of: an alternative needs two copies, only one comes.
+        case("one-of-partial", &format!("{sub}  - expect_one_of: {{within: 300ms, alternatives: [[{{client: b, payload: x}}, {{client: b, payload: x}}]]}}\n")),
+        // expect_one_of: a wrong subscription identifier.
+        case("one-of-wrong-id", "  - subscribe: {client: b, filters: [{filter: t, qos: 0}], properties: {subscription_identifier: 7}}\n  - publish: {client: a, topic: t, payload: x, qos: 1}\n  - expect_one_of: {within: 300ms, alternatives: [[{client: b, properties: {subscription_identifiers: [8]}}], [{client: b, absent: [subscription_identifiers]}]]}\n"),
+        // packet_id_from: two unacknowledged deliveries cannot share an identifier.
+        own("saved-id-differs", "{a: {}, b: {auto_ack: false}}", "  - connect: {client: a}\n  - connect: {client: b}\n  - subscribe: {client: b, filters: [{filter: t, qos: 1}]}\n  - publish: {client: a, topic: t, payload: one, qos: 1}\n  - expect: {client: b, payload: one, save_id: m}\n  - publish: {client: a, topic: t, payload: two, qos: 1}\n  - expect: {client: b, payload: two, packet_id_from: m}\n"),
+        // present: a property that is not there.
+        case("present-but-absent", &format!("{sub}  - expect: {{client: b, topic: t, present: [content_type]}}\n")),
+        // present on CONNACK: a client with an id gets no Assigned Client Identifier.
+        case("connack-present-but-absent", "  - connect: {client: a, expect: {present: [assigned_client_identifier]}}\n"),
+        // allow_before: a PINGRESP arrives before the close of a malformed PINGREQ.
+        case("allow-before-violated", "  - send_raw: {client: a, hex: \"c0 00 c1 00\"}\n  - expect_close: {client: a, allow_before: [disconnect]}\n"),
+        // Maximum Packet Size: the reference CONNACK (24 bytes) exceeds 20.
+        own("max-packet-size-exceeded", "{a: {properties: {maximum_packet_size: 20}}}", "  - connect: {client: a}\n"),
+    ];
+    let mut files: Vec<(String, String)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("scenarios/neg/{i}.yaml"), c.clone()))
+        .collect();
+    files.push((common::ALL_SUITE.0.into(), common::ALL_SUITE.1.into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let root = common::temp_root(&refs);
+    let results =
+        common::run_root(root.path(), "reference", Duration::from_secs(10), false, 16).await;
+    assert_eq!(results.len(), cases.len());
+    assert_fails(&results, "one-of-none", 5, "no alternative matched");
+    assert_fails(&results, "one-of-partial", 5, "no alternative matched");
+    assert_fails(&results, "one-of-wrong-id", 5, "no alternative matched");
+    assert_fails(&results, "saved-id-differs", 7, "packet_id");
+    assert_fails(&results, "present-but-absent", 5, "present (any value)");
+    assert_fails(
+        &results,
+        "connack-present-but-absent",
+        3,
+        "present (any value)",
+    );
+    assert_fails(&results, "allow-before-violated", 4, "before the close");
+    assert_fails(
+        &results,
+        "max-packet-size-exceeded",
+        1,
+        "Maximum Packet Size",
+    );
+}
+
+#[test]
+fn packet_id_from_must_name_a_saved_id() {
+    let text = own(
+        "unsaved",
+        "{a: {}}",
+        "  - connect: {client: a}\n  - send: {client: a, packet: puback, packet_id_from: nope}\n",
+    );
+    let err =
+        mqtt_conformance::scenario::parse_str(&text, std::path::Path::new("scenarios/x/u.yaml"))
+            .unwrap_err();
+    assert!(err.to_string().contains("packet_id_from: nope"), "{err}");
+}
