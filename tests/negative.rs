@@ -229,3 +229,67 @@ fn packet_id_from_must_name_a_saved_id() {
             .unwrap_err();
     assert!(err.to_string().contains("packet_id_from: nope"), "{err}");
 }
+
+/// Run `case` (MQTT 5) against a scripted broker that answers any CONNECT with `reply`.
+async fn against_script(case: &str, reply: &'static [u8]) -> Result<(), String> {
+    use mqtt_conformance::run::interp::{CaseEnv, Interpreter, Outcome};
+    use mqtt_conformance::run::prefix::Prefixer;
+    use mqtt_conformance::scenario::Version;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 256];
+        let _ = sock.read(&mut buf).await.unwrap();
+        sock.write_all(reply).await.unwrap();
+        // Keep the connection open until the client goes.
+        let _ = sock.read(&mut buf).await;
+    });
+    let scenario = mqtt_conformance::scenario::parse_str(case, std::path::Path::new("s/x.yaml"))
+        .unwrap()
+        .remove(0)
+        .scenario;
+    let env = CaseEnv {
+        url: format!("mqtt://127.0.0.1:{port}"),
+        transport: Default::default(),
+        credentials: None,
+        version: Version::V5,
+        prefix: Prefixer::identity(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+    };
+    let result = Interpreter::new(&scenario, env).run().await;
+    server.abort();
+    result.map_err(|o| match o {
+        Outcome::Fail(f) | Outcome::Timeout(f) => {
+            format!("step {:?}: {} {:?}", f.step, f.message, f.received)
+        }
+    })
+}
+
+#[tokio::test]
+async fn inbound_topic_alias_above_the_maximum_fails() {
+    // CONNACK success, then PUBLISH "x" with Topic Alias 5 (the client announced none).
+    const REPLY: &[u8] = &[
+        0x20, 0x03, 0x00, 0x00, 0x00, 0x30, 0x08, 0x00, 0x01, b'x', 0x03, 0x23, 0x00, 0x05, b'y',
+    ];
+    let case = "name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - expect: {client: a, topic: x}\n";
+    let err = against_script(case, REPLY).await.unwrap_err();
+    assert!(err.contains("Topic Alias"), "{err}");
+    assert!(err.starts_with("step Some(2)"), "{err}");
+    // The same PUBLISH passes for a client that announced Topic Alias Maximum 5.
+    let ok = "name: c\nversions: [\"5\"]\nclients: {a: {properties: {topic_alias_maximum: 5}}}\nsteps:\n  - connect: {client: a}\n  - expect: {client: a, topic: x, payload: y}\n";
+    against_script(ok, REPLY).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_disconnect_followed_by_a_packet_fails_allow_before() {
+    // CONNACK success, DISCONNECT 0x80, then a PINGRESP after it; then the script closes.
+    const REPLY: &[u8] = &[
+        0x20, 0x03, 0x00, 0x00, 0x00, 0xE0, 0x02, 0x80, 0x00, 0xD0, 0x00,
+    ];
+    let case = "name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - expect_close: {client: a, within: 1s, allow_before: [disconnect, pingresp]}\n";
+    let err = against_script(case, REPLY).await.unwrap_err();
+    assert!(err.contains("after the DISCONNECT"), "{err}");
+}

@@ -424,6 +424,12 @@ impl<'a> Interpreter<'a> {
                 if let Some(conn) = c.conn.as_mut() {
                     if let Packet::Connect(connect) = &packet {
                         conn.set_version(connect.protocol);
+                        if let (Version::V5, Some(max)) =
+                            (version, connect.properties.maximum_packet_size)
+                        {
+                            // [MQTT-3.1.2-24] as in `connect`: larger packets fail the case.
+                            conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
+                        }
                     }
                 }
                 send(c, &packet).await
