@@ -91,44 +91,65 @@ impl Decoder {
         let body = buf.split_to(remaining as usize).freeze();
         let flags = first & 0x0F;
         let mut r = Reader::new(body);
-        let packet = match packet_type {
+        // Every arm builds its packet in the return slot: the packet model is large, so
+        // avoid moving it around.
+        match packet_type {
             PacketType::Connect => {
                 let c = connect::decode(&mut r)?;
                 if self.version.is_none() {
                     self.version = Some(c.protocol);
                 }
-                Packet::Connect(c)
+                Ok(Some(Packet::Connect(c)))
             }
-            PacketType::ConnAck => Packet::ConnAck(connack::decode(&mut r, version)?),
-            PacketType::Publish => Packet::Publish(publish::decode(flags, r.rest(), version)?),
-            PacketType::PubAck => Packet::PubAck(pubresp::decode(&mut r, packet_type, version)?),
-            PacketType::PubRec => Packet::PubRec(pubresp::decode(&mut r, packet_type, version)?),
-            PacketType::PubRel => Packet::PubRel(pubresp::decode(&mut r, packet_type, version)?),
-            PacketType::PubComp => Packet::PubComp(pubresp::decode(&mut r, packet_type, version)?),
-            PacketType::Subscribe => Packet::Subscribe(subscribe::decode(&mut r, version)?),
-            PacketType::SubAck => Packet::SubAck(suback::decode(&mut r, version)?),
-            PacketType::Unsubscribe => Packet::Unsubscribe(unsubscribe::decode(&mut r, version)?),
-            PacketType::UnsubAck => Packet::UnsubAck(unsuback::decode(&mut r, version)?),
+            PacketType::ConnAck => Ok(Some(Packet::ConnAck(connack::decode(&mut r, version)?))),
+            PacketType::Publish => publish::decode(flags, r, version),
+            PacketType::PubAck => Ok(Some(Packet::PubAck(pubresp::decode(
+                &mut r,
+                packet_type,
+                version,
+            )?))),
+            PacketType::PubRec => Ok(Some(Packet::PubRec(pubresp::decode(
+                &mut r,
+                packet_type,
+                version,
+            )?))),
+            PacketType::PubRel => Ok(Some(Packet::PubRel(pubresp::decode(
+                &mut r,
+                packet_type,
+                version,
+            )?))),
+            PacketType::PubComp => Ok(Some(Packet::PubComp(pubresp::decode(
+                &mut r,
+                packet_type,
+                version,
+            )?))),
+            PacketType::Subscribe => {
+                Ok(Some(Packet::Subscribe(subscribe::decode(&mut r, version)?)))
+            }
+            PacketType::SubAck => Ok(Some(Packet::SubAck(suback::decode(&mut r, version)?))),
+            PacketType::Unsubscribe => Ok(Some(Packet::Unsubscribe(unsubscribe::decode(
+                &mut r, version,
+            )?))),
+            PacketType::UnsubAck => Ok(Some(Packet::UnsubAck(unsuback::decode(&mut r, version)?))),
             PacketType::PingReq => {
                 r.finish()?;
-                Packet::PingReq
+                Ok(Some(Packet::PingReq))
             }
             PacketType::PingResp => {
                 r.finish()?;
-                Packet::PingResp
+                Ok(Some(Packet::PingResp))
             }
             PacketType::Disconnect => {
                 let (reason, properties) =
                     reason_body::decode_reason_body(&mut r, packet_type, version)?;
-                Packet::Disconnect(Disconnect { reason, properties })
+                Ok(Some(Packet::Disconnect(Disconnect { reason, properties })))
             }
             PacketType::Auth => {
                 let (reason, properties) =
                     reason_body::decode_reason_body(&mut r, packet_type, version)?;
-                Packet::Auth(Auth { reason, properties })
+                Ok(Some(Packet::Auth(Auth { reason, properties })))
             }
-        };
-        Ok(Some(packet))
+        }
     }
 }
 

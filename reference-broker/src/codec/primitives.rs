@@ -1,7 +1,7 @@
 //! Wire primitives shared by every packet: integers, variable byte integers, UTF-8 strings,
 //! binary data and the MQTT 5 property block, in both directions.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::properties::{Properties, PropertyContext, PropertyId};
 use super::{DecodeError, EncodeError};
@@ -100,24 +100,36 @@ impl Reader {
         Ok(utf8(raw)?.to_owned())
     }
 
-    /// Everything left, shared with the packet buffer (the PUBLISH payload).
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let out = self.buf.slice(self.pos..);
-        self.pos = self.buf.len();
-        out
+    /// Everything left, shared with the packet buffer (the PUBLISH payload): the reader's
+    /// own handle is reused, so no reference count changes.
+    pub(crate) fn into_rest(self) -> Bytes {
+        let mut buf = self.buf;
+        buf.advance(self.pos);
+        buf
     }
 
     /// The MQTT 5 property block of a packet: Property Length, then properties.
     pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<Properties, DecodeError> {
+        let mut props = Properties::default();
+        self.properties_into(ctx, &mut props)?;
+        Ok(props)
+    }
+
+    /// [`Reader::properties`] into a property set that already sits in its packet (the
+    /// set is large: this saves moving it).
+    pub(crate) fn properties_into(
+        &mut self,
+        ctx: PropertyContext,
+        props: &mut Properties,
+    ) -> Result<(), DecodeError> {
         let len = self.vbi()? as usize;
         if self.remaining() < len {
             return Err(DecodeError::LengthMismatch(
                 "property length exceeds the packet",
             ));
         }
-        let mut props = Properties::default();
         if len == 0 {
-            return Ok(props);
+            return Ok(());
         }
         let end = self.pos + len;
         // Bit n set: property id n already seen. Every id is below 64.
@@ -144,14 +156,14 @@ impl Reader {
                 return Err(DecodeError::DuplicateProperty(id as u8));
             }
             seen |= bit;
-            self.property_value(id, &mut props)?;
+            self.property_value(id, props)?;
             if self.pos > end {
                 return Err(DecodeError::LengthMismatch(
                     "a property runs past the property length",
                 ));
             }
         }
-        Ok(props)
+        Ok(())
     }
 
     fn property_value(&mut self, id: PropertyId, p: &mut Properties) -> Result<(), DecodeError> {

@@ -87,10 +87,13 @@ macro_rules! property_ids {
 
             /// Whether the property may appear in the given packet; anything else is a
             /// Protocol Error / Malformed Packet for the receiver.
+            #[inline]
             pub fn allowed_in(self, ctx: PropertyContext) -> bool {
-                match self {
-                    $(PropertyId::$name => matches!(ctx, $(PropertyContext::$ctx)|*),)*
-                }
+                // One bit per context, so the check is a shift on the decoder's hot path.
+                let mask: u16 = match self {
+                    $(PropertyId::$name => 0 $(| (1u16 << PropertyContext::$ctx as u16))*,)*
+                };
+                mask & (1u16 << ctx as u16) != 0
             }
 
             /// Every property identifier, in identifier order.
@@ -172,7 +175,9 @@ pub struct Properties {
     pub receive_maximum: Option<u16>,
     /// 0x22: highest topic alias the sender accepts.
     pub topic_alias_maximum: Option<u16>,
-    /// 0x23: topic alias of this PUBLISH.
+    /// 0x23: topic alias of this PUBLISH. The decoder accepts any value: 0 ([MQTT-3.3.2-8])
+    /// and values above the Topic Alias Maximum are rejected by the protocol layer, which
+    /// knows the maximum, with 0x94 Topic Alias invalid.
     pub topic_alias: Option<u16>,
     /// 0x24: highest QoS the server supports (0 or 1; absent means 2).
     pub maximum_qos: Option<u8>,

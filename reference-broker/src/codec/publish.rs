@@ -4,7 +4,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::connect::topic_name_error;
 use super::primitives::{properties_block_len, put_properties, put_str, str_len, Reader};
-use super::{DecodeError, EncodeError, PropertyContext, ProtocolVersion, Publish, QoS};
+use super::{
+    DecodeError, EncodeError, Packet, Properties, PropertyContext, ProtocolVersion, Publish, QoS,
+};
 use crate::topic::validate_topic_name;
 
 /// The fixed-header flags of `p`.
@@ -23,14 +25,13 @@ pub(crate) fn check_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
-/// Decode a PUBLISH body. The payload is a slice of `body`: no copy.
+/// Decode a PUBLISH body. The payload is a slice of the body: no copy.
 pub(crate) fn decode(
     flags: u8,
-    body: Bytes,
+    mut r: Reader,
     version: ProtocolVersion,
-) -> Result<Publish, DecodeError> {
+) -> Result<Option<Packet>, DecodeError> {
     let qos = check_flags(flags)?;
-    let mut r = Reader::new(body);
     // [MQTT-3.3.2-1] the topic name is the first field, a UTF-8 Encoded String.
     let topic = r.string()?;
     // [MQTT-2.3.1-5] (3.1.1) / [MQTT-2.2.1-2] (5): a packet identifier only for QoS > 0.
@@ -44,31 +45,33 @@ pub(crate) fn decode(
         }
         id
     };
-    let properties = if version.is_v5() {
-        r.properties(PropertyContext::Publish)?
-    } else {
-        Default::default()
-    };
-    if topic.is_empty() && version.is_v5() {
-        // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length
-        // and there is no Topic Alias."
-        if properties.topic_alias.is_none() {
-            return Err(DecodeError::EmptyTopicName);
-        }
-    } else {
-        // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
-        validate_topic_name(&topic).map_err(|e| topic_name_error(e, &topic))?;
-    }
-    let payload = r.rest();
-    Ok(Publish {
+    // Built in place: the packet model is large, so avoid moving it around.
+    let mut out = Ok(Some(Packet::Publish(Publish {
         dup: flags & 0b1000 != 0,
         qos,
         retain: flags & 1 != 0,
         topic,
         packet_id,
-        properties,
-        payload,
-    })
+        properties: Properties::default(),
+        payload: Bytes::new(),
+    })));
+    if let Ok(Some(Packet::Publish(p))) = &mut out {
+        if version.is_v5() {
+            r.properties_into(PropertyContext::Publish, &mut p.properties)?;
+        }
+        if p.topic.is_empty() && version.is_v5() {
+            // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero
+            // length and there is no Topic Alias."
+            if p.properties.topic_alias.is_none() {
+                return Err(DecodeError::EmptyTopicName);
+            }
+        } else {
+            // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
+            validate_topic_name(&p.topic).map_err(|e| topic_name_error(e, &p.topic))?;
+        }
+        p.payload = r.into_rest();
+    }
+    out
 }
 
 /// The body length of `p`.
