@@ -1,3 +1,15 @@
 //! mqtt-conformance: the harness that judges MQTT brokers.
+//!
+//! Data flows one way: scenario files ([`scenario`]) are selected by suites ([`suite`]),
+//! planned per version and executed against a target ([`target`]) by [`run`], whose events
+//! feed the reporters ([`report`]). [`coverage`] relates scenarios to the normative
+//! statements of the specifications; [`fault`] injects network faults.
 
+pub mod coverage;
+pub mod exit;
 pub mod fault;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod suite;
+pub mod target;

@@ -4,6 +4,8 @@
 //! The harness (`mqtt-conformance`) depends on this crate; this crate depends on nothing of
 //! the harness, so the codec is shared by broker, client and harness without a cycle.
 
+pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod protocol;
 pub mod topic;

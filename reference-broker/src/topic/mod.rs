@@ -1,4 +1,10 @@
-//! Topic rules shared by broker, client and harness: name and filter validation.
+//! Topic rules shared by broker, client and harness: name and filter validation, matching, the
+//! subscription tree.
 
+pub mod matcher;
+pub mod tree;
 pub mod validate;
+
+pub use matcher::{matches, SharedFilter};
+pub use tree::SubscriptionTree;
 pub use validate::*;

@@ -1,0 +1,290 @@
+//! Broker configuration: listeners, limits, users and ACL, from code or from a TOML file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::codec::QoS;
+use crate::protocol::ServerLimits;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or does not fit the schema.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The transport of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// Plain TCP.
+    #[default]
+    Tcp,
+    /// TLS over TCP (rustls).
+    Tls,
+    /// WebSocket (subprotocol `mqtt`) over TCP.
+    Ws,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Transport.
+    #[serde(default)]
+    pub kind: ListenerKind,
+    /// Address to bind; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// PEM certificate chain (TLS).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (TLS).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+/// A user allowed to connect with a password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// User name.
+    pub username: String,
+    /// Password hash as produced by [`crate::broker::auth::hash_password`]
+    /// (`sha256$<salt>$<hex digest>`).
+    pub password_hash: String,
+}
+
+/// One ACL rule: which topics the matching clients may publish and subscribe to. `%c` and `%u`
+/// in filters are replaced by the client id and user name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AclRule {
+    /// Applies to this user only (absent: any user).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Applies to this client id only (absent: any client).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Topic filters the client may publish to.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// Topic filters the client may subscribe to (a subscription must be covered by one).
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+}
+
+/// Limits, in a serde-friendly form (see [`ServerLimits`] for their meaning).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest packet accepted, bytes.
+    pub max_packet_size: u32,
+    /// Inbound receive maximum.
+    pub receive_maximum: u16,
+    /// Inbound topic alias maximum.
+    pub topic_alias_maximum: u16,
+    /// Maximum QoS (0, 1 or 2).
+    pub maximum_qos: u8,
+    /// Retained messages supported.
+    pub retain_available: bool,
+    /// Server keep alive imposed on MQTT 5 clients, seconds.
+    pub server_keep_alive: Option<u16>,
+    /// Seconds a new connection has to send CONNECT.
+    pub connect_timeout_secs: u64,
+    /// Highest session expiry interval granted, seconds.
+    pub max_session_expiry: u32,
+    /// Outbound in-flight QoS 1/2 messages per client.
+    pub max_inflight: u16,
+    /// Messages queued per session.
+    pub max_queued_messages: usize,
+    /// Queue QoS 0 messages for offline clients.
+    pub queue_qos0: bool,
+    /// Simultaneous connections.
+    pub max_connections: usize,
+    /// Capacity of each connection's delivery channel.
+    pub channel_capacity: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = ServerLimits::default();
+        LimitsConfig {
+            max_packet_size: l.max_packet_size,
+            receive_maximum: l.receive_maximum,
+            topic_alias_maximum: l.topic_alias_maximum,
+            maximum_qos: l.maximum_qos.as_u8(),
+            retain_available: l.retain_available,
+            server_keep_alive: l.server_keep_alive,
+            connect_timeout_secs: l.connect_timeout.as_secs(),
+            max_session_expiry: l.max_session_expiry,
+            max_inflight: l.max_inflight,
+            max_queued_messages: l.max_queued_messages,
+            queue_qos0: l.queue_qos0,
+            max_connections: 100_000,
+            channel_capacity: 4096,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The protocol-level limits.
+    pub fn server_limits(&self) -> Result<ServerLimits, ConfigError> {
+        let maximum_qos = QoS::from_u8(self.maximum_qos)
+            .ok_or_else(|| ConfigError::Invalid(format!("maximum_qos {}", self.maximum_qos)))?;
+        if self.receive_maximum == 0 {
+            return Err(ConfigError::Invalid("receive_maximum must be > 0".into()));
+        }
+        if self.max_inflight == 0 || self.channel_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "max_inflight and channel_capacity must be > 0".into(),
+            ));
+        }
+        Ok(ServerLimits {
+            max_packet_size: self.max_packet_size,
+            receive_maximum: self.receive_maximum,
+            topic_alias_maximum: self.topic_alias_maximum,
+            maximum_qos,
+            retain_available: self.retain_available,
+            wildcard_subscription_available: true,
+            subscription_identifiers_available: true,
+            shared_subscription_available: true,
+            server_keep_alive: self.server_keep_alive,
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            max_session_expiry: self.max_session_expiry,
+            max_inflight: self.max_inflight,
+            max_queued_messages: self.max_queued_messages,
+            queue_qos0: self.queue_qos0,
+        })
+    }
+}
+
+/// Enhanced authentication (MQTT 5): the `challenge` method. The server sends a random nonce in
+/// AUTH 0x18; the client answers with `hex(sha256(nonce || secret))`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeConfig {
+    /// Shared secret.
+    pub secret: String,
+}
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Listeners.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Whether clients without a user name may connect (default true).
+    #[serde(default = "default_true")]
+    pub allow_anonymous: bool,
+    /// Users with passwords.
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+    /// ACL rules; none means everything is allowed.
+    #[serde(default)]
+    pub acl: Vec<AclRule>,
+    /// The `challenge` enhanced authentication method, if enabled.
+    #[serde(default)]
+    pub challenge_auth: Option<ChallengeConfig>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl BrokerConfig {
+    /// One plain TCP listener on `addr`, default limits, anonymous access.
+    pub fn default_tcp(addr: SocketAddr) -> Self {
+        BrokerConfig {
+            listeners: vec![ListenerConfig {
+                kind: ListenerKind::Tcp,
+                bind: addr,
+                cert: None,
+                key: None,
+            }],
+            limits: LimitsConfig::default(),
+            allow_anonymous: true,
+            users: Vec::new(),
+            acl: Vec::new(),
+            challenge_auth: None,
+        }
+    }
+
+    /// Parse a TOML document.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let config: BrokerConfig = toml::from_str(text)?;
+        config.limits.server_limits()?;
+        Ok(config)
+    }
+
+    /// Read and parse a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_full_toml() {
+        let text = r##"
+            allow_anonymous = false
+            [[listener]]
+            bind = "127.0.0.1:0"
+            [[listener]]
+            kind = "ws"
+            bind = "127.0.0.1:0"
+            [limits]
+            max_packet_size = 1000
+            maximum_qos = 1
+            [[user]]
+            username = "alice"
+            password_hash = "sha256$00$00"
+            [[acl]]
+            username = "alice"
+            publish = ["clients/%c/#"]
+            subscribe = ["#"]
+        "##;
+        let c = BrokerConfig::from_toml_str(text).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[1].kind, ListenerKind::Ws);
+        assert!(!c.allow_anonymous);
+        assert_eq!(
+            c.limits.server_limits().unwrap().maximum_qos,
+            QoS::AtLeastOnce
+        );
+        assert_eq!(c.users[0].username, "alice");
+        assert_eq!(c.acl[0].publish, vec!["clients/%c/#"]);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(BrokerConfig::from_toml_str("[limits]\nmaximum_qos = 3").is_err());
+        assert!(BrokerConfig::from_toml_str("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,463 @@
+//! One task per network connection: read bytes, decode, drive the [`ServerConnection`] state
+//! machine, act on its events against the shared [`Router`], write what it transmits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, warn};
+
+use crate::codec::{
+    encode, Connect, DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode, SubAck, UnsubAck,
+    Will,
+};
+use crate::protocol::{
+    Accept, CloseKind, Delivery, Event, InboundPublish, Message, ServerConnection,
+};
+
+use super::auth::{self, Identity, CHALLENGE_METHOD};
+use super::router::Online;
+use super::Shared;
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Per-connection context that is not protocol state.
+struct Ctx {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    conn_id: u64,
+    username: Option<String>,
+    clean_start: bool,
+    attached: bool,
+    challenge: Option<Bytes>,
+    pending_connect: Option<Box<Connect>>,
+    tx: Option<mpsc::Sender<Delivery>>,
+    kick: Option<oneshot::Sender<ReasonCode>>,
+    done: watch::Receiver<()>,
+}
+
+/// Serve one connection until it closes.
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let limits = Arc::clone(&shared.limits);
+    let mut conn = ServerConnection::new(now(), Arc::clone(&limits));
+    let mut decoder = Decoder::new(limits.max_packet_size as usize);
+    let (tx, mut rx) = mpsc::channel(shared.config.limits.channel_capacity);
+    let (kick_tx, mut kick_rx) = oneshot::channel::<ReasonCode>();
+    let (done_tx, done_rx) = watch::channel(());
+    let conn_id = shared.next_conn_id();
+    let mut ctx = Ctx {
+        shared: Arc::clone(&shared),
+        peer,
+        conn_id,
+        username: None,
+        clean_start: true,
+        attached: false,
+        challenge: None,
+        pending_connect: None,
+        tx: Some(tx),
+        kick: Some(kick_tx),
+        done: done_rx,
+    };
+    let mut inbuf = BytesMut::with_capacity(8 * 1024);
+    let mut outbuf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        if !flush(&mut conn, &mut outbuf, &mut wr).await {
+            conn.close_silently(CloseKind::NetworkLost);
+        }
+        if conn.is_closed() {
+            break;
+        }
+        let deadline = conn.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            read = rd.read_buf(&mut inbuf) => match read {
+                Ok(0) | Err(_) => conn.close_silently(CloseKind::NetworkLost),
+                Ok(_) => read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await,
+            },
+            Some(d) = rx.recv(), if ctx.attached => {
+                let t = now();
+                conn.deliver(t, d);
+                // Batch what is already queued.
+                for _ in 0..64 {
+                    match rx.try_recv() {
+                        Ok(d) => conn.deliver(t, d),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Ok(reason) = &mut kick_rx, if ctx.attached => {
+                debug!(peer = %peer, client = %conn.client_id(), "session taken over");
+                conn.close(reason, CloseKind::TakenOver);
+            }
+            () = sleep => conn.handle_timeout(now()),
+            _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
+        }
+    }
+    let _ = flush(&mut conn, &mut outbuf, &mut wr).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+    finish(&mut ctx, &mut conn, &mut rx);
+    drop(done_tx);
+}
+
+/// Encode and write everything the state machine wants to send. False on a write error.
+async fn flush<W: AsyncWrite + Unpin>(
+    conn: &mut ServerConnection,
+    out: &mut BytesMut,
+    wr: &mut W,
+) -> bool {
+    let version = conn.version();
+    while let Some(packet) = conn.poll_transmit() {
+        if let Err(e) = encode(&packet, version, out) {
+            warn!(error = %e, "cannot encode outgoing packet");
+        }
+    }
+    if out.is_empty() {
+        return true;
+    }
+    let ok = wr.write_all(out).await.is_ok() && wr.flush().await.is_ok();
+    out.clear();
+    ok
+}
+
+async fn read_packets(
+    ctx: &mut Ctx,
+    conn: &mut ServerConnection,
+    decoder: &mut Decoder,
+    inbuf: &mut BytesMut,
+) {
+    while !conn.is_closed() {
+        match decoder.decode(inbuf) {
+            Ok(Some(packet)) => {
+                conn.handle_packet(now(), packet);
+                handle_events(ctx, conn).await;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                decode_error(ctx, conn, decoder, e);
+                break;
+            }
+        }
+    }
+}
+
+fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: DecodeError) {
+    warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
+    if decoder.version().is_none() {
+        if let DecodeError::UnsupportedProtocolVersion(level) = e {
+            // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 (3.1.1) / 0x84 (5), then close.
+            let (version, code) = if level >= 5 {
+                (
+                    ProtocolVersion::V5,
+                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                )
+            } else {
+                (
+                    ProtocolVersion::V3_1_1,
+                    crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+                )
+            };
+            conn.reject_version(version, code);
+            return;
+        }
+        conn.close_silently(CloseKind::ProtocolError);
+        return;
+    }
+    // [MQTT-4.13.1-1] (5): DISCONNECT with the reason code, then close.
+    conn.close(e.reason_code(), CloseKind::ProtocolError);
+}
+
+async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
+    while let Some(event) = conn.poll_event() {
+        match event {
+            Event::Connect(c) => on_connect(ctx, conn, c).await,
+            Event::Auth(a) => on_auth(ctx, conn, a).await,
+            Event::Publish(p) => on_publish(ctx, conn, p),
+            Event::Subscribe(s) => {
+                let client = conn.client_id().clone();
+                let who = Identity {
+                    client_id: &client,
+                    username: ctx.username.as_deref(),
+                };
+                let config = &ctx.shared.config;
+                let result = ctx.shared.router().subscribe(
+                    &client,
+                    conn.version(),
+                    &s,
+                    |f| auth::may_subscribe(config, who, f),
+                    now(),
+                );
+                match result {
+                    Ok(r) => {
+                        // [MQTT-3.8.4-1] SUBACK with [MQTT-3.8.4-2] the same packet id.
+                        conn.send(Packet::SubAck(SubAck {
+                            packet_id: s.packet_id,
+                            properties: Default::default(),
+                            reason_codes: r.codes,
+                        }));
+                        let t = now();
+                        for d in r.retained {
+                            conn.deliver(t, d);
+                        }
+                    }
+                    Err(code) => conn.close(code, CloseKind::ProtocolError),
+                }
+            }
+            Event::Unsubscribe(u) => {
+                let client = conn.client_id().clone();
+                let codes = ctx.shared.router().unsubscribe(&client, &u);
+                // [MQTT-3.10.4-4] / [MQTT-3.10.4-5] always UNSUBACK, same packet id.
+                conn.send(Packet::UnsubAck(UnsubAck {
+                    packet_id: u.packet_id,
+                    properties: Default::default(),
+                    reason_codes: if conn.version().is_v5() {
+                        codes
+                    } else {
+                        Vec::new()
+                    },
+                }));
+            }
+        }
+    }
+}
+
+async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>) {
+    let shared = Arc::clone(&ctx.shared);
+    let limits = &shared.limits;
+    // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] (5) a will the server cannot honour.
+    if let Some(w) = &c.will {
+        if w.qos > limits.maximum_qos {
+            conn.reject(ReasonCode::QOS_NOT_SUPPORTED);
+            return;
+        }
+        if w.retain && !limits.retain_available {
+            conn.reject(ReasonCode::RETAIN_NOT_SUPPORTED);
+            return;
+        }
+    }
+    if shared.router().online_count() >= shared.config.limits.max_connections {
+        conn.reject(ReasonCode::SERVER_BUSY);
+        return;
+    }
+    if let Some(method) = &c.properties.authentication_method {
+        if c.protocol.is_v5() {
+            match &shared.config.challenge_auth {
+                Some(_) if method == CHALLENGE_METHOD => {
+                    // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
+                    let nonce = Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id));
+                    ctx.challenge = Some(nonce.clone());
+                    ctx.pending_connect = Some(c);
+                    conn.auth_continue(Some(nonce));
+                }
+                // [MQTT-4.12.0-1] unsupported method: CONNACK 0x8C and close.
+                _ => conn.reject(ReasonCode::BAD_AUTHENTICATION_METHOD),
+            }
+            return;
+        }
+    }
+    if let Err(code) =
+        auth::authenticate(&shared.config, c.username.as_deref(), c.password.as_deref())
+    {
+        debug!(peer = %ctx.peer, ?code, "authentication failed");
+        conn.reject(code);
+        return;
+    }
+    finish_connect(ctx, conn, c, None).await;
+}
+
+async fn on_auth(ctx: &mut Ctx, conn: &mut ServerConnection, a: crate::codec::Auth) {
+    let Some(secret) = ctx
+        .shared
+        .config
+        .challenge_auth
+        .as_ref()
+        .map(|c| c.secret.clone())
+    else {
+        conn.protocol_error();
+        return;
+    };
+    let Some(nonce) = ctx.challenge.take() else {
+        conn.protocol_error();
+        return;
+    };
+    let expected = auth::challenge_response(&nonce, &secret);
+    let ok = a.reason == ReasonCode::CONTINUE_AUTHENTICATION
+        && a.properties.authentication_method.as_deref() == Some(CHALLENGE_METHOD)
+        && a.properties.authentication_data.as_deref() == Some(expected.as_bytes());
+    match ctx.pending_connect.take() {
+        Some(c) => {
+            if ok {
+                finish_connect(ctx, conn, c, Some(CHALLENGE_METHOD.to_string())).await;
+            } else {
+                conn.reject(ReasonCode::NOT_AUTHORIZED);
+            }
+        }
+        None => {
+            // Re-authentication after CONNACK is not offered.
+            conn.protocol_error();
+        }
+    }
+}
+
+async fn finish_connect(
+    ctx: &mut Ctx,
+    conn: &mut ServerConnection,
+    c: Box<Connect>,
+    auth_method: Option<String>,
+) {
+    let shared = Arc::clone(&ctx.shared);
+    let mut assigned = None;
+    let client_id: Arc<str> = if c.client_id.is_empty() {
+        let id = shared.router().assign_client_id();
+        if c.protocol.is_v5() {
+            assigned = Some(id.clone());
+        }
+        Arc::from(id.as_str())
+    } else {
+        Arc::from(c.client_id.as_str())
+    };
+    ctx.username = c.username.clone();
+    ctx.clean_start = c.clean_start;
+    // [MQTT-3.1.4-3] take over an existing connection with the same client id.
+    for _ in 0..3 {
+        let waiting = shared.router().take_over(&client_id);
+        let Some(mut done) = waiting else { break };
+        let _ = tokio::time::timeout(Duration::from_secs(5), done.changed()).await;
+    }
+    let (Some(tx), Some(kick)) = (ctx.tx.take(), ctx.kick.take()) else {
+        conn.protocol_error();
+        return;
+    };
+    let online = Online {
+        conn_id: ctx.conn_id,
+        tx,
+        kick: Some(kick),
+        done: ctx.done.clone(),
+    };
+    let (session, session_present) =
+        shared
+            .router()
+            .attach(client_id.clone(), online, c.clean_start);
+    ctx.attached = true;
+    debug!(peer = %ctx.peer, client = %client_id, session_present, "client connected");
+    conn.accept(
+        now(),
+        Accept {
+            session,
+            session_present,
+            assigned_client_id: assigned,
+            auth: auth_method.map(|m| (m, None)),
+        },
+    );
+    if c.client_id.is_empty() && !c.protocol.is_v5() {
+        conn.set_client_id(client_id);
+    }
+}
+
+fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
+    let client = conn.client_id().clone();
+    let who = Identity {
+        client_id: &client,
+        username: ctx.username.as_deref(),
+    };
+    let v5 = conn.version().is_v5();
+    if !auth::may_publish(&ctx.shared.config, who, &p.message.topic) {
+        debug!(client = %client, topic = %p.message.topic, "publish not authorised");
+        // 3.1.1: dropped but acknowledged; 5: acknowledged with 0x87.
+        conn.publish_done(p.packet_id, p.qos, ReasonCode::NOT_AUTHORIZED);
+        return;
+    }
+    let recipients = ctx.shared.router().publish(Arc::new(p.message));
+    let reason = if recipients == 0 && v5 {
+        ReasonCode::NO_MATCHING_SUBSCRIBERS
+    } else {
+        ReasonCode::SUCCESS
+    };
+    conn.publish_done(p.packet_id, p.qos, reason);
+}
+
+/// The connection is over: hand the session back, schedule expiry, publish or schedule the will.
+fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+    if !ctx.attached {
+        return;
+    }
+    let shared = Arc::clone(&ctx.shared);
+    let client_id = conn.client_id().clone();
+    let expiry = conn.session_expiry();
+    let will = conn.take_will();
+    let session = conn.take_session();
+    let generation = shared
+        .router()
+        .detach(&client_id, ctx.conn_id, session, expiry, rx);
+    debug!(peer = %ctx.peer, client = %client_id, kind = ?conn.close_kind(), "client disconnected");
+    if expiry != 0 && expiry != u32::MAX {
+        let shared = Arc::clone(&shared);
+        let client_id = client_id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
+            shared.router().expire(&client_id, generation);
+        });
+    }
+    let Some(will) = will else { return };
+    let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
+    if delay == 0 {
+        publish_will(&shared, &client_id, ctx.username.as_deref(), will);
+    } else {
+        // [MQTT-3.1.3-9] (5) published after the delay unless the session is resumed first.
+        let username = ctx.username.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+            if shared.router().will_due(&client_id, generation) {
+                publish_will(&shared, &client_id, username.as_deref(), will);
+            }
+        });
+    }
+}
+
+fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, will: Will) {
+    let who = Identity {
+        client_id,
+        username,
+    };
+    if !auth::may_publish(&shared.config, who, &will.topic) {
+        return;
+    }
+    let mut properties = will.properties;
+    properties.will_delay_interval = None;
+    let publish = crate::codec::Publish {
+        dup: false,
+        qos: will.qos,
+        retain: will.retain,
+        topic: will.topic,
+        packet_id: 0,
+        properties,
+        payload: will.payload,
+    };
+    // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
+    let msg = Message::from_publish(now(), publish, Some(client_id.clone()));
+    shared.router().publish(Arc::new(msg));
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}

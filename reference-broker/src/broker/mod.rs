@@ -1,0 +1,153 @@
+//! The broker: shared state (sessions, subscriptions, retained messages), the tokio listeners
+//! and one task per connection around the sans-IO [`crate::protocol::ServerConnection`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), reference_broker::broker::BrokerError> {
+//! use reference_broker::broker::{Broker, BrokerConfig};
+//! let broker = Broker::bind(BrokerConfig::default_tcp("127.0.0.1:0".parse().unwrap())).await?;
+//! println!("listening on {}", broker.tcp_addr().unwrap());
+//! broker.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+mod connection;
+mod listener;
+mod retained;
+mod router;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{BrokerConfig, ConfigError, ListenerConfig, ListenerKind};
+pub use router::RouterStats;
+
+use crate::protocol::ServerLimits;
+use router::Router;
+
+/// Why the broker cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener cannot bind its address.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TLS material cannot be loaded.
+    #[error("TLS listener {addr}: {reason}")]
+    Tls {
+        /// The listener address.
+        addr: SocketAddr,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// State shared by every connection task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    router: Mutex<Router>,
+    config: BrokerConfig,
+    limits: Arc<ServerLimits>,
+    conn_ids: AtomicU64,
+}
+
+impl Shared {
+    /// Lock the router. A panic in another task while holding it is a bug; the data is still
+    /// usable, so the poison is ignored rather than propagated.
+    fn router(&self) -> MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn next_conn_id(&self) -> u64 {
+        self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A running broker: listeners bound, serving in background tasks.
+#[derive(Debug)]
+pub struct Broker {
+    addrs: Vec<(ListenerKind, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl Broker {
+    /// Bind every listener of `config` and start serving.
+    pub async fn bind(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let limits = Arc::new(config.limits.server_limits()?);
+        let shared = Arc::new(Shared {
+            router: Mutex::new(Router::new(Arc::clone(&limits))),
+            config,
+            limits,
+            conn_ids: AtomicU64::new(1),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut addrs = Vec::new();
+        let mut tasks = Vec::new();
+        for l in shared.config.listeners.clone() {
+            let (addr, task) =
+                listener::start(Arc::clone(&shared), &l, shutdown_rx.clone()).await?;
+            tracing::info!(kind = ?l.kind, %addr, "listening");
+            addrs.push((l.kind, addr));
+            tasks.push(task);
+        }
+        Ok(Broker {
+            addrs,
+            shutdown,
+            tasks,
+            shared,
+        })
+    }
+
+    /// The actual bound addresses (port 0 resolved), in listener order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.iter().map(|(_, a)| *a).collect()
+    }
+
+    /// The address of the first listener of `kind`.
+    pub fn addr_of(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.addrs.iter().find(|(k, _)| *k == kind).map(|(_, a)| *a)
+    }
+
+    /// The first TCP listener.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(ListenerKind::Tcp)
+    }
+
+    /// Drop counters of the router.
+    pub fn stats(&self) -> RouterStats {
+        self.shared.router().stats
+    }
+
+    /// Number of clients connected right now.
+    pub fn connected_clients(&self) -> usize {
+        self.shared.router().online_count()
+    }
+
+    /// Number of retained messages.
+    pub fn retained_messages(&self) -> usize {
+        self.shared.router().retained_len()
+    }
+
+    /// Stop the listeners and close every connection (DISCONNECT 0x8B in MQTT 5).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}

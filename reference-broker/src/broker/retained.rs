@@ -1,0 +1,49 @@
+//! The retained message store: one message per topic, replaced or deleted by later retained
+//! PUBLISH packets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::protocol::Message;
+use crate::topic::matches;
+
+/// Retained messages by topic.
+#[derive(Debug, Default)]
+pub struct RetainedStore {
+    messages: HashMap<String, Arc<Message>>,
+}
+
+impl RetainedStore {
+    /// Store, replace or delete the retained message of `msg.topic`.
+    pub fn update(&mut self, msg: &Arc<Message>) {
+        if msg.payload.is_empty() {
+            // [MQTT-3.3.1-10] (3.1.1) / [MQTT-3.3.1-6] (5): an empty payload removes it.
+            self.messages.remove(&msg.topic);
+        } else {
+            // [MQTT-3.3.1-5] store the message, replacing any previous one.
+            self.messages.insert(msg.topic.clone(), Arc::clone(msg));
+        }
+    }
+
+    /// Retained messages whose topic matches `filter`, expired ones pruned.
+    pub fn matching(&mut self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+        self.messages.retain(|_, m| !m.is_expired(now));
+        if !filter.contains(['+', '#']) {
+            return self.messages.get(filter).cloned().into_iter().collect();
+        }
+        let mut out: Vec<Arc<Message>> = self
+            .messages
+            .values()
+            .filter(|m| matches(filter, &m.topic))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        out
+    }
+
+    /// Number of retained messages.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+}

@@ -1,0 +1,415 @@
+//! The broker's shared state: which clients exist (online or with an offline session), their
+//! subscriptions in a trie, the retained store, and routing one message to its subscribers.
+//!
+//! Everything here runs under one mutex and never awaits: deliveries go to bounded
+//! per-connection channels with `try_send`, so no lock is held while a socket is written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::codec::reason::v3;
+use crate::codec::{
+    ProtocolVersion, QoS, ReasonCode, RetainHandling, Subscribe, SubscriptionOptions, Unsubscribe,
+};
+use crate::protocol::{Delivery, Message, ServerLimits, Session};
+use crate::topic::{SharedFilter, SubscriptionTree};
+
+use super::retained::RetainedStore;
+
+/// Who holds a subscription: a client, or a client as a member of a shared group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SubKey {
+    Client(Arc<str>),
+    Shared(Arc<str>, Arc<str>),
+}
+
+#[derive(Debug, Clone)]
+struct SubEntry {
+    options: SubscriptionOptions,
+    id: Option<u32>,
+    filter: Arc<str>,
+}
+
+/// The handle of the connection currently serving a client.
+#[derive(Debug)]
+pub(crate) struct Online {
+    pub conn_id: u64,
+    pub tx: mpsc::Sender<Delivery>,
+    pub kick: Option<oneshot::Sender<ReasonCode>>,
+    pub done: watch::Receiver<()>,
+}
+
+#[derive(Debug, Default)]
+struct ClientEntry {
+    online: Option<Online>,
+    session: Option<Session>,
+    filters: HashSet<String>,
+    generation: u64,
+}
+
+/// Outcome of SUBSCRIBE.
+#[derive(Debug)]
+pub(crate) struct SubscribeResult {
+    pub codes: Vec<ReasonCode>,
+    pub retained: Vec<Delivery>,
+}
+
+/// Counters for tests and logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RouterStats {
+    /// Deliveries dropped because a connection's channel was full.
+    pub dropped_full: u64,
+    /// Deliveries dropped because an offline queue was full (or QoS 0 not queued).
+    pub dropped_offline: u64,
+}
+
+/// Shared broker state; see the module doc.
+#[derive(Debug)]
+pub(crate) struct Router {
+    limits: Arc<ServerLimits>,
+    clients: HashMap<Arc<str>, ClientEntry>,
+    subs: SubscriptionTree<SubKey, SubEntry>,
+    retained: RetainedStore,
+    shared_rr: usize,
+    assigned: u64,
+    pub stats: RouterStats,
+}
+
+fn split_filter(raw: &str, client: &Arc<str>) -> Option<(SubKey, String)> {
+    match SharedFilter::parse(raw) {
+        None => Some((SubKey::Client(client.clone()), raw.to_string())),
+        Some(Ok(sf)) => Some((
+            SubKey::Shared(Arc::from(sf.group), client.clone()),
+            sf.filter.to_string(),
+        )),
+        Some(Err(())) => None,
+    }
+}
+
+impl Router {
+    pub fn new(limits: Arc<ServerLimits>) -> Router {
+        Router {
+            limits,
+            clients: HashMap::new(),
+            subs: SubscriptionTree::new(),
+            retained: RetainedStore::default(),
+            shared_rr: 0,
+            assigned: 0,
+            stats: RouterStats::default(),
+        }
+    }
+
+    /// Number of clients connected right now.
+    pub fn online_count(&self) -> usize {
+        self.clients.values().filter(|c| c.online.is_some()).count()
+    }
+
+    /// A client identifier not used by any session ([MQTT-3.2.2-16]).
+    pub fn assign_client_id(&mut self) -> String {
+        loop {
+            self.assigned += 1;
+            let id = format!("auto-{}", self.assigned);
+            if !self.clients.contains_key(id.as_str()) {
+                return id;
+            }
+        }
+    }
+
+    /// If `client_id` is connected, tell that connection to go ([MQTT-3.1.4-3]) and return a
+    /// receiver that closes once it has handed its session back.
+    pub fn take_over(&mut self, client_id: &str) -> Option<watch::Receiver<()>> {
+        let online = self.clients.get_mut(client_id)?.online.as_mut()?;
+        if let Some(kick) = online.kick.take() {
+            let _ = kick.send(ReasonCode::SESSION_TAKEN_OVER);
+        }
+        Some(online.done.clone())
+    }
+
+    /// True while another connection still serves `client_id`.
+    pub fn is_online(&self, client_id: &str) -> bool {
+        self.clients
+            .get(client_id)
+            .is_some_and(|c| c.online.is_some())
+    }
+
+    /// Attach a new connection; returns the session to resume and Session Present.
+    pub fn attach(
+        &mut self,
+        client_id: Arc<str>,
+        online: Online,
+        clean_start: bool,
+    ) -> (Session, bool) {
+        let entry = self.clients.entry(client_id.clone()).or_default();
+        if clean_start {
+            // [MQTT-3.1.2-4] (5) / [MQTT-3.1.2-6] (3.1.1): discard any existing session.
+            let filters = std::mem::take(&mut entry.filters);
+            entry.session = None;
+            for raw in filters {
+                if let Some((key, inner)) = split_filter(&raw, &client_id) {
+                    self.subs.remove(&inner, &key);
+                }
+            }
+        }
+        let entry = self.clients.entry(client_id).or_default();
+        entry.generation += 1;
+        entry.online = Some(online);
+        match entry.session.take() {
+            // [MQTT-3.1.2-5] (5) / [MQTT-3.2.2-2] (3.1.1): resume, Session Present 1.
+            Some(session) => (session, true),
+            None => (Session::new(), false),
+        }
+    }
+
+    /// The connection `conn_id` of `client_id` ended: keep its session for `expiry` seconds
+    /// (0: end it now). Deliveries still in the channel go back into the session queue.
+    /// Returns the generation to pass to [`Router::expire`] / [`Router::will_due`].
+    pub fn detach(
+        &mut self,
+        client_id: &Arc<str>,
+        conn_id: u64,
+        mut session: Session,
+        expiry: u32,
+        rx: &mut mpsc::Receiver<Delivery>,
+    ) -> u64 {
+        let Some(entry) = self.clients.get_mut(client_id) else {
+            return 0;
+        };
+        if entry.online.as_ref().map(|o| o.conn_id) != Some(conn_id) {
+            return 0;
+        }
+        entry.online = None;
+        entry.generation += 1;
+        let generation = entry.generation;
+        if expiry == 0 {
+            self.remove_client(client_id);
+            return generation;
+        }
+        // [MQTT-3.1.2-23] (5) / [MQTT-3.1.2-4] (3.1.1): keep the session state.
+        rx.close();
+        while let Ok(d) = rx.try_recv() {
+            if !session.enqueue(d, self.limits.max_queued_messages, self.limits.queue_qos0) {
+                self.stats.dropped_offline += 1;
+            }
+        }
+        if let Some(entry) = self.clients.get_mut(client_id) {
+            entry.session = Some(session);
+        }
+        generation
+    }
+
+    /// Session expiry timer: end the session if it is still offline at `generation`.
+    pub fn expire(&mut self, client_id: &Arc<str>, generation: u64) {
+        let due = self
+            .clients
+            .get(client_id)
+            .is_some_and(|e| e.online.is_none() && e.generation == generation);
+        if due {
+            self.remove_client(client_id);
+        }
+    }
+
+    /// Whether a delayed will is still due: the session was not resumed since `generation`.
+    pub fn will_due(&self, client_id: &str, generation: u64) -> bool {
+        self.clients
+            .get(client_id)
+            .is_none_or(|e| e.online.is_none() && e.generation == generation)
+    }
+
+    fn remove_client(&mut self, client_id: &Arc<str>) {
+        if let Some(entry) = self.clients.remove(client_id) {
+            for raw in entry.filters {
+                if let Some((key, inner)) = split_filter(&raw, client_id) {
+                    self.subs.remove(&inner, &key);
+                }
+            }
+        }
+    }
+
+    /// Handle SUBSCRIBE for `client`; `allowed` is the ACL check. `Err` means a protocol
+    /// error that closes the connection.
+    pub fn subscribe(
+        &mut self,
+        client: &Arc<str>,
+        version: ProtocolVersion,
+        sub: &Subscribe,
+        allowed: impl Fn(&str) -> bool,
+        now: Instant,
+    ) -> Result<SubscribeResult, ReasonCode> {
+        let v5 = version.is_v5();
+        let fail = |code: ReasonCode| if v5 { code } else { v3::SUBACK_FAILURE };
+        let id = sub.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(sub.subscriptions.len());
+        let mut retained = Vec::new();
+        // [MQTT-3.8.4-5] several filters are handled as a sequence of SUBSCRIBEs.
+        for s in &sub.subscriptions {
+            let Some((key, inner)) = split_filter(&s.filter, client) else {
+                // [MQTT-4.8.2-2] malformed shared subscription filter.
+                codes.push(fail(ReasonCode::TOPIC_FILTER_INVALID));
+                continue;
+            };
+            let shared = matches!(key, SubKey::Shared(..));
+            if shared && s.options.no_local && v5 {
+                // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
+                return Err(ReasonCode::PROTOCOL_ERROR);
+            }
+            if !allowed(&inner) {
+                codes.push(fail(ReasonCode::NOT_AUTHORIZED));
+                continue;
+            }
+            let granted = s.options.qos.min(self.limits.maximum_qos);
+            let mut options = s.options;
+            options.qos = granted;
+            let entry = SubEntry {
+                options,
+                id,
+                filter: Arc::from(inner.as_str()),
+            };
+            // [MQTT-3.8.4-3] an identical filter replaces the existing subscription.
+            let existed = self.subs.insert(&inner, key, entry).is_some();
+            if let Some(c) = self.clients.get_mut(client) {
+                c.filters.insert(s.filter.clone());
+            }
+            // [MQTT-3.8.4-7] the code is the granted QoS.
+            codes.push(ReasonCode(granted.as_u8()));
+            let send_retained = !shared
+                && match s.options.retain_handling {
+                    // [MQTT-3.3.1-9]
+                    RetainHandling::SendAtSubscribe => true,
+                    // [MQTT-3.3.1-10]
+                    RetainHandling::SendIfNew => !existed,
+                    // [MQTT-3.3.1-11]
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                for m in self.retained.matching(&inner, now) {
+                    retained.push(Delivery {
+                        qos: m.qos.min(granted),
+                        // [MQTT-3.3.1-8] (3.1.1) retained messages sent on subscribe keep RETAIN 1.
+                        retain: true,
+                        subscription_ids: id.into_iter().collect(),
+                        message: m,
+                    });
+                }
+            }
+        }
+        Ok(SubscribeResult { codes, retained })
+    }
+
+    /// Handle UNSUBSCRIBE; returns one code per filter (MQTT 5 UNSUBACK).
+    pub fn unsubscribe(&mut self, client: &Arc<str>, unsub: &Unsubscribe) -> Vec<ReasonCode> {
+        unsub
+            .filters
+            .iter()
+            .map(|raw| {
+                let removed = split_filter(raw, client)
+                    .and_then(|(key, inner)| self.subs.remove(&inner, &key))
+                    .is_some();
+                if let Some(c) = self.clients.get_mut(client) {
+                    c.filters.remove(raw);
+                }
+                if removed {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect()
+    }
+
+    /// Route one message: update the retained store if it is retained, then deliver one copy to
+    /// each matching client and to one member of each matching shared group. Returns the
+    /// number of recipients.
+    pub fn publish(&mut self, msg: Arc<Message>) -> usize {
+        if msg.retain && self.limits.retain_available {
+            self.retained.update(&msg);
+        }
+        let mut direct: HashMap<Arc<str>, (QoS, bool, Vec<u32>)> = HashMap::new();
+        let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<(Arc<str>, QoS, Option<u32>)>> =
+            HashMap::new();
+        self.subs.for_each_match(&msg.topic, |key, e| match key {
+            SubKey::Client(c) => {
+                // [MQTT-3.8.3-3] No Local: not back to the publishing connection.
+                if e.options.no_local && msg.publisher.as_ref() == Some(c) {
+                    return;
+                }
+                let acc = direct
+                    .entry(c.clone())
+                    .or_insert((QoS::AtMostOnce, false, Vec::new()));
+                // [MQTT-3.3.4-2] one copy at the maximum QoS of the matching subscriptions.
+                acc.0 = acc.0.max(e.options.qos);
+                // [MQTT-3.3.1-12] / [MQTT-3.3.1-13] Retain As Published.
+                acc.1 |= e.options.retain_as_published && msg.retain;
+                // [MQTT-3.3.4-3] every matching subscription identifier.
+                acc.2.extend(e.id);
+            }
+            SubKey::Shared(g, c) => groups
+                .entry((g.clone(), e.filter.clone()))
+                .or_default()
+                .push((c.clone(), e.options.qos, e.id)),
+        });
+        let recipients = direct.len() + groups.len();
+        for (client, (granted, retain, ids)) in direct {
+            let d = Delivery {
+                message: Arc::clone(&msg),
+                // [MQTT-3.8.4-8] min(published QoS, granted QoS).
+                qos: msg.qos.min(granted),
+                retain,
+                subscription_ids: ids,
+            };
+            self.dispatch(&client, d);
+        }
+        let mut groups: Vec<_> = groups.into_values().collect();
+        groups.sort_by(|a, b| a[0].0.cmp(&b[0].0));
+        for mut members in groups {
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            let online: Vec<_> = members
+                .iter()
+                .filter(|m| self.is_online(&m.0))
+                .cloned()
+                .collect();
+            let pool = if online.is_empty() { members } else { online };
+            // Round robin over the members, preferring connected ones.
+            let (client, granted, id) = pool[self.shared_rr % pool.len()].clone();
+            self.shared_rr = self.shared_rr.wrapping_add(1);
+            let d = Delivery {
+                message: Arc::clone(&msg),
+                // [MQTT-4.8.2-3] the member's granted QoS.
+                qos: msg.qos.min(granted),
+                retain: false,
+                subscription_ids: id.into_iter().collect(),
+            };
+            self.dispatch(&client, d);
+        }
+        recipients
+    }
+
+    fn dispatch(&mut self, client: &Arc<str>, delivery: Delivery) {
+        let Some(entry) = self.clients.get_mut(client) else {
+            return;
+        };
+        if let Some(online) = &entry.online {
+            if let Err(e) = online.tx.try_send(delivery) {
+                if let mpsc::error::TrySendError::Full(_) = e {
+                    self.stats.dropped_full += 1;
+                    tracing::warn!(client = %client, "delivery queue full, message dropped");
+                }
+            }
+        } else if let Some(session) = &mut entry.session {
+            if !session.enqueue(
+                delivery,
+                self.limits.max_queued_messages,
+                self.limits.queue_qos0,
+            ) {
+                self.stats.dropped_offline += 1;
+            }
+        }
+    }
+
+    /// Number of retained messages.
+    pub fn retained_len(&self) -> usize {
+        self.retained.len()
+    }
+}

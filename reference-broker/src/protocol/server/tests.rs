@@ -1,0 +1,286 @@
+//! Unit tests of the server state machine, driven with synthetic instants (no sockets, no sleeps).
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::codec::{Properties, Subscription};
+use bytes::Bytes;
+
+fn connect(version: ProtocolVersion, keep_alive: u16) -> Connect {
+    Connect {
+        protocol: version,
+        clean_start: true,
+        keep_alive,
+        client_id: "c1".into(),
+        will: Some(Will {
+            topic: "will/t".into(),
+            payload: Bytes::from_static(b"bye"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: Properties::default(),
+        }),
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }
+}
+
+fn publish(qos: QoS, id: u16, topic: &str) -> Publish {
+    Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic.into(),
+        packet_id: id,
+        properties: Properties::default(),
+        payload: Bytes::from_static(b"p"),
+    }
+}
+
+fn connected(version: ProtocolVersion, keep_alive: u16) -> (ServerConnection, Instant) {
+    let now = Instant::now();
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    c.handle_packet(now, Packet::Connect(connect(version, keep_alive)));
+    assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
+    c.accept(now, Accept::default());
+    assert!(matches!(c.poll_transmit(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::SUCCESS));
+    (c, now)
+}
+
+fn drain(c: &mut ServerConnection) -> Vec<Packet> {
+    std::iter::from_fn(|| c.poll_transmit()).collect()
+}
+
+fn delivery(qos: QoS, topic: &str) -> Delivery {
+    Delivery {
+        message: Arc::new(Message::from_publish(
+            Instant::now(),
+            publish(qos, 0, topic),
+            None,
+        )),
+        qos,
+        retain: false,
+        subscription_ids: vec![],
+    }
+}
+
+#[test]
+fn first_packet_must_be_connect() {
+    let now = Instant::now();
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    c.handle_packet(now, Packet::PingReq);
+    assert!(c.is_closed());
+    assert!(
+        drain(&mut c).is_empty(),
+        "no CONNACK for a non-CONNECT first packet"
+    );
+}
+
+#[test]
+fn second_connect_is_protocol_error() {
+    let (mut c, now) = connected(ProtocolVersion::V5, 0);
+    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 0)));
+    assert!(c.is_closed());
+    assert!(matches!(drain(&mut c).as_slice(),
+        [Packet::Disconnect(d)] if d.reason == ReasonCode::PROTOCOL_ERROR));
+    assert!(
+        c.take_will().is_some(),
+        "a protocol error publishes the will"
+    );
+}
+
+#[test]
+fn keep_alive_closes_after_one_and_a_half_periods() {
+    let (mut c, now) = connected(ProtocolVersion::V5, 10);
+    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(15)));
+    c.handle_timeout(now + Duration::from_secs(14));
+    assert!(!c.is_closed());
+    c.handle_packet(now + Duration::from_secs(14), Packet::PingReq);
+    assert_eq!(drain(&mut c), vec![Packet::PingResp]);
+    c.handle_timeout(now + Duration::from_secs(28));
+    assert!(!c.is_closed(), "PINGREQ restarted the keep alive period");
+    c.handle_timeout(now + Duration::from_secs(29));
+    assert!(c.is_closed());
+    assert!(matches!(drain(&mut c).as_slice(),
+        [Packet::Disconnect(d)] if d.reason == ReasonCode::KEEP_ALIVE_TIMEOUT));
+    assert_eq!(c.close_kind(), Some(CloseKind::KeepAliveTimeout));
+    assert!(c.take_will().is_some());
+}
+
+#[test]
+fn connect_timeout_closes_silent_connection() {
+    let now = Instant::now();
+    let limits = ServerLimits::default();
+    let mut c = ServerConnection::new(now, Arc::new(limits.clone()));
+    c.handle_timeout(now + limits.connect_timeout);
+    assert!(c.is_closed());
+    assert_eq!(c.close_kind(), Some(CloseKind::ConnectTimeout));
+}
+
+#[test]
+fn normal_disconnect_discards_will_and_0x04_keeps_it() {
+    let (mut c, now) = connected(ProtocolVersion::V3_1_1, 0);
+    c.handle_packet(now, Packet::Disconnect(Disconnect::default()));
+    assert!(c.is_closed());
+    assert!(c.take_will().is_none());
+
+    let (mut c, now) = connected(ProtocolVersion::V5, 0);
+    c.handle_packet(
+        now,
+        Packet::Disconnect(Disconnect {
+            reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+            properties: Properties::default(),
+        }),
+    );
+    assert!(c.take_will().is_some());
+}
+
+#[test]
+fn disconnect_cannot_raise_zero_session_expiry() {
+    let (mut c, now) = connected(ProtocolVersion::V5, 0);
+    let mut d = Disconnect::default();
+    d.properties.session_expiry_interval = Some(30);
+    c.handle_packet(now, Packet::Disconnect(d));
+    assert!(matches!(drain(&mut c).as_slice(),
+        [Packet::Disconnect(d)] if d.reason == ReasonCode::PROTOCOL_ERROR));
+}
+
+#[test]
+fn qos2_duplicate_is_not_delivered_twice() {
+    let (mut c, now) = connected(ProtocolVersion::V3_1_1, 0);
+    c.handle_packet(now, Packet::Publish(publish(QoS::ExactlyOnce, 7, "a")));
+    let Some(Event::Publish(p)) = c.poll_event() else {
+        panic!("expected a publish event")
+    };
+    c.publish_done(p.packet_id, p.qos, ReasonCode::SUCCESS);
+    assert!(matches!(drain(&mut c).as_slice(), [Packet::PubRec(r)] if r.packet_id == 7));
+    let mut dup = publish(QoS::ExactlyOnce, 7, "a");
+    dup.dup = true;
+    c.handle_packet(now, Packet::Publish(dup));
+    assert!(c.poll_event().is_none(), "no second delivery before PUBREL");
+    assert!(matches!(drain(&mut c).as_slice(), [Packet::PubRec(r)] if r.packet_id == 7));
+    c.handle_packet(
+        now,
+        Packet::PubRel(PubResponse {
+            packet_id: 7,
+            ..Default::default()
+        }),
+    );
+    assert!(matches!(drain(&mut c).as_slice(), [Packet::PubComp(r)] if r.packet_id == 7));
+    c.handle_packet(now, Packet::Publish(publish(QoS::ExactlyOnce, 7, "a")));
+    assert!(
+        matches!(c.poll_event(), Some(Event::Publish(_))),
+        "new message after PUBCOMP"
+    );
+}
+
+#[test]
+fn outbound_respects_client_receive_maximum_and_redelivers_with_dup() {
+    let now = Instant::now();
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    let mut conn = connect(ProtocolVersion::V5, 0);
+    conn.properties.receive_maximum = Some(2);
+    c.handle_packet(now, Packet::Connect(conn));
+    c.poll_event();
+    c.accept(now, Accept::default());
+    drain(&mut c);
+    for _ in 0..3 {
+        c.deliver(now, delivery(QoS::AtLeastOnce, "t"));
+    }
+    let sent = drain(&mut c);
+    assert_eq!(sent.len(), 2, "third message waits for a PUBACK");
+    let Packet::Publish(first) = &sent[0] else {
+        panic!()
+    };
+    c.handle_packet(
+        now,
+        Packet::PubAck(PubResponse {
+            packet_id: first.packet_id,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(drain(&mut c).len(), 1);
+    // Connection lost: the session carries two unacknowledged messages to the next connection.
+    c.close_silently(CloseKind::NetworkLost);
+    let session = c.take_session();
+    assert_eq!(session.inflight_len(), 2);
+    let mut c2 = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    c2.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 0)));
+    c2.poll_event();
+    c2.accept(
+        now,
+        Accept {
+            session,
+            session_present: true,
+            ..Default::default()
+        },
+    );
+    let sent = drain(&mut c2);
+    assert!(matches!(&sent[0], Packet::ConnAck(a) if a.session_present));
+    assert_eq!(sent.len(), 3);
+    for p in &sent[1..] {
+        assert!(matches!(p, Packet::Publish(p) if p.dup && p.qos == QoS::AtLeastOnce));
+    }
+}
+
+#[test]
+fn inbound_topic_alias_is_resolved_and_checked() {
+    let (mut c, now) = connected(ProtocolVersion::V5, 0);
+    let mut p = publish(QoS::AtMostOnce, 0, "long/topic");
+    p.properties.topic_alias = Some(1);
+    c.handle_packet(now, Packet::Publish(p));
+    let mut p = publish(QoS::AtMostOnce, 0, "");
+    p.properties.topic_alias = Some(1);
+    c.handle_packet(now, Packet::Publish(p));
+    for _ in 0..2 {
+        let Some(Event::Publish(ev)) = c.poll_event() else {
+            panic!()
+        };
+        assert_eq!(ev.message.topic, "long/topic");
+        assert_eq!(ev.message.properties.topic_alias, None);
+    }
+    let mut p = publish(QoS::AtMostOnce, 0, "x");
+    p.properties.topic_alias = Some(ServerLimits::default().topic_alias_maximum + 1);
+    c.handle_packet(now, Packet::Publish(p));
+    assert!(matches!(drain(&mut c).as_slice(),
+        [Packet::Disconnect(d)] if d.reason == ReasonCode::TOPIC_ALIAS_INVALID));
+}
+
+#[test]
+fn outbound_message_expiry_forwards_remaining_interval() {
+    let (mut c, now) = connected(ProtocolVersion::V5, 0);
+    let mut p = publish(QoS::AtMostOnce, 0, "t");
+    p.properties.message_expiry_interval = Some(10);
+    let msg = Arc::new(Message::from_publish(now, p, None));
+    let d = Delivery {
+        message: msg.clone(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        subscription_ids: vec![3],
+    };
+    c.deliver(now + Duration::from_secs(4), d.clone());
+    let sent = drain(&mut c);
+    assert!(matches!(&sent[..], [Packet::Publish(p)]
+        if p.properties.message_expiry_interval == Some(6)
+        && p.properties.subscription_identifiers == vec![3]));
+    c.deliver(now + Duration::from_secs(10), d);
+    assert!(drain(&mut c).is_empty(), "expired message is dropped");
+}
+
+#[test]
+fn subscribe_is_an_event_and_pingreq_answered() {
+    let (mut c, now) = connected(ProtocolVersion::V3_1_1, 0);
+    c.handle_packet(
+        now,
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: "a/#".into(),
+                options: Default::default(),
+            }],
+        }),
+    );
+    assert!(matches!(c.poll_event(), Some(Event::Subscribe(_))));
+    c.handle_packet(now, Packet::PingReq);
+    assert_eq!(drain(&mut c), vec![Packet::PingResp]);
+}

@@ -1,0 +1,387 @@
+//! The packet matcher: does a received packet match an `expect` pattern? Returns every
+//! difference, so a failure report shows expected vs received field by field.
+
+use std::fmt;
+
+use reference_broker::codec::{Packet, Properties, ReasonCode};
+
+use super::hex;
+use super::prefix::Prefixer;
+use crate::scenario::{Code, ExpectStep, PropName, PropsSpec, Version};
+
+/// One field that differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The field name as in the scenario.
+    pub field: String,
+    /// What the scenario expects.
+    pub expected: String,
+    /// What the packet carries.
+    pub actual: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, received {}",
+            self.field, self.expected, self.actual
+        )
+    }
+}
+
+/// A CONNACK code as the broker must send it under `version`: 3.1.1 has only return codes
+/// 0..=5, so an MQTT 5 reason code in a scenario is mapped to the closest one.
+pub fn connack_code(code: ReasonCode, version: Version) -> ReasonCode {
+    match version {
+        Version::V311 if code.0 >= 0x80 => code.to_v3_connack(),
+        _ => code,
+    }
+}
+
+/// A SUBACK code under `version`: 3.1.1 knows only 0, 1, 2 and 0x80 (Failure).
+pub fn suback_code(code: ReasonCode, version: Version) -> ReasonCode {
+    match version {
+        Version::V311 if code.0 >= 0x80 => ReasonCode(0x80),
+        _ => code,
+    }
+}
+
+struct Diff<'a> {
+    out: Vec<Mismatch>,
+    kind: &'a str,
+}
+
+impl Diff<'_> {
+    fn field<T: fmt::Debug + PartialEq>(&mut self, name: &str, expected: Option<T>, actual: T) {
+        if let Some(expected) = expected {
+            if expected != actual {
+                self.out.push(Mismatch {
+                    field: name.to_string(),
+                    expected: format!("{expected:?}"),
+                    actual: format!("{actual:?}"),
+                });
+            }
+        }
+    }
+
+    fn not_applicable(&mut self, name: &str, given: bool) {
+        if given {
+            self.out.push(Mismatch {
+                field: name.to_string(),
+                expected: format!("a field of {}", self.kind),
+                actual: format!("{} has no {name}", self.kind),
+            });
+        }
+    }
+
+    fn properties(
+        &mut self,
+        spec: Option<&PropsSpec>,
+        absent: &[PropName],
+        actual: &Properties,
+        prefix: &Prefixer,
+    ) {
+        if let Some(spec) = spec {
+            for m in spec.mismatches(actual, &|t| prefix.topic(t)) {
+                self.out.push(Mismatch {
+                    field: format!("properties.{}", m.name),
+                    expected: m.expected,
+                    actual: m.actual,
+                });
+            }
+        }
+        for name in absent {
+            if name.is_present(actual) {
+                self.out.push(Mismatch {
+                    field: format!("properties.{}", name.name()),
+                    expected: "absent".into(),
+                    actual: "present".into(),
+                });
+            }
+        }
+    }
+}
+
+fn codes(
+    list: &Option<Vec<Code>>,
+    map: impl Fn(ReasonCode) -> ReasonCode,
+) -> Option<Vec<ReasonCode>> {
+    list.as_ref().map(|l| l.iter().map(|c| map(c.0)).collect())
+}
+
+/// Every difference between `expect` and `packet` (empty: the packet matches).
+pub fn mismatches(
+    expect: &ExpectStep,
+    packet: &Packet,
+    version: Version,
+    prefix: &Prefixer,
+) -> Vec<Mismatch> {
+    let kind = format!("{:?}", packet.packet_type());
+    let mut d = Diff {
+        out: Vec::new(),
+        kind: &kind,
+    };
+    if packet.packet_type() != expect.packet.packet_type() {
+        d.out.push(Mismatch {
+            field: "packet".into(),
+            expected: format!("{:?}", expect.packet.packet_type()),
+            actual: kind.clone(),
+        });
+        return d.out;
+    }
+    let reason = expect.reason.map(|c| c.0);
+    let publish_fields = expect.topic.is_some()
+        || expect.payload.is_some()
+        || expect.payload_hex.is_some()
+        || expect.qos.is_some()
+        || expect.retain.is_some()
+        || expect.dup.is_some();
+    match packet {
+        Packet::Publish(p) => {
+            // [MQTT-4.7.3-1] topics are compared exactly, after the run prefix.
+            d.field(
+                "topic",
+                expect.topic.as_deref().map(|t| prefix.topic(t)),
+                p.topic.clone(),
+            );
+            if let Some(text) = &expect.payload {
+                if p.payload.as_ref() != text.as_bytes() {
+                    d.out.push(Mismatch {
+                        field: "payload".into(),
+                        expected: format!("{text:?}"),
+                        actual: format!("{:?}", String::from_utf8_lossy(&p.payload)),
+                    });
+                }
+            }
+            if let Some(h) = &expect.payload_hex {
+                match hex::decode_plain(h) {
+                    Ok(bytes) => d.field("payload_hex", Some(bytes), p.payload.to_vec()),
+                    Err(e) => d.out.push(Mismatch {
+                        field: "payload_hex".into(),
+                        expected: e.to_string(),
+                        actual: String::new(),
+                    }),
+                }
+            }
+            d.field("qos", expect.qos, p.qos.as_u8());
+            d.field("retain", expect.retain, p.retain);
+            d.field("dup", expect.dup, p.dup);
+            d.field("packet_id", expect.packet_id, p.packet_id);
+            d.not_applicable("reason", reason.is_some());
+            d.not_applicable("codes", expect.codes.is_some());
+            d.not_applicable("session_present", expect.session_present.is_some());
+            d.properties(
+                expect.properties.as_ref(),
+                &expect.absent,
+                &p.properties,
+                prefix,
+            );
+        }
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
+            d.not_applicable("codes", expect.codes.is_some());
+            d.not_applicable("session_present", expect.session_present.is_some());
+            d.field("packet_id", expect.packet_id, r.packet_id);
+            d.field("reason", reason, r.reason);
+            d.properties(
+                expect.properties.as_ref(),
+                &expect.absent,
+                &r.properties,
+                prefix,
+            );
+        }
+        Packet::ConnAck(c) => {
+            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
+            d.not_applicable("codes", expect.codes.is_some());
+            d.not_applicable("packet_id", expect.packet_id.is_some());
+            d.field("reason", reason.map(|r| connack_code(r, version)), c.code);
+            d.field("session_present", expect.session_present, c.session_present);
+            d.properties(
+                expect.properties.as_ref(),
+                &expect.absent,
+                &c.properties,
+                prefix,
+            );
+        }
+        Packet::SubAck(s) => {
+            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
+            d.not_applicable("reason", reason.is_some());
+            d.not_applicable("session_present", expect.session_present.is_some());
+            d.field("packet_id", expect.packet_id, s.packet_id);
+            d.field(
+                "codes",
+                codes(&expect.codes, |c| suback_code(c, version)),
+                s.reason_codes.clone(),
+            );
+            d.properties(
+                expect.properties.as_ref(),
+                &expect.absent,
+                &s.properties,
+                prefix,
+            );
+        }
+        Packet::UnsubAck(u) => {
+            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
+            d.not_applicable("reason", reason.is_some());
+            d.not_applicable("session_present", expect.session_present.is_some());
+            d.field("packet_id", expect.packet_id, u.packet_id);
+            if version == Version::V5 {
+                d.field("codes", codes(&expect.codes, |c| c), u.reason_codes.clone());
+            }
+            d.properties(
+                expect.properties.as_ref(),
+                &expect.absent,
+                &u.properties,
+                prefix,
+            );
+        }
+        Packet::Disconnect(x) => {
+            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
+            d.not_applicable("codes", expect.codes.is_some());
+            d.not_applicable("packet_id", expect.packet_id.is_some());
+            d.field("reason", reason, x.reason);
+            d.properties(
+                expect.properties.as_ref(),
+                &expect.absent,
+                &x.properties,
+                prefix,
+            );
+        }
+        Packet::Auth(x) => {
+            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
+            d.not_applicable("codes", expect.codes.is_some());
+            d.not_applicable("packet_id", expect.packet_id.is_some());
+            d.field("reason", reason, x.reason);
+            d.properties(
+                expect.properties.as_ref(),
+                &expect.absent,
+                &x.properties,
+                prefix,
+            );
+        }
+        Packet::PingResp | Packet::PingReq => {
+            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
+            d.not_applicable("reason", reason.is_some());
+            d.not_applicable("packet_id", expect.packet_id.is_some());
+            d.not_applicable("properties", expect.properties.is_some());
+        }
+        Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => {
+            d.not_applicable("fields", publish_fields || reason.is_some());
+        }
+    }
+    d.out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use reference_broker::codec::{ConnAck, PubResponse, Publish, QoS, SubAck};
+    use rstest::rstest;
+
+    fn expect(yaml: &str) -> ExpectStep {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn publish(topic: &str, payload: &str, qos: QoS, retain: bool) -> Packet {
+        Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: topic.into(),
+            packet_id: if qos == QoS::AtMostOnce { 0 } else { 1 },
+            properties: Properties::default(),
+            payload: Bytes::from(payload.to_string()),
+        })
+    }
+
+    fn p() -> Prefixer {
+        Prefixer::new("r", 0, "c")
+    }
+
+    #[test]
+    fn matching_publish_has_no_mismatch() {
+        let e = expect("{client: s, topic: a/b, payload: hi, qos: 1, retain: false}");
+        let pkt = publish("mqttc/r.0/c/a/b", "hi", QoS::AtLeastOnce, false);
+        assert_eq!(mismatches(&e, &pkt, Version::V5, &p()), vec![]);
+    }
+
+    #[rstest]
+    #[case::wrong_topic("{client: s, topic: a/b}", "topic")]
+    #[case::unprefixed_topic_is_not_enough("{client: s, topic: mqttc/r.0/c/x}", "topic")]
+    #[case::wrong_payload("{client: s, payload: bye}", "payload")]
+    #[case::wrong_payload_hex("{client: s, payload_hex: '6869ff'}", "payload_hex")]
+    #[case::wrong_qos("{client: s, qos: 0}", "qos")]
+    #[case::wrong_retain("{client: s, retain: true}", "retain")]
+    #[case::wrong_dup("{client: s, dup: true}", "dup")]
+    #[case::missing_property(
+        "{client: s, properties: {message_expiry_interval: 5}}",
+        "properties.message_expiry_interval"
+    )]
+    #[case::wrong_kind("{client: s, packet: puback}", "packet")]
+    #[case::reason_on_publish("{client: s, reason: 0}", "reason")]
+    fn publish_mismatch_is_reported(#[case] yaml: &str, #[case] field: &str) {
+        let pkt = publish("mqttc/r.0/c/x", "hi", QoS::AtLeastOnce, false);
+        let m = mismatches(&expect(yaml), &pkt, Version::V5, &p());
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m[0].field, field);
+    }
+
+    #[test]
+    fn absent_property_present_fails() {
+        let mut pkt = publish("mqttc/r.0/c/x", "hi", QoS::AtMostOnce, false);
+        if let Packet::Publish(p) = &mut pkt {
+            p.properties.message_expiry_interval = Some(3);
+        }
+        let e = expect("{client: s, absent: [message_expiry_interval]}");
+        let m = mismatches(&e, &pkt, Version::V5, &p());
+        assert_eq!(m[0].field, "properties.message_expiry_interval");
+        assert_eq!(m[0].expected, "absent");
+    }
+
+    #[test]
+    fn ack_reason_and_id_are_compared() {
+        let pkt = Packet::PubAck(PubResponse {
+            packet_id: 4,
+            reason: ReasonCode::NO_MATCHING_SUBSCRIBERS,
+            properties: Properties::default(),
+        });
+        let ok =
+            expect("{client: s, packet: puback, packet_id: 4, reason: no_matching_subscribers}");
+        assert!(mismatches(&ok, &pkt, Version::V5, &p()).is_empty());
+        let bad = expect("{client: s, packet: puback, packet_id: 5, reason: 0}");
+        let fields: Vec<_> = mismatches(&bad, &pkt, Version::V5, &p())
+            .into_iter()
+            .map(|m| m.field)
+            .collect();
+        assert_eq!(fields, vec!["packet_id", "reason"]);
+    }
+
+    #[test]
+    fn connack_codes_map_to_v3_return_codes() {
+        let pkt = Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode(5),
+            properties: Properties::default(),
+        });
+        let e = expect("{client: s, packet: connack, reason: not_authorized}");
+        assert!(mismatches(&e, &pkt, Version::V311, &p()).is_empty());
+        assert_eq!(mismatches(&e, &pkt, Version::V5, &p()).len(), 1);
+    }
+
+    #[test]
+    fn suback_codes_are_compared_in_order() {
+        let pkt = Packet::SubAck(SubAck {
+            packet_id: 1,
+            properties: Properties::default(),
+            reason_codes: vec![ReasonCode(1), ReasonCode(0x80)],
+        });
+        let ok = expect("{client: s, packet: suback, codes: [1, 0x87]}");
+        assert!(mismatches(&ok, &pkt, Version::V311, &p()).is_empty());
+        assert_eq!(mismatches(&ok, &pkt, Version::V5, &p()).len(), 1);
+        let swapped = expect("{client: s, packet: suback, codes: [0x80, 1]}");
+        assert_eq!(mismatches(&swapped, &pkt, Version::V311, &p()).len(), 1);
+    }
+}

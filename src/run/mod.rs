@@ -1,0 +1,262 @@
+//! Running cases: plan, execute in parallel with a bounded time per case, and emit events
+//! with verdicts in a stable order. Nothing here prints.
+
+pub mod events;
+pub mod hex;
+pub mod interp;
+pub mod matcher;
+pub mod plan;
+pub mod prefix;
+pub mod trace;
+pub mod verdict;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reference_broker::client::TransportOptions;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+pub use events::RunEvent;
+pub use plan::{plan, PlannedRun, Selection};
+pub use verdict::{CaseResult, ClientTrace, Failure, Verdict};
+
+use crate::suite::Deviation;
+pub use interp::Outcome;
+use interp::{CaseEnv, Interpreter};
+use prefix::Prefixer;
+
+/// How to execute a plan.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Cases at once.
+    pub jobs: usize,
+    /// Time budget of one case execution.
+    pub case_timeout: Duration,
+    /// Stop starting cases after the first failure.
+    pub fail_fast: bool,
+    /// Executions per case (to expose flaky cases).
+    pub repeat: u32,
+    /// Identifies this run in prefixes.
+    pub run_id: String,
+    /// Broker URL.
+    pub url: String,
+    /// Broker URL without credentials.
+    pub display_url: String,
+    /// Target credentials for clients that set none.
+    pub credentials: Option<(String, String)>,
+    /// Transport options.
+    pub transport: TransportOptions,
+}
+
+/// A short id that differs between runs: base 36 of the clock and the process id.
+pub fn new_run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut n = (nanos ^ (u128::from(std::process::id()) << 40)) % 36u128.pow(6);
+    let mut s = String::new();
+    for _ in 0..6 {
+        let d = u32::try_from(n % 36).unwrap_or(0);
+        s.push(char::from_digit(d, 36).unwrap_or('0'));
+        n /= 36;
+    }
+    s
+}
+
+async fn attempt(run: &PlannedRun, cfg: &RunConfig, execution: usize) -> Result<(), Outcome> {
+    let env = CaseEnv {
+        url: cfg.url.clone(),
+        transport: cfg.transport.clone(),
+        credentials: cfg.credentials.clone(),
+        version: run.version,
+        prefix: Prefixer::new(&cfg.run_id, execution, &run.case.scenario.name),
+        deadline: Instant::now() + cfg.case_timeout,
+    };
+    let interp = Interpreter::new(&run.case.scenario, env);
+    // The interpreter enforces the deadline per step and keeps the traces; this outer bound
+    // only guards against a step that ignores cancellation.
+    match tokio::time::timeout(cfg.case_timeout + Duration::from_secs(1), interp.run()).await {
+        Ok(result) => result,
+        Err(_) => Err(Outcome::Timeout(Failure::general(format!(
+            "the case did not finish within {:?}",
+            cfg.case_timeout
+        )))),
+    }
+}
+
+/// The verdict of `attempts` executions of one run (all pass, all fail, or flaky).
+pub fn aggregate(attempts: Vec<Result<(), Outcome>>, deviation: Option<&Deviation>) -> Verdict {
+    let total = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
+    let mut passed = 0;
+    let mut first_failure = None;
+    for a in attempts {
+        match a {
+            Ok(()) => passed += 1,
+            Err(outcome) => {
+                first_failure.get_or_insert(outcome);
+            }
+        }
+    }
+    let Some(outcome) = first_failure else {
+        return Verdict::Pass;
+    };
+    let (failure, timeout) = match outcome {
+        Outcome::Fail(f) => (f, false),
+        Outcome::Timeout(f) => (f, true),
+    };
+    match (deviation, passed) {
+        (Some(d), 0) => Verdict::Deviation {
+            deviation: d.clone(),
+            failure,
+        },
+        (_, 0) if timeout => Verdict::Timeout { failure },
+        (_, 0) => Verdict::Fail { failure },
+        _ => Verdict::Flaky {
+            passed,
+            failed: total - passed,
+            failure,
+        },
+    }
+}
+
+async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Verdict, u32) {
+    if let Some(reason) = &run.skip {
+        return (
+            Verdict::Skipped {
+                reason: reason.clone(),
+            },
+            0,
+        );
+    }
+    let repeat = cfg.repeat.max(1);
+    let mut attempts = Vec::new();
+    for r in 0..repeat {
+        let execution = run.index * repeat as usize + r as usize;
+        attempts.push(attempt(run, cfg, execution).await);
+    }
+    (aggregate(attempts, run.deviation.as_ref()), repeat)
+}
+
+/// Execute `runs` with at most `cfg.jobs` at once. Events go to `on_event` as they happen;
+/// the returned results (also in the final [`RunEvent::Finished`]) are in plan order.
+pub async fn execute(
+    runs: Vec<PlannedRun>,
+    cfg: RunConfig,
+    mut on_event: impl FnMut(&RunEvent),
+) -> Vec<CaseResult> {
+    let started = Instant::now();
+    on_event(&RunEvent::Started {
+        total: runs.len(),
+        target: cfg.display_url.clone(),
+    });
+    let cfg = Arc::new(cfg);
+    let permits = Arc::new(Semaphore::new(cfg.jobs.max(1)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
+    let total = runs.len();
+    for run in runs {
+        let (cfg, permits, stop, tx) = (cfg.clone(), permits.clone(), stop.clone(), tx.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let begin = SystemTime::now();
+            let clock = Instant::now();
+            let (verdict, attempts) = if stop.load(Ordering::SeqCst) {
+                let reason = "not run: --fail-fast stopped the run after a failure".to_string();
+                (Verdict::Skipped { reason }, 0)
+            } else {
+                let _ = tx.send(RunEvent::CaseStarted {
+                    index: run.index,
+                    case: run.case.scenario.name.clone(),
+                    version: run.version,
+                });
+                execute_one(&run, &cfg).await
+            };
+            if cfg.fail_fast && verdict.is_failure() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            let result = CaseResult {
+                index: run.index,
+                suite: run.suite.clone(),
+                feature: run.case.feature.clone(),
+                case: run.case.scenario.name.clone(),
+                version: run.version,
+                file: run.case.file.clone(),
+                statements: run.case.scenario.statements(run.version).to_vec(),
+                verdict,
+                started: begin,
+                duration: clock.elapsed(),
+                attempts,
+            };
+            let _ = tx.send(RunEvent::CaseFinished(Box::new(result)));
+        });
+    }
+    drop(tx);
+    let mut results = Vec::with_capacity(total);
+    while let Some(event) = rx.recv().await {
+        on_event(&event);
+        if let RunEvent::CaseFinished(result) = event {
+            results.push(*result);
+        }
+    }
+    results.sort_by_key(|r| r.index);
+    on_event(&RunEvent::Finished {
+        results: results.clone(),
+        elapsed: started.elapsed(),
+    });
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::result_large_err)]
+    fn fail() -> Result<(), Outcome> {
+        Err(Outcome::Fail(Failure::general("no")))
+    }
+
+    #[test]
+    fn repetitions_aggregate_into_pass_fail_flaky_or_deviation() {
+        assert!(matches!(
+            aggregate(vec![Ok(()), Ok(())], None),
+            Verdict::Pass
+        ));
+        assert!(matches!(
+            aggregate(vec![fail(), fail()], None),
+            Verdict::Fail { .. }
+        ));
+        assert!(matches!(
+            aggregate(vec![Ok(()), fail(), Ok(())], None),
+            Verdict::Flaky {
+                passed: 2,
+                failed: 1,
+                ..
+            }
+        ));
+        let timeout = Err(Outcome::Timeout(Failure::general("slow")));
+        assert!(matches!(
+            aggregate(vec![timeout], None),
+            Verdict::Timeout { .. }
+        ));
+        let d = Deviation {
+            case: "c".into(),
+            version: None,
+            statement: "MQTT-1".into(),
+            reason: "r".into(),
+        };
+        assert!(matches!(
+            aggregate(vec![fail()], Some(&d)),
+            Verdict::Deviation { .. }
+        ));
+        // A documented case that sometimes passes is flaky, not a deviation.
+        assert!(matches!(
+            aggregate(vec![fail(), Ok(())], Some(&d)),
+            Verdict::Flaky { .. }
+        ));
+    }
+}

@@ -1,0 +1,142 @@
+//! Rendering a connection trace for reports, with credentials redacted.
+
+use reference_broker::client::{Direction, Trace, TraceEvent};
+use reference_broker::codec::Packet;
+
+/// The Debug form of a packet without its unset fields (`x: None`, `y: []`, empty properties).
+pub fn compact(debug: &str) -> String {
+    let mut out = debug.to_string();
+    loop {
+        let before = out.len();
+        for empty in ["None", "[]", "Properties {  }", "Properties { }"] {
+            // `, name: None` and `name: None, ` (first field) both go.
+            while let Some(i) = find_field(&out, empty) {
+                out.replace_range(i.0..i.1, "");
+            }
+        }
+        if out.len() == before {
+            return out.replace("{  }", "{}").replace("{ }", "{}");
+        }
+    }
+}
+
+/// The byte range of one `name: <empty>` field with its separator.
+fn find_field(s: &str, empty: &str) -> Option<(usize, usize)> {
+    let needle = format!(": {empty}");
+    let mut from = 0;
+    while let Some(rel) = s[from..].find(&needle) {
+        let colon = from + rel;
+        let end = colon + needle.len();
+        let after = &s[end..];
+        if !(after.starts_with(',') || after.starts_with(" }")) {
+            from = end;
+            continue;
+        }
+        let start = s[..colon]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        if start == colon {
+            from = end;
+            continue;
+        }
+        return Some(if after.starts_with(", ") {
+            (start, end + 2)
+        } else if s[..start].ends_with(", ") {
+            (start - 2, end)
+        } else {
+            (start, end)
+        });
+    }
+    None
+}
+
+/// A packet as shown in reports: CONNECT passwords (and user names) are replaced.
+pub fn redacted(packet: &Packet) -> String {
+    compact(&match packet {
+        Packet::Connect(c) => {
+            let mut c = c.clone();
+            if c.username.is_some() {
+                c.username = Some("<redacted>".into());
+            }
+            if c.password.is_some() {
+                c.password = Some(bytes::Bytes::from_static(b"<redacted>"));
+            }
+            if c.properties.authentication_data.is_some() {
+                c.properties.authentication_data = Some(bytes::Bytes::from_static(b"<redacted>"));
+            }
+            format!("{:?}", Packet::Connect(c))
+        }
+        other => format!("{other:?}"),
+    })
+}
+
+/// One line per trace entry: `+0.012s -> CONNECT {...}`.
+pub fn render(trace: &Trace) -> Vec<String> {
+    trace
+        .entries
+        .iter()
+        .map(|e| {
+            let arrow = match e.direction {
+                Direction::Sent => "->",
+                Direction::Received => "<-",
+            };
+            let what = match &e.event {
+                TraceEvent::Packet(p) => redacted(p),
+                TraceEvent::Raw(bytes) => format!(
+                    "raw {}",
+                    bytes
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                TraceEvent::Closed(why) => format!("closed: {why}"),
+                TraceEvent::Note(n) => format!("# {n}"),
+            };
+            format!("+{:.3}s {arrow} {what}", e.at.as_secs_f64())
+        })
+        .collect()
+}
+
+/// A URL with any `user:password@` removed.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.rsplit_once('@').map_or(url, |(_, h)| h).to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_drops_unset_fields() {
+        assert_eq!(
+            compact("ConnAck { session_present: false, code: 0x00 (Success), properties: Properties { a: None, b: Some(20), c: [] } }"),
+            "ConnAck { session_present: false, code: 0x00 (Success), properties: Properties { b: Some(20) } }"
+        );
+        assert_eq!(
+            compact("P { properties: Properties { a: None, c: [] }, x: 1 }"),
+            "P { x: 1 }"
+        );
+        assert_eq!(compact("P { will: None }"), "P {}");
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(redact_url("mqtt://u:secret@h:1883"), "mqtt://h:1883");
+        assert_eq!(redact_url("ws://u:secret@h:80/mqtt"), "ws://h:80/mqtt");
+        assert_eq!(redact_url("mqtt://h:1883"), "mqtt://h:1883");
+        assert_eq!(redact_url("u:p@h:1"), "h:1");
+    }
+}

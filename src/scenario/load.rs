@@ -1,0 +1,377 @@
+//! Loading scenario files: YAML documents to [`Scenario`]s, with file:line:column errors and
+//! the checks serde cannot express (known clients, QoS ranges, hex).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::model::{Scenario, Step};
+
+/// A case loaded from a file.
+#[derive(Debug, Clone)]
+pub struct LoadedCase {
+    /// The case.
+    pub scenario: Arc<Scenario>,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The feature it belongs to: the first path component under `scenarios/`.
+    pub feature: String,
+}
+
+/// Why a scenario file is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The YAML does not parse into the model.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line (0 if unknown).
+        line: u64,
+        /// 1-based column (0 if unknown).
+        column: u64,
+        /// What is wrong (field and what was expected).
+        message: String,
+    },
+    /// The YAML parses but the case is inconsistent.
+    #[error("{file}: case {case:?}: {message}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Case name.
+        case: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One YAML document: a case or a list of cases.
+enum Doc {
+    One(Box<Scenario>),
+    Many(Vec<Scenario>),
+}
+
+impl<'de> Deserialize<'de> for Doc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Doc;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a case (a mapping) or a list of cases")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Doc, A::Error> {
+                Scenario::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|s| Doc::One(Box::new(s)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Doc, A::Error> {
+                Vec::<Scenario>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(Doc::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The feature of a scenario file: the first directory under `scenarios/`, else its parent.
+pub fn feature_of(file: &Path) -> String {
+    let parts: Vec<String> = file
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if let Some(i) = parts.iter().rposition(|p| p == "scenarios") {
+        if i + 2 < parts.len() {
+            return parts[i + 1].clone();
+        }
+    }
+    file.parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenarios".to_string())
+}
+
+/// Parse the cases in `text` (the content of `file`).
+pub fn parse_str(text: &str, file: &Path) -> Result<Vec<LoadedCase>, LoadError> {
+    let docs: Vec<Doc> = serde_saphyr::from_multiple(text).map_err(|e| syntax(e, text, file))?;
+    let feature = feature_of(file);
+    let mut cases = Vec::new();
+    for doc in docs {
+        let list = match doc {
+            Doc::One(s) => vec![*s],
+            Doc::Many(v) => v,
+        };
+        for scenario in list {
+            check(&scenario, file)?;
+            cases.push(LoadedCase {
+                scenario: Arc::new(scenario),
+                file: file.to_path_buf(),
+                feature: feature.clone(),
+            });
+        }
+    }
+    Ok(cases)
+}
+
+/// Read and parse one scenario file.
+pub fn load_file(file: &Path) -> Result<Vec<LoadedCase>, LoadError> {
+    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Io {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text, file)
+}
+
+/// Turn a serde-saphyr error into `file:line:column: field ...: message`.
+pub fn syntax(e: serde_saphyr::Error, text: &str, file: &Path) -> LoadError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let message = e.without_snippet().to_string();
+    // Keep the first line, without the location serde-saphyr appends.
+    let mut message = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    if !message.contains('`') {
+        if let Some(key) = key_before(text, line, column) {
+            message = format!("field `{key}`: {message}");
+        }
+    }
+    LoadError::Syntax {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The mapping key written before `line:column` (the field a value error is about).
+fn key_before(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let end = usize::try_from(column).ok()?.saturating_sub(1).min(l.len());
+    // The location may point at the key itself ...
+    let at: String = l
+        .get(end..)?
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if !at.is_empty() && l.get(end + at.len()..).is_some_and(|r| r.starts_with(':')) {
+        return Some(at);
+    }
+    // ... or at the value after it.
+    let before = l.get(..end)?.trim_end().strip_suffix(':')?;
+    let key: String = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!key.is_empty()).then(|| key.chars().rev().collect())
+}
+
+/// The checks serde cannot express.
+fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
+    let fail = |message: String| LoadError::Invalid {
+        file: file.to_path_buf(),
+        case: s.name.clone(),
+        message,
+    };
+    if s.name.trim().is_empty() {
+        return Err(fail("`name` is empty".into()));
+    }
+    if s.versions.is_empty() {
+        return Err(fail(
+            "`versions` is empty: list \"3.1.1\", \"5\" or both".into(),
+        ));
+    }
+    if s.steps.is_empty() {
+        return Err(fail("`steps` is empty".into()));
+    }
+    for (i, step) in s.steps.iter().enumerate() {
+        let at = |m: String| fail(format!("step {} ({}): {m}", i + 1, step.keyword()));
+        if let Some(client) = step.client() {
+            if !s.clients.contains_key(client) {
+                return Err(at(format!(
+                    "unknown client {client:?} (declared: {})",
+                    s.clients.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let qos_ok = |q: u8| q <= 2;
+        match step {
+            Step::Subscribe(sub) => {
+                if sub.filters.is_empty() {
+                    return Err(at("`filters` is empty".into()));
+                }
+                for f in &sub.filters {
+                    if !qos_ok(f.qos) || f.retain_handling > 2 {
+                        return Err(at(format!(
+                            "filter {:?}: qos must be 0..=2 and retain_handling 0..=2",
+                            f.filter
+                        )));
+                    }
+                }
+            }
+            Step::Publish(p) => {
+                if !qos_ok(p.qos) {
+                    return Err(at(format!("qos {} is not 0, 1 or 2", p.qos)));
+                }
+                if p.payload.is_some() && p.payload_hex.is_some() {
+                    return Err(at("give `payload` or `payload_hex`, not both".into()));
+                }
+                if let Some(h) = &p.payload_hex {
+                    crate::run::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
+                }
+            }
+            Step::Expect(e) => {
+                if e.payload.is_some() && e.payload_hex.is_some() {
+                    return Err(at("give `payload` or `payload_hex`, not both".into()));
+                }
+                if let Some(h) = &e.payload_hex {
+                    crate::run::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
+                }
+            }
+            Step::SendRaw(r) => {
+                crate::run::hex::check_template(&r.hex, &|name| s.clients.contains_key(name))
+                    .map_err(|e| at(e.to_string()))?;
+            }
+            _ => {}
+        }
+    }
+    for (name, client) in &s.clients {
+        if let Some(will) = &client.will {
+            if will.qos > 2 {
+                return Err(fail(format!(
+                    "client {name:?}: will qos {} is not 0..=2",
+                    will.qos
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const HEAD: &str = "name: c\nversions: [\"5\"]\nclients: {a: {}}\n";
+
+    fn err(text: &str) -> LoadError {
+        parse_str(text, Path::new("scenarios/x/f.yaml")).unwrap_err()
+    }
+
+    #[test]
+    fn a_valid_case_loads_with_its_feature() {
+        let text = format!("{HEAD}steps:\n  - connect: {{client: a}}\n  - publish: {{client: a, topic: t, qos: 1}}\n  - sleep: 10ms\n");
+        let cases = parse_str(&text, Path::new("scenarios/pubsub/a.yaml")).unwrap();
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].feature, "pubsub");
+        assert_eq!(cases[0].scenario.steps.len(), 3);
+    }
+
+    #[test]
+    fn documents_and_lists_both_give_cases() {
+        let one = format!("{HEAD}steps: [{{connect: {{client: a}}}}]\n");
+        let two = one.replace("name: c", "name: d");
+        let text = format!("{one}---\n{two}");
+        assert_eq!(parse_str(&text, Path::new("f.yaml")).unwrap().len(), 2);
+        let indented = |s: &str| {
+            s.lines()
+                .enumerate()
+                .map(|(i, l)| {
+                    if i == 0 {
+                        format!("- {l}\n")
+                    } else {
+                        format!("  {l}\n")
+                    }
+                })
+                .collect::<String>()
+        };
+        let list = format!("{}{}", indented(&one), indented(&two));
+        assert_eq!(parse_str(&list, Path::new("f.yaml")).unwrap().len(), 2);
+    }
+
+    #[rstest]
+    #[case::unknown_top_field("name: c\nversions: [\"5\"]\ncolor: red\nsteps: []\n", 3, 1, "color")]
+    #[case::unknown_step_field("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a, colour: 1}\n", 5, 26, "colour")]
+    #[case::unknown_step(
+        "name: c\nversions: [\"5\"]\nsteps:\n  - jump: {client: a}\n",
+        4,
+        5,
+        "jump"
+    )]
+    #[case::bad_version("name: c\nversions: [\"4\"]\nsteps: []\n", 2, 12, "3.1.1")]
+    #[case::bad_duration("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - expect_nothing: {client: a, for: 2 minutes}\n", 5, 33, "field `for`: invalid value: string \"2 minutes\", expected a duration")]
+    #[case::bad_reason("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - disconnect: {client: a, reason: nope}\n", 5, 29, "field `reason`: invalid value: string \"nope\", expected a reason code")]
+    #[case::wrong_type("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - publish: {client: a, topic: t, qos: high}\n", 5, 41, "field `qos`: invalid u8")]
+    #[case::missing_field(
+        "name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - publish: {client: a}\n",
+        5,
+        15,
+        "missing field `topic`"
+    )]
+    #[case::bad_packet_kind("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - expect: {client: a, packet: pubx}\n", 5, 33, "unknown variant `pubx`, expected one of connect")]
+    #[case::bad_absent_name("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - expect: {client: a, absent: [colour]}\n", 5, 34, "unknown variant `colour`")]
+    fn syntax_errors_name_line_column_and_field(
+        #[case] text: &str,
+        #[case] line: u64,
+        #[case] column: u64,
+        #[case] needle: &str,
+    ) {
+        let e = err(text);
+        let shown = e.to_string();
+        match e {
+            LoadError::Syntax {
+                line: l,
+                column: c,
+                message,
+                ..
+            } => {
+                assert_eq!((l, c), (line, column), "{shown}");
+                assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+                assert!(
+                    shown.starts_with(&format!("scenarios/x/f.yaml:{line}:{column}: ")),
+                    "{shown}"
+                );
+            }
+            other => panic!("expected a syntax error, got {other}"),
+        }
+    }
+
+    #[rstest]
+    #[case::unknown_client(&format!("{HEAD}steps:\n  - connect: {{client: b}}\n"), "step 1 (connect): unknown client \"b\"")]
+    #[case::no_versions("name: c\nversions: []\nsteps: [{sleep: 1s}]\n", "`versions` is empty")]
+    #[case::no_steps(&format!("{HEAD}steps: []\n"), "`steps` is empty")]
+    #[case::qos3(&format!("{HEAD}steps:\n  - publish: {{client: a, topic: t, qos: 3}}\n"), "qos 3 is not 0, 1 or 2")]
+    #[case::bad_hex(&format!("{HEAD}steps:\n  - send_raw: {{client: a, hex: \"3g\"}}\n"), "invalid hex")]
+    #[case::bad_placeholder(&format!("{HEAD}steps:\n  - send_raw: {{client: a, hex: \"${{client_id:zz}}\"}}\n"), "unknown client \"zz\"")]
+    fn semantic_errors_name_the_case_and_step(#[case] text: &str, #[case] needle: &str) {
+        let e = err(text);
+        assert!(matches!(e, LoadError::Invalid { .. }), "{e}");
+        assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
+        assert!(
+            e.to_string().starts_with("scenarios/x/f.yaml: case \"c\""),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The scenario format: the serde model of a YAML case, its values and properties, and loading
+//! files with precise errors.
+
+mod load;
+mod model;
+mod properties;
+pub mod schema;
+mod values;
+
+pub use load::{feature_of, load_file, parse_str, LoadError, LoadedCase};
+pub use model::*;
+pub use properties::{PropName, PropertyMismatch, PropsSpec};
+pub use values::{Code, Dur, Feature, PacketKind, Version};

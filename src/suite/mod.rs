@@ -1,0 +1,405 @@
+//! Suite manifests (`suites/*.yaml`): a name, the scenarios selected by path glob and tag,
+//! and the deviations documented per broker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{load_file, LoadError, LoadedCase, Version};
+
+/// A case that fails on a broker for a documented reason.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deviation {
+    /// Case name.
+    pub case: String,
+    /// Version it applies to (both when absent).
+    #[serde(default)]
+    pub version: Option<Version>,
+    /// The normative statement the broker does not follow.
+    pub statement: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Tag selection of a suite.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagFilter {
+    /// A case needs at least one of these (when non-empty).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// A case with any of these is left out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl TagFilter {
+    /// Whether a case with `tags` is selected.
+    pub fn accepts(&self, tags: &[String]) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|t| tags.contains(t)))
+            && !self.exclude.iter().any(|t| tags.contains(t))
+    }
+}
+
+/// A suite manifest as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Suite name (the JUnit testsuite name).
+    pub name: String,
+    /// What the suite is for.
+    #[serde(default)]
+    pub description: String,
+    /// Path globs of scenario files, relative to the project root.
+    pub scenarios: Vec<String>,
+    /// Path globs of scenario files to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Tag selection.
+    #[serde(default)]
+    pub tags: TagFilter,
+    /// Known deviations per broker name.
+    #[serde(default)]
+    pub deviations: BTreeMap<String, Vec<Deviation>>,
+}
+
+/// A loaded suite: its manifest and the cases it selects, in file order.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The manifest file.
+    pub path: PathBuf,
+    /// Selected cases.
+    pub cases: Vec<LoadedCase>,
+}
+
+impl Suite {
+    /// The documented deviation of `case` under `version` on `broker`, if any.
+    pub fn deviation(&self, broker: &str, case: &str, version: Version) -> Option<&Deviation> {
+        self.manifest
+            .deviations
+            .get(broker)?
+            .iter()
+            .find(|d| d.case == case && d.version.is_none_or(|v| v == version))
+    }
+}
+
+/// Why a suite cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The manifest cannot be read.
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The manifest does not parse.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// Line.
+        line: u64,
+        /// Column.
+        column: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A glob is invalid.
+    #[error("{file}: invalid glob {glob:?}: {message}")]
+    Glob {
+        /// The file.
+        file: PathBuf,
+        /// The glob.
+        glob: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two selected cases share a name.
+    #[error("{file}: case name {name:?} is used twice (in {first} and {second})")]
+    DuplicateCase {
+        /// The manifest.
+        file: PathBuf,
+        /// The name.
+        name: String,
+        /// First file.
+        first: String,
+        /// Second file.
+        second: String,
+    },
+    /// A deviation names a case the suite does not have.
+    #[error("{file}: deviation for {broker} names unknown case {case:?}")]
+    UnknownDeviation {
+        /// The manifest.
+        file: PathBuf,
+        /// Broker.
+        broker: String,
+        /// Case.
+        case: String,
+    },
+    /// No suite manifest found.
+    #[error("no suite named {0:?} (looked for suites/<name>.yaml and the name in each manifest)")]
+    NotFound(String),
+}
+
+/// The manifests in `<root>/suites/`, sorted by file name.
+pub fn discover(root: &Path) -> Result<Vec<PathBuf>, SuiteError> {
+    let dir = root.join("suites");
+    let entries = std::fs::read_dir(&dir).map_err(|source| SuiteError::Io {
+        file: dir.clone(),
+        source,
+    })?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter(|p| p.file_stem().is_some_and(|s| s != "unobservable"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Read a manifest.
+pub fn read_manifest(file: &Path) -> Result<Manifest, SuiteError> {
+    let text = std::fs::read_to_string(file).map_err(|source| SuiteError::Io {
+        file: file.into(),
+        source,
+    })?;
+    serde_saphyr::from_str(&text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let message = e.without_snippet().to_string();
+        SuiteError::Syntax {
+            file: file.into(),
+            line,
+            column,
+            message: message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        }
+    })
+}
+
+/// Every file under `dir`, recursively, sorted.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Load a suite: read its manifest, select scenario files by glob (relative to `root`), load
+/// them and keep the cases its tags select. Invalid scenario files are returned beside the
+/// suite so that the other cases can still run.
+pub fn load(file: &Path, root: &Path) -> Result<(Suite, Vec<LoadError>), SuiteError> {
+    let manifest = read_manifest(file)?;
+    let set = glob_set(file, &manifest.scenarios)?;
+    let excluded = glob_set(file, &manifest.exclude)?;
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for path in walk(&root.join("scenarios")) {
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        if !set.is_match(rel)
+            || excluded.is_match(rel)
+            || !rel.extension().is_some_and(|e| e == "yaml" || e == "yml")
+        {
+            continue;
+        }
+        match load_file(rel_or_abs(root, rel).as_path()) {
+            Ok(loaded) => {
+                for case in loaded {
+                    if !manifest.tags.accepts(&case.scenario.tags) {
+                        continue;
+                    }
+                    let here = case.file.display().to_string();
+                    if let Some(first) = seen.insert(case.scenario.name.clone(), here.clone()) {
+                        return Err(SuiteError::DuplicateCase {
+                            file: file.into(),
+                            name: case.scenario.name.clone(),
+                            first,
+                            second: here,
+                        });
+                    }
+                    cases.push(case);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let names: BTreeSet<&str> = cases.iter().map(|c| c.scenario.name.as_str()).collect();
+    if errors.is_empty() {
+        for (broker, list) in &manifest.deviations {
+            if let Some(d) = list.iter().find(|d| !names.contains(d.case.as_str())) {
+                return Err(SuiteError::UnknownDeviation {
+                    file: file.into(),
+                    broker: broker.clone(),
+                    case: d.case.clone(),
+                });
+            }
+        }
+    }
+    Ok((
+        Suite {
+            manifest,
+            path: file.into(),
+            cases,
+        },
+        errors,
+    ))
+}
+
+fn glob_set(file: &Path, globs: &[String]) -> Result<globset::GlobSet, SuiteError> {
+    let mut builder = GlobSetBuilder::new();
+    for g in globs {
+        let glob = Glob::new(g).map_err(|e| SuiteError::Glob {
+            file: file.into(),
+            glob: g.clone(),
+            message: e.to_string(),
+        })?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| SuiteError::Glob {
+        file: file.into(),
+        glob: globs.join(", "),
+        message: e.to_string(),
+    })
+}
+
+/// Paths are shown relative to the root when the root is the working directory.
+fn rel_or_abs(root: &Path, rel: &Path) -> PathBuf {
+    if root == Path::new(".") || root.as_os_str().is_empty() {
+        rel.to_path_buf()
+    } else {
+        root.join(rel)
+    }
+}
+
+/// Resolve `--suite` values (a manifest path, or a suite name) to manifest files.
+pub fn resolve(root: &Path, wanted: &[String]) -> Result<Vec<PathBuf>, SuiteError> {
+    let all = discover(root)?;
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    for w in wanted {
+        let as_path = PathBuf::from(w);
+        if as_path.is_file() {
+            out.push(as_path);
+            continue;
+        }
+        let by_stem = all
+            .iter()
+            .find(|p| p.file_stem().is_some_and(|s| s == w.as_str()));
+        let found = match by_stem {
+            Some(p) => Some(p.clone()),
+            None => all
+                .iter()
+                .find(|p| read_manifest(p).is_ok_and(|m| &m.name == w))
+                .cloned(),
+        };
+        out.push(found.ok_or_else(|| SuiteError::NotFound(w.clone()))?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const CASE: &str = "name: NAME\nversions: [\"5\"]\ntags: [TAG]\nclients: {a: {}}\nsteps: [{connect: {client: a}}]\n";
+
+    fn root(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        dir
+    }
+
+    fn case(name: &str, tag: &str) -> String {
+        CASE.replace("NAME", name).replace("TAG", tag)
+    }
+
+    #[test]
+    fn globs_exclusions_and_tags_select_cases() {
+        let manifest = "name: s\nscenarios: [\"scenarios/**/*.yaml\"]\nexclude: [\"scenarios/skip/**\"]\ntags: {exclude: [slow]}\ndeviations:\n  mosquitto: [{case: a, statement: MQTT-1, reason: r}]\n";
+        let (a, b, c, d) = (
+            case("a", "x"),
+            case("b", "slow"),
+            case("c", "x"),
+            case("d", "x"),
+        );
+        let dir = root(&[
+            ("suites/s.yaml", manifest),
+            ("scenarios/f/a.yaml", &a),
+            ("scenarios/f/b.yaml", &b),
+            ("scenarios/skip/c.yaml", &c),
+            ("scenarios/f/d.txt", &d),
+        ]);
+        let (suite, errors) = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap();
+        assert!(errors.is_empty());
+        let names: Vec<&str> = suite
+            .cases
+            .iter()
+            .map(|c| c.scenario.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["a"]);
+        assert!(suite.deviation("mosquitto", "a", Version::V5).is_some());
+        assert!(suite.deviation("reference", "a", Version::V5).is_none());
+    }
+
+    #[test]
+    fn duplicate_names_and_unknown_deviations_are_errors() {
+        let a = case("a", "x");
+        let dir = root(&[
+            ("suites/s.yaml", "name: s\nscenarios: [\"scenarios/**\"]\n"),
+            ("scenarios/f/a.yaml", &a),
+            ("scenarios/g/a.yaml", &a),
+        ]);
+        let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
+        assert!(matches!(e, SuiteError::DuplicateCase { .. }), "{e}");
+        let dir = root(&[
+            ("suites/s.yaml", "name: s\nscenarios: [\"scenarios/**\"]\ndeviations: {m: [{case: zz, statement: S, reason: r}]}\n"),
+            ("scenarios/f/a.yaml", &a),
+        ]);
+        let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("unknown case \"zz\""), "{e}");
+        let dir = root(&[("suites/s.yaml", "name: s\nscenario: []\n")]);
+        let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("s.yaml:2:1: unknown field `scenario`"),
+            "{e}"
+        );
+    }
+}
