@@ -8,6 +8,7 @@
 pub mod coverage;
 pub mod exit;
 pub mod fault;
+pub mod pubsub;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -39,6 +39,8 @@ pub enum ListenerKind {
     Tls,
     /// WebSocket (subprotocol `mqtt`) over TCP.
     Ws,
+    /// WebSocket over TLS.
+    Wss,
 }
 
 /// One listening socket.

@@ -2,10 +2,12 @@
 //! machine, act on its events against the shared [`Router`], write what it transmits.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
@@ -35,10 +37,12 @@ struct Ctx {
     clean_start: bool,
     attached: bool,
     challenge: Option<Bytes>,
+    authenticated_by_challenge: bool,
     pending_connect: Option<Box<Connect>>,
     tx: Option<mpsc::Sender<Delivery>>,
     kick: Option<oneshot::Sender<ReasonCode>>,
     done: watch::Receiver<()>,
+    overflow: Arc<AtomicBool>,
 }
 
 /// Serve one connection until it closes.
@@ -66,10 +70,12 @@ pub(crate) async fn serve<S>(
         clean_start: true,
         attached: false,
         challenge: None,
+        authenticated_by_challenge: false,
         pending_connect: None,
         tx: Some(tx),
         kick: Some(kick_tx),
         done: done_rx,
+        overflow: Arc::new(AtomicBool::new(false)),
     };
     let mut inbuf = BytesMut::with_capacity(8 * 1024);
     let mut outbuf = BytesMut::with_capacity(8 * 1024);
@@ -87,34 +93,70 @@ pub(crate) async fn serve<S>(
                 None => std::future::pending().await,
             }
         };
+        // Biased: what the client sent is handled before new deliveries, so a DISCONNECT
+        // already received wins over a message routed meanwhile (which then stays queued in
+        // the session instead of being sent to a departing client). Deliveries still get
+        // their turn after every read.
         tokio::select! {
+            biased;
             read = rd.read_buf(&mut inbuf) => match read {
                 Ok(0) | Err(_) => conn.close_silently(CloseKind::NetworkLost),
-                Ok(_) => read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await,
-            },
-            Some(d) = rx.recv(), if ctx.attached => {
-                let t = now();
-                conn.deliver(t, d);
-                // Batch what is already queued.
-                for _ in 0..64 {
-                    match rx.try_recv() {
-                        Ok(d) => conn.deliver(t, d),
-                        Err(_) => break,
+                Ok(_) => {
+                    read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+                    if ctx.attached && !conn.is_closed() {
+                        deliver_batch(&ctx, &mut conn, &mut rx);
                     }
                 }
-            }
+            },
             Ok(reason) = &mut kick_rx, if ctx.attached => {
                 debug!(peer = %peer, client = %conn.client_id(), "session taken over");
+                // Packets the client sent before the new connection (an acknowledgement just
+                // before a reconnect) are still handled, so the session handed over is current.
+                while !conn.is_closed() {
+                    match rd.read_buf(&mut inbuf).now_or_never() {
+                        Some(Ok(n)) if n > 0 => {
+                            read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+                        }
+                        _ => break,
+                    }
+                }
                 conn.close(reason, CloseKind::TakenOver);
             }
             () = sleep => conn.handle_timeout(now()),
             _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
+            Some(d) = rx.recv(), if ctx.attached => {
+                conn.deliver(now(), d);
+                deliver_batch(&ctx, &mut conn, &mut rx);
+            }
         }
     }
     let _ = flush(&mut conn, &mut outbuf, &mut wr).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     finish(&mut ctx, &mut conn, &mut rx);
     drop(done_tx);
+}
+
+/// Hand the state machine the deliveries already waiting in the channel (at most 64); once
+/// the channel is empty, also those the router parked in the overflow queue while it was full.
+fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+    let t = now();
+    for _ in 0..64 {
+        match rx.try_recv() {
+            Ok(d) => conn.deliver(t, d),
+            Err(_) => {
+                if ctx.overflow.load(Ordering::Acquire) {
+                    let parked = ctx
+                        .shared
+                        .router()
+                        .take_overflow(conn.client_id(), ctx.conn_id);
+                    for d in parked {
+                        conn.deliver(t, d);
+                    }
+                }
+                break;
+            }
+        }
+    }
 }
 
 /// Encode and write everything the state machine wants to send. False on a write error.
@@ -161,27 +203,25 @@ async fn read_packets(
 fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: DecodeError) {
     warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
     if decoder.version().is_none() {
-        if let DecodeError::UnsupportedProtocolVersion(level) = e {
-            // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 (3.1.1) / 0x84 (5), then close.
-            let (version, code) = if level >= 5 {
-                (
-                    ProtocolVersion::V5,
-                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-                )
-            } else {
-                (
-                    ProtocolVersion::V3_1_1,
-                    crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
-                )
-            };
-            conn.reject_version(version, code);
+        if let DecodeError::UnsupportedProtocolVersion(_) = e {
+            // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 in the 3.1.1 format, then close.
+            // The level is not 5, so the client is not known to read the MQTT 5 format (whose
+            // 0x84 is optional there); every version reads this one (as Mosquitto does).
+            conn.reject_version(
+                ProtocolVersion::V3_1_1,
+                crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+            );
             return;
         }
         conn.close_silently(CloseKind::ProtocolError);
         return;
     }
     // [MQTT-4.13.1-1] (5): DISCONNECT with the reason code, then close.
-    conn.close(e.reason_code(), CloseKind::ProtocolError);
+    conn.close_with_text(
+        e.reason_code(),
+        CloseKind::ProtocolError,
+        Some(e.to_string()),
+    );
 }
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
@@ -283,36 +323,45 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
 }
 
 async fn on_auth(ctx: &mut Ctx, conn: &mut ServerConnection, a: crate::codec::Auth) {
-    let Some(secret) = ctx
+    let secret = ctx
         .shared
         .config
         .challenge_auth
         .as_ref()
-        .map(|c| c.secret.clone())
-    else {
+        .map(|c| c.secret.clone());
+    let method_ok = a.properties.authentication_method.as_deref() == Some(CHALLENGE_METHOD);
+    let (Some(secret), true) = (secret, method_ok) else {
+        // [MQTT-4.12.1-1] AUTH must use the method of CONNECT; none was agreed.
         conn.protocol_error();
         return;
     };
+    if a.reason == ReasonCode::RE_AUTHENTICATE && ctx.attached && ctx.authenticated_by_challenge {
+        // [MQTT-4.12.1-1] re-authentication after CONNACK: a fresh challenge.
+        let nonce = Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id));
+        ctx.challenge = Some(nonce.clone());
+        conn.auth_continue(Some(nonce));
+        return;
+    }
     let Some(nonce) = ctx.challenge.take() else {
         conn.protocol_error();
         return;
     };
     let expected = auth::challenge_response(&nonce, &secret);
     let ok = a.reason == ReasonCode::CONTINUE_AUTHENTICATION
-        && a.properties.authentication_method.as_deref() == Some(CHALLENGE_METHOD)
         && a.properties.authentication_data.as_deref() == Some(expected.as_bytes());
     match ctx.pending_connect.take() {
-        Some(c) => {
-            if ok {
-                finish_connect(ctx, conn, c, Some(CHALLENGE_METHOD.to_string())).await;
-            } else {
-                conn.reject(ReasonCode::NOT_AUTHORIZED);
-            }
+        Some(c) if ok => {
+            ctx.authenticated_by_challenge = true;
+            finish_connect(ctx, conn, c, Some(CHALLENGE_METHOD.to_string())).await;
         }
-        None => {
-            // Re-authentication after CONNACK is not offered.
-            conn.protocol_error();
+        Some(_) => conn.reject(ReasonCode::NOT_AUTHORIZED),
+        None if ok => {
+            let mut done = crate::codec::Auth::default();
+            done.properties.authentication_method = Some(CHALLENGE_METHOD.into());
+            conn.send(Packet::Auth(done));
         }
+        // [MQTT-4.12.1-2] failed re-authentication: DISCONNECT and close.
+        None => conn.close(ReasonCode::NOT_AUTHORIZED, CloseKind::ProtocolError),
     }
 }
 
@@ -350,6 +399,7 @@ async fn finish_connect(
         tx,
         kick: Some(kick),
         done: ctx.done.clone(),
+        overflow: Arc::clone(&ctx.overflow),
     };
     let (session, session_present) =
         shared
@@ -408,11 +458,9 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<De
         .detach(&client_id, ctx.conn_id, session, expiry, rx);
     debug!(peer = %ctx.peer, client = %client_id, kind = ?conn.close_kind(), "client disconnected");
     if expiry != 0 && expiry != u32::MAX {
-        let shared = Arc::clone(&shared);
         let client_id = client_id.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(u64::from(expiry))).await;
-            shared.router().expire(&client_id, generation);
+        shared.after(Duration::from_secs(u64::from(expiry)), move |s| {
+            s.router().expire(&client_id, generation);
         });
     }
     let Some(will) = will else { return };
@@ -422,10 +470,9 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<De
     } else {
         // [MQTT-3.1.3-9] (5) published after the delay unless the session is resumed first.
         let username = ctx.username.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-            if shared.router().will_due(&client_id, generation) {
-                publish_will(&shared, &client_id, username.as_deref(), will);
+        shared.after(Duration::from_secs(u64::from(delay)), move |s| {
+            if s.router().will_due(&client_id, generation) {
+                publish_will(s, &client_id, username.as_deref(), will);
             }
         });
     }

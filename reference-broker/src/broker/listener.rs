@@ -1,16 +1,17 @@
-//! Listeners: accept network connections (TCP; TLS and WebSocket per configuration) and spawn
+//! Listeners: accept network connections (TCP, TLS, WebSocket, WebSocket over TLS) and spawn
 //! one connection task each.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use super::config::{ListenerConfig, ListenerKind};
-use super::{connection, BrokerError, Shared};
+use super::{connection, transport, BrokerError, Shared};
 
 /// Bind `config` and spawn its accept loop; returns the bound address.
 pub(crate) async fn start(
@@ -18,6 +19,23 @@ pub(crate) async fn start(
     config: &ListenerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), BrokerError> {
+    let tls = match config.kind {
+        ListenerKind::Tls | ListenerKind::Wss => {
+            let (Some(cert), Some(key)) = (&config.cert, &config.key) else {
+                return Err(BrokerError::Tls {
+                    addr: config.bind,
+                    reason: "cert and key are required".into(),
+                });
+            };
+            let acceptor =
+                transport::tls_acceptor(cert, key).map_err(|reason| BrokerError::Tls {
+                    addr: config.bind,
+                    reason,
+                })?;
+            Some(acceptor)
+        }
+        ListenerKind::Tcp | ListenerKind::Ws => None,
+    };
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| BrokerError::Bind {
@@ -28,20 +46,15 @@ pub(crate) async fn start(
         addr: config.bind,
         source,
     })?;
-    let kind = config.kind;
-    if kind != ListenerKind::Tcp {
-        return Err(BrokerError::Tls {
-            addr,
-            reason: format!("{kind:?} listeners are not available in this build"),
-        });
-    }
-    let task = tokio::spawn(accept_loop(shared, listener, shutdown));
+    let task = tokio::spawn(accept_loop(shared, listener, config.kind, tls, shutdown));
     Ok((addr, task))
 }
 
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
+    kind: ListenerKind,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -50,7 +63,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(connection::serve(Arc::clone(&shared), stream, peer, shutdown.clone()));
+                    conns.spawn(handle(Arc::clone(&shared), stream, peer, kind, tls.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -58,7 +71,11 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            Some(joined) = conns.join_next(), if !conns.is_empty() => {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "connection task failed");
+                }
+            }
             _ = shutdown.changed() => break,
         }
     }
@@ -68,4 +85,46 @@ async fn accept_loop(
     })
     .await;
     conns.abort_all();
+}
+
+/// Complete the transport handshakes (bounded by the CONNECT timeout), then serve MQTT.
+async fn handle(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    tls: Option<TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let limit = shared.limits.connect_timeout;
+    let fail =
+        |what: &str, e: String| tracing::debug!(%peer, error = %e, "{what} handshake failed");
+    match (kind, tls) {
+        (ListenerKind::Tls, Some(tls)) => {
+            match tokio::time::timeout(limit, tls.accept(stream)).await {
+                Ok(Ok(s)) => connection::serve(shared, s, peer, shutdown).await,
+                Ok(Err(e)) => fail("TLS", e.to_string()),
+                Err(_) => fail("TLS", "timeout".into()),
+            }
+        }
+        (ListenerKind::Ws, _) => {
+            match tokio::time::timeout(limit, transport::accept_ws(stream)).await {
+                Ok(Ok(s)) => connection::serve(shared, s, peer, shutdown).await,
+                Ok(Err(e)) => fail("WebSocket", e),
+                Err(_) => fail("WebSocket", "timeout".into()),
+            }
+        }
+        (ListenerKind::Wss, Some(tls)) => {
+            let ws = async {
+                let s = tls.accept(stream).await.map_err(|e| e.to_string())?;
+                transport::accept_ws(s).await
+            };
+            match tokio::time::timeout(limit, ws).await {
+                Ok(Ok(s)) => connection::serve(shared, s, peer, shutdown).await,
+                Ok(Err(e)) => fail("WebSocket/TLS", e),
+                Err(_) => fail("WebSocket/TLS", "timeout".into()),
+            }
+        }
+        _ => connection::serve(shared, stream, peer, shutdown).await,
+    }
 }

@@ -16,6 +16,7 @@ mod connection;
 mod listener;
 mod retained;
 mod router;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +63,7 @@ pub(crate) struct Shared {
     config: BrokerConfig,
     limits: Arc<ServerLimits>,
     conn_ids: AtomicU64,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -73,6 +75,18 @@ impl Shared {
 
     fn next_conn_id(&self) -> u64 {
         self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Run `f` after `delay` unless the broker shuts down first (session expiry, will delay).
+    fn after(self: &Arc<Self>, delay: Duration, f: impl FnOnce(&Shared) + Send + 'static) {
+        let shared = Arc::clone(self);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => f(&shared),
+                _ = shutdown.changed() => {}
+            }
+        });
     }
 }
 
@@ -89,13 +103,14 @@ impl Broker {
     /// Bind every listener of `config` and start serving.
     pub async fn bind(config: BrokerConfig) -> Result<Broker, BrokerError> {
         let limits = Arc::new(config.limits.server_limits()?);
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             router: Mutex::new(Router::new(Arc::clone(&limits))),
             config,
             limits,
             conn_ids: AtomicU64::new(1),
+            shutdown: shutdown_rx.clone(),
         });
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
         for l in shared.config.listeners.clone() {

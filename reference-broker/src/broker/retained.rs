@@ -28,10 +28,13 @@ impl RetainedStore {
 
     /// Retained messages whose topic matches `filter`, expired ones pruned.
     pub fn matching(&mut self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
-        self.messages.retain(|_, m| !m.is_expired(now));
         if !filter.contains(['+', '#']) {
+            if self.messages.get(filter).is_some_and(|m| m.is_expired(now)) {
+                self.messages.remove(filter);
+            }
             return self.messages.get(filter).cloned().into_iter().collect();
         }
+        self.messages.retain(|_, m| !m.is_expired(now));
         let mut out: Vec<Arc<Message>> = self
             .messages
             .values()

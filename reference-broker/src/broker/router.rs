@@ -4,7 +4,8 @@
 //! Everything here runs under one mutex and never awaits: deliveries go to bounded
 //! per-connection channels with `try_send`, so no lock is held while a socket is written.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +41,8 @@ pub(crate) struct Online {
     pub tx: mpsc::Sender<Delivery>,
     pub kick: Option<oneshot::Sender<ReasonCode>>,
     pub done: watch::Receiver<()>,
+    /// Set while `overflow` of the client entry holds deliveries for this connection.
+    pub overflow: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +51,13 @@ struct ClientEntry {
     session: Option<Session>,
     filters: HashSet<String>,
     generation: u64,
+    /// Deliveries routed while the connection's channel was full, in order; bounded by
+    /// `max_queued_messages`.
+    overflow: VecDeque<Delivery>,
 }
+
+/// A member of a shared group matching a message: client, granted QoS, subscription id.
+type SharedMember = (Arc<str>, QoS, Option<u32>);
 
 /// Outcome of SUBSCRIBE.
 #[derive(Debug)]
@@ -60,8 +69,10 @@ pub(crate) struct SubscribeResult {
 /// Counters for tests and logs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RouterStats {
-    /// Deliveries dropped because a connection's channel was full.
+    /// Deliveries dropped because a connection's channel and its overflow queue were full.
     pub dropped_full: u64,
+    /// Deliveries parked in an overflow queue because a connection's channel was full.
+    pub parked: u64,
     /// Deliveries dropped because an offline queue was full (or QoS 0 not queued).
     pub dropped_offline: u64,
 }
@@ -75,6 +86,7 @@ pub(crate) struct Router {
     retained: RetainedStore,
     shared_rr: usize,
     assigned: u64,
+    online: usize,
     pub stats: RouterStats,
 }
 
@@ -98,13 +110,14 @@ impl Router {
             retained: RetainedStore::default(),
             shared_rr: 0,
             assigned: 0,
+            online: 0,
             stats: RouterStats::default(),
         }
     }
 
     /// Number of clients connected right now.
     pub fn online_count(&self) -> usize {
-        self.clients.values().filter(|c| c.online.is_some()).count()
+        self.online
     }
 
     /// A client identifier not used by any session ([MQTT-3.2.2-16]).
@@ -155,7 +168,9 @@ impl Router {
         }
         let entry = self.clients.entry(client_id).or_default();
         entry.generation += 1;
-        entry.online = Some(online);
+        if entry.online.replace(online).is_none() {
+            self.online += 1;
+        }
         match entry.session.take() {
             // [MQTT-3.1.2-5] (5) / [MQTT-3.2.2-2] (3.1.1): resume, Session Present 1.
             Some(session) => (session, true),
@@ -181,6 +196,7 @@ impl Router {
             return 0;
         }
         entry.online = None;
+        self.online -= 1;
         entry.generation += 1;
         let generation = entry.generation;
         if expiry == 0 {
@@ -189,7 +205,11 @@ impl Router {
         }
         // [MQTT-3.1.2-23] (5) / [MQTT-3.1.2-4] (3.1.1): keep the session state.
         rx.close();
-        while let Ok(d) = rx.try_recv() {
+        let mut parked: Vec<Delivery> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        if let Some(entry) = self.clients.get_mut(client_id) {
+            parked.extend(entry.overflow.drain(..));
+        }
+        for d in parked {
             if !session.enqueue(d, self.limits.max_queued_messages, self.limits.queue_qos0) {
                 self.stats.dropped_offline += 1;
             }
@@ -198,6 +218,20 @@ impl Router {
             entry.session = Some(session);
         }
         generation
+    }
+
+    /// Deliveries parked for connection `conn_id` of `client_id` while its channel was full.
+    pub fn take_overflow(&mut self, client_id: &str, conn_id: u64) -> VecDeque<Delivery> {
+        match self.clients.get_mut(client_id) {
+            Some(entry) => match &entry.online {
+                Some(online) if online.conn_id == conn_id => {
+                    online.overflow.store(false, Ordering::Release);
+                    std::mem::take(&mut entry.overflow)
+                }
+                _ => VecDeque::new(),
+            },
+            None => VecDeque::new(),
+        }
     }
 
     /// Session expiry timer: end the session if it is still offline at `generation`.
@@ -327,8 +361,7 @@ impl Router {
             self.retained.update(&msg);
         }
         let mut direct: HashMap<Arc<str>, (QoS, bool, Vec<u32>)> = HashMap::new();
-        let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<(Arc<str>, QoS, Option<u32>)>> =
-            HashMap::new();
+        let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<SharedMember>> = HashMap::new();
         self.subs.for_each_match(&msg.topic, |key, e| match key {
             SubKey::Client(c) => {
                 // [MQTT-3.8.3-3] No Local: not back to the publishing connection.
@@ -391,11 +424,22 @@ impl Router {
             return;
         };
         if let Some(online) = &entry.online {
-            if let Err(e) = online.tx.try_send(delivery) {
-                if let mpsc::error::TrySendError::Full(_) = e {
-                    self.stats.dropped_full += 1;
-                    tracing::warn!(client = %client, "delivery queue full, message dropped");
+            // Once something is parked, later deliveries queue behind it to keep the order.
+            let delivery = if entry.overflow.is_empty() {
+                match online.tx.try_send(delivery) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    Err(mpsc::error::TrySendError::Full(d)) => d,
                 }
+            } else {
+                delivery
+            };
+            if entry.overflow.len() < self.limits.max_queued_messages {
+                entry.overflow.push_back(delivery);
+                online.overflow.store(true, Ordering::Release);
+                self.stats.parked += 1;
+            } else {
+                self.stats.dropped_full += 1;
+                tracing::warn!(client = %client, "delivery queue full, message dropped");
             }
         } else if let Some(session) = &mut entry.session {
             if !session.enqueue(

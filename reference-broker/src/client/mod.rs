@@ -10,7 +10,7 @@ mod transport;
 mod url;
 
 pub use connection::{ClientError, Connection, Received, TransportOptions};
-pub use session::Client;
+pub use session::{AuthResponder, Client};
 pub use state::{
     BrokerLimits, ClientState, ConnectOptions, Controls, Event, Phase, ReleaseOrder, StateError,
 };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::codec::{
-    ConnAck, Disconnect, Packet, Properties, Publish, QoS, ReasonCode, SubAck, Subscription,
+    Auth, ConnAck, Disconnect, Packet, Properties, Publish, QoS, ReasonCode, SubAck, Subscription,
     SubscriptionOptions, UnsubAck,
 };
 
@@ -24,7 +24,6 @@ use super::{ClientError, Connection, Direction, Received, Trace, TraceEvent, Tra
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An MQTT client over one broker URL; reconnects resume the session.
-#[derive(Debug)]
 pub struct Client {
     conn: Connection,
     state: ClientState,
@@ -37,6 +36,21 @@ pub struct Client {
     last_received: Option<String>,
     started: Instant,
     history: Trace,
+    responder: Option<AuthResponder>,
+}
+
+/// Answers the broker's AUTH packets during an enhanced authentication exchange.
+pub type AuthResponder = Box<dyn FnMut(&Auth) -> Auth + Send>;
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url)
+            .field("conn", &self.conn)
+            .field("state", &self.state)
+            .field("stashed_events", &self.stash.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -57,8 +71,21 @@ impl Client {
     pub async fn connect_with(
         url: &BrokerUrl,
         transport: &TransportOptions,
+        options: ConnectOptions,
+        controls: Controls,
+    ) -> Result<Client, ClientError> {
+        Self::connect_with_auth(url, transport, options, controls, None).await
+    }
+
+    /// [`Client::connect_with`] with MQTT 5 enhanced authentication: `responder` answers
+    /// each AUTH 0x18 (Continue authentication) the broker sends before CONNACK; set the
+    /// method with [`ConnectOptions::authentication`]. The responder is kept for reconnects.
+    pub async fn connect_with_auth(
+        url: &BrokerUrl,
+        transport: &TransportOptions,
         mut options: ConnectOptions,
         controls: Controls,
+        responder: Option<AuthResponder>,
     ) -> Result<Client, ClientError> {
         if options.username.is_none() {
             if let Some(user) = url.username() {
@@ -82,6 +109,7 @@ impl Client {
             last_received: None,
             started,
             history: Trace::default(),
+            responder,
         };
         client.handshake().await?;
         Ok(client)
@@ -93,14 +121,31 @@ impl Client {
         }
         self.state.connect(Instant::now());
         let timeout = self.timeout;
-        let ack = self
-            .run_until("CONNACK", timeout, |e| match e {
-                Event::Connected(ack) => Ok(ack),
-                other => Err(other),
-            })
-            .await?;
-        self.connack = ack.clone();
-        Ok(ack)
+        loop {
+            let event = self
+                .run_until("CONNACK", timeout, |e| match e {
+                    Event::Connected(_) | Event::Auth(_) => Ok(e),
+                    other => Err(other),
+                })
+                .await?;
+            match event {
+                Event::Connected(ack) => {
+                    self.connack = ack.clone();
+                    return Ok(ack);
+                }
+                Event::Auth(auth) => {
+                    let Some(responder) = self.responder.as_mut() else {
+                        return Err(ClientError::Protocol(format!(
+                            "broker sent AUTH {} but no authentication responder is set",
+                            auth.reason
+                        )));
+                    };
+                    let answer = responder(&auth);
+                    self.send_packet(Packet::Auth(answer)).await?;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The CONNACK of the current connection.
@@ -277,8 +322,10 @@ impl Client {
     /// Keep the connection serviced (acks, PINGREQ) for `duration`; events are kept for
     /// later calls. A close by the broker is an error.
     pub async fn idle(&mut self, duration: Duration) -> Result<(), ClientError> {
-        match self.run_until("nothing", duration, Err::<(), Event>).await {
-            Err(ClientError::Timeout(..)) => Ok(()),
+        const IDLE: &str = "the end of an idle period";
+        match self.run_until(IDLE, duration, Err::<(), Event>).await {
+            // The idle period ran out; a keep alive timeout names another wait.
+            Err(ClientError::Timeout(_, what)) if what == IDLE => Ok(()),
             other => other,
         }
     }
@@ -379,13 +426,19 @@ impl Client {
         timeout: Duration,
         mut pick: impl FnMut(Event) -> Result<T, Event>,
     ) -> Result<T, ClientError> {
-        for i in 0..self.stash.len() {
-            if let Some(e) = self.stash.remove(i) {
+        if !self.stash.is_empty() {
+            let mut kept = VecDeque::with_capacity(self.stash.len());
+            while let Some(e) = self.stash.pop_front() {
                 match pick(e) {
-                    Ok(t) => return Ok(t),
-                    Err(e) => self.stash.insert(i, e),
+                    Ok(t) => {
+                        kept.append(&mut self.stash);
+                        self.stash = kept;
+                        return Ok(t);
+                    }
+                    Err(e) => kept.push_back(e),
                 }
             }
+            self.stash = kept;
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

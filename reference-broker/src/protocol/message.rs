@@ -35,7 +35,7 @@ impl Message {
         properties.subscription_identifiers.clear();
         let expires_at = properties
             .message_expiry_interval
-            .map(|secs| now + Duration::from_secs(u64::from(secs)));
+            .and_then(|secs| now.checked_add(Duration::from_secs(u64::from(secs))));
         Message {
             topic: publish.topic,
             payload: publish.payload,

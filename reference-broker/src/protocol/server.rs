@@ -105,7 +105,7 @@ pub struct InboundPublish {
 pub enum CloseKind {
     /// DISCONNECT with reason 0x00 (or 3.1.x DISCONNECT): the will is discarded.
     NormalDisconnect,
-    /// DISCONNECT 0x04 (MQTT 5): publish the will.
+    /// DISCONNECT with a reason other than 0x00, such as 0x04 (MQTT 5): publish the will.
     DisconnectWithWill,
     /// The client broke a rule (malformed packet, protocol error, ...).
     ProtocolError,
@@ -537,7 +537,8 @@ impl ServerConnection {
                 }
                 self.session_expiry = expiry.min(self.limits.max_session_expiry);
             }
-            if d.reason == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
+            if d.reason != ReasonCode::SUCCESS {
+                // [MQTT-3.1.2-10] (5) only reason 0x00 removes the will; 0x04 and errors keep it.
                 self.close_silently(CloseKind::DisconnectWithWill);
                 return;
             }
@@ -756,14 +757,27 @@ impl ServerConnection {
 
     /// Close with a server DISCONNECT carrying `reason` (MQTT 5 only, once connected).
     pub fn close(&mut self, reason: ReasonCode, kind: CloseKind) {
+        self.close_with_text(reason, kind, None);
+    }
+
+    /// [`ServerConnection::close`] with a human-readable Reason String in the DISCONNECT,
+    /// left out if it could exceed the client's Maximum Packet Size ([MQTT-3.2.2-19] spirit).
+    pub fn close_with_text(&mut self, reason: ReasonCode, kind: CloseKind, text: Option<String>) {
         if self.state == State::Closed {
             return;
         }
         if self.version.is_v5() && matches!(self.state, State::Connected | State::Authenticating) {
-            self.transmits.push_back(Packet::Disconnect(Disconnect {
-                reason,
-                properties: Default::default(),
-            }));
+            let mut properties = crate::codec::Properties::default();
+            if let Some(text) = text {
+                let fits = self
+                    .client_max_packet_size
+                    .is_none_or(|max| text.len() + 16 <= max as usize);
+                if fits && text.len() <= 256 {
+                    properties.reason_string = Some(text);
+                }
+            }
+            self.transmits
+                .push_back(Packet::Disconnect(Disconnect { reason, properties }));
         }
         self.close_silently(kind);
     }

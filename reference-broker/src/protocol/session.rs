@@ -127,6 +127,7 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::protocol::Message;
     use std::sync::Arc;
