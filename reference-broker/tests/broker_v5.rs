@@ -606,3 +606,19 @@ async fn retain_unavailable_and_will_beyond_capabilities() {
     }
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn topics_with_too_many_levels_are_refused_not_fatal() {
+    let broker = start().await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut c, _) = Client::connect(addr, V5, "deep", true).await;
+    let deep = "a/".repeat(30_000) + "z";
+    let s = c.subscribe(&deep, QoS::AtMostOnce).await;
+    assert_eq!(s.reason_codes, vec![ReasonCode::TOPIC_FILTER_INVALID]);
+    let mut m = publish_packet("x", b"d", QoS::AtLeastOnce, 1);
+    m.topic = deep;
+    assert_eq!(c.publish(m).await, ReasonCode::TOPIC_NAME_INVALID);
+    c.send(Packet::PingReq).await;
+    assert_eq!(c.recv().await, Packet::PingResp);
+    broker.shutdown().await;
+}

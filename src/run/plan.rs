@@ -56,7 +56,8 @@ pub fn plan(
                 .iter()
                 .filter(|v| case.scenario.versions.contains(v))
             {
-                if selection.protocol.is_some_and(|p| p != version) {
+                if selection.protocol.is_some_and(|p| p != version) || !suite.runs_version(version)
+                {
                     continue;
                 }
                 let skip = caps.and_then(|caps| {

@@ -61,6 +61,9 @@ pub struct Manifest {
     /// Tag selection.
     #[serde(default)]
     pub tags: TagFilter,
+    /// Versions this suite runs (default: every version a case lists).
+    #[serde(default)]
+    pub versions: Option<Vec<Version>>,
     /// Known deviations per broker name.
     #[serde(default)]
     pub deviations: BTreeMap<String, Vec<Deviation>>,
@@ -78,6 +81,14 @@ pub struct Suite {
 }
 
 impl Suite {
+    /// Whether this suite runs cases under `version`.
+    pub fn runs_version(&self, version: Version) -> bool {
+        self.manifest
+            .versions
+            .as_ref()
+            .is_none_or(|v| v.contains(&version))
+    }
+
     /// The documented deviation of `case` under `version` on `broker`, if any.
     pub fn deviation(&self, broker: &str, case: &str, version: Version) -> Option<&Deviation> {
         self.manifest
@@ -352,7 +363,7 @@ mod tests {
 
     #[test]
     fn globs_exclusions_and_tags_select_cases() {
-        let manifest = "name: s\nscenarios: [\"scenarios/**/*.yaml\"]\nexclude: [\"scenarios/skip/**\"]\ntags: {exclude: [slow]}\ndeviations:\n  mosquitto: [{case: a, statement: MQTT-1, reason: r}]\n";
+        let manifest = "name: s\nscenarios: [\"scenarios/**/*.yaml\"]\nexclude: [\"scenarios/skip/**\"]\nversions: [\"5\"]\ntags: {exclude: [slow]}\ndeviations:\n  mosquitto: [{case: a, statement: MQTT-1, reason: r}]\n";
         let (a, b, c, d) = (
             case("a", "x"),
             case("b", "slow"),
@@ -376,6 +387,8 @@ mod tests {
         assert_eq!(names, vec!["a"]);
         assert!(suite.deviation("mosquitto", "a", Version::V5).is_some());
         assert!(suite.deviation("reference", "a", Version::V5).is_none());
+        assert!(suite.runs_version(Version::V5));
+        assert!(!suite.runs_version(Version::V311));
     }
 
     #[test]

@@ -434,6 +434,11 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
         conn.publish_done(p.packet_id, p.qos, ReasonCode::NOT_AUTHORIZED);
         return;
     }
+    if crate::topic::too_deep(&p.message.topic) {
+        debug!(client = %client, "topic name has too many levels");
+        conn.publish_done(p.packet_id, p.qos, ReasonCode::TOPIC_NAME_INVALID);
+        return;
+    }
     let recipients = ctx.shared.router().publish(Arc::new(p.message));
     let reason = if recipients == 0 && v5 {
         ReasonCode::NO_MATCHING_SUBSCRIBERS

@@ -16,7 +16,7 @@ use crate::codec::{
     ProtocolVersion, QoS, ReasonCode, RetainHandling, Subscribe, SubscriptionOptions, Unsubscribe,
 };
 use crate::protocol::{Delivery, Message, ServerLimits, Session};
-use crate::topic::{SharedFilter, SubscriptionTree};
+use crate::topic::{too_deep, SharedFilter, SubscriptionTree};
 
 use super::retained::RetainedStore;
 
@@ -284,6 +284,10 @@ impl Router {
                 codes.push(fail(ReasonCode::TOPIC_FILTER_INVALID));
                 continue;
             };
+            if too_deep(&inner) {
+                codes.push(fail(ReasonCode::TOPIC_FILTER_INVALID));
+                continue;
+            }
             let shared = matches!(key, SubKey::Shared(..));
             if shared && s.options.no_local && v5 {
                 // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
@@ -357,6 +361,9 @@ impl Router {
     /// each matching client and to one member of each matching shared group. Returns the
     /// number of recipients.
     pub fn publish(&mut self, msg: Arc<Message>) -> usize {
+        if too_deep(&msg.topic) {
+            return 0;
+        }
         if msg.retain && self.limits.retain_available {
             self.retained.update(&msg);
         }

@@ -6,5 +6,5 @@ pub mod tree;
 pub mod validate;
 
 pub use matcher::{matches, SharedFilter};
-pub use tree::SubscriptionTree;
+pub use tree::{too_deep, SubscriptionTree, MAX_TOPIC_LEVELS};
 pub use validate::*;

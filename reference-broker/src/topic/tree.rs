@@ -4,6 +4,16 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+/// The most levels a topic name or filter may have in the broker (as Mosquitto's
+/// `TOPIC_HIERARCHY_LIMIT`): the tree is walked recursively, so its depth must stay bounded
+/// whatever a client sends.
+pub const MAX_TOPIC_LEVELS: usize = 200;
+
+/// True when `topic` (name or filter) has more than [`MAX_TOPIC_LEVELS`] levels.
+pub fn too_deep(topic: &str) -> bool {
+    topic.bytes().filter(|b| *b == b'/').count() >= MAX_TOPIC_LEVELS
+}
+
 /// Maps topic filters to values keyed by subscriber; `K` identifies the subscriber (one value per
 /// subscriber and filter), `V` is what the subscription carries (options, identifiers).
 #[derive(Debug)]
@@ -142,6 +152,14 @@ mod tests {
         tree.for_each_match(topic, |k, _| out.push(*k));
         out.sort();
         out
+    }
+
+    #[test]
+    fn depth_limit() {
+        assert!(!too_deep(
+            &"a/".repeat(MAX_TOPIC_LEVELS - 1)[..2 * MAX_TOPIC_LEVELS - 3]
+        ));
+        assert!(too_deep(&"/".repeat(MAX_TOPIC_LEVELS)));
     }
 
     #[test]
