@@ -564,3 +564,37 @@ async fn slow_subscriber_loses_no_qos1_message() {
     assert_eq!(stats.dropped_full, 0);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn subscription_and_retained_quotas() {
+    let broker = start_with(|c| {
+        c.limits.max_subscriptions_per_client = 2;
+        c.limits.max_retained_messages = 1;
+    })
+    .await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut c, _) = Client::connect(addr, V5, "quota", true).await;
+    c.subscribe("a", QoS::AtMostOnce).await;
+    c.subscribe("b", QoS::AtMostOnce).await;
+    // Re-subscribing to a held filter is not a new subscription.
+    let again = c.subscribe("a", QoS::AtLeastOnce).await;
+    assert_eq!(again.reason_codes, vec![ReasonCode::GRANTED_QOS_1]);
+    let third = c.subscribe("c", QoS::AtMostOnce).await;
+    assert_eq!(third.reason_codes, vec![ReasonCode::QUOTA_EXCEEDED]);
+    let (mut c4, _) = Client::connect(addr, V4, "quota4", true).await;
+    c4.subscribe("a", QoS::AtMostOnce).await;
+    c4.subscribe("b", QoS::AtMostOnce).await;
+    let third = c4.subscribe("c", QoS::AtMostOnce).await;
+    assert_eq!(third.reason_codes, vec![reason::v3::SUBACK_FAILURE]);
+    for topic in ["r1", "r2"] {
+        let mut m = publish_packet(topic, b"x", QoS::AtLeastOnce, 1);
+        m.retain = true;
+        c.publish(m).await;
+    }
+    assert_eq!(
+        broker.retained_messages(),
+        1,
+        "the second topic is not retained"
+    );
+    broker.shutdown().await;
+}

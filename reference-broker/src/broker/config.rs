@@ -120,6 +120,10 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Capacity of each connection's delivery channel.
     pub channel_capacity: usize,
+    /// Subscriptions one client may hold (more: SUBACK 0x97 Quota exceeded / 0x80).
+    pub max_subscriptions_per_client: usize,
+    /// Retained messages the broker stores (more: new topics are not retained).
+    pub max_retained_messages: usize,
 }
 
 impl Default for LimitsConfig {
@@ -139,6 +143,8 @@ impl Default for LimitsConfig {
             queue_qos0: l.queue_qos0,
             max_connections: 100_000,
             channel_capacity: 4096,
+            max_subscriptions_per_client: 10_000,
+            max_retained_messages: 100_000,
         }
     }
 }

@@ -105,7 +105,11 @@ impl Broker {
         let limits = Arc::new(config.limits.server_limits()?);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            router: Mutex::new(Router::new(Arc::clone(&limits))),
+            router: Mutex::new(Router::new(
+                Arc::clone(&limits),
+                config.limits.max_subscriptions_per_client,
+                config.limits.max_retained_messages,
+            )),
             config,
             limits,
             conn_ids: AtomicU64::new(1),

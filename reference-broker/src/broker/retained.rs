@@ -15,15 +15,19 @@ pub struct RetainedStore {
 }
 
 impl RetainedStore {
-    /// Store, replace or delete the retained message of `msg.topic`.
-    pub fn update(&mut self, msg: &Arc<Message>) {
+    /// Store, replace or delete the retained message of `msg.topic`. A new topic beyond `max`
+    /// stored messages is not retained; returns false then.
+    pub fn update(&mut self, msg: &Arc<Message>, max: usize) -> bool {
         if msg.payload.is_empty() {
             // [MQTT-3.3.1-10] (3.1.1) / [MQTT-3.3.1-6] (5): an empty payload removes it.
             self.messages.remove(&msg.topic);
-        } else {
+        } else if self.messages.len() < max || self.messages.contains_key(&msg.topic) {
             // [MQTT-3.3.1-5] store the message, replacing any previous one.
             self.messages.insert(msg.topic.clone(), Arc::clone(msg));
+        } else {
+            return false;
         }
+        true
     }
 
     /// Retained messages whose topic matches `filter`, expired ones pruned.

@@ -81,6 +81,8 @@ pub struct RouterStats {
 #[derive(Debug)]
 pub(crate) struct Router {
     limits: Arc<ServerLimits>,
+    max_subscriptions: usize,
+    max_retained: usize,
     clients: HashMap<Arc<str>, ClientEntry>,
     subs: SubscriptionTree<SubKey, SubEntry>,
     retained: RetainedStore,
@@ -102,9 +104,11 @@ fn split_filter(raw: &str, client: &Arc<str>) -> Option<(SubKey, String)> {
 }
 
 impl Router {
-    pub fn new(limits: Arc<ServerLimits>) -> Router {
+    pub fn new(limits: Arc<ServerLimits>, max_subscriptions: usize, max_retained: usize) -> Router {
         Router {
             limits,
+            max_subscriptions,
+            max_retained,
             clients: HashMap::new(),
             subs: SubscriptionTree::new(),
             retained: RetainedStore::default(),
@@ -297,6 +301,16 @@ impl Router {
                 codes.push(fail(ReasonCode::NOT_AUTHORIZED));
                 continue;
             }
+            let held = self.clients.get(client).map_or(0, |c| c.filters.len());
+            if held >= self.max_subscriptions
+                && self
+                    .clients
+                    .get(client)
+                    .is_none_or(|c| !c.filters.contains(&s.filter))
+            {
+                codes.push(fail(ReasonCode::QUOTA_EXCEEDED));
+                continue;
+            }
             let granted = s.options.qos.min(self.limits.maximum_qos);
             let mut options = s.options;
             options.qos = granted;
@@ -364,8 +378,11 @@ impl Router {
         if too_deep(&msg.topic) {
             return 0;
         }
-        if msg.retain && self.limits.retain_available {
-            self.retained.update(&msg);
+        if msg.retain
+            && self.limits.retain_available
+            && !self.retained.update(&msg, self.max_retained)
+        {
+            tracing::warn!(topic = %msg.topic, "retained store full, message not retained");
         }
         let mut direct: HashMap<Arc<str>, (QoS, bool, Vec<u32>)> = HashMap::new();
         let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<SharedMember>> = HashMap::new();
