@@ -212,6 +212,10 @@ pub struct BrokerConfig {
     /// The `challenge` enhanced authentication method, if enabled.
     #[serde(default)]
     pub challenge_auth: Option<ChallengeConfig>,
+    /// On-disk store of persistent sessions and retained messages (`persistence = "path"`);
+    /// none keeps everything in memory.
+    #[serde(default)]
+    pub persistence: Option<PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -233,6 +237,7 @@ impl BrokerConfig {
             users: Vec::new(),
             acl: Vec::new(),
             challenge_auth: None,
+            persistence: None,
         }
     }
 
