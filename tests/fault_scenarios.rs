@@ -40,6 +40,24 @@ steps:
   - connect: {client: a}
 "#;
 
+const RESTART_SESSION: &str = r#"
+name: restart-session
+spec: {"5": [MQTT-3.1.2-5], "3.1.1": [MQTT-3.1.2-4]}
+versions: ["3.1.1", "5"]
+clients:
+  pub: {}
+  sub: {clean_start: false, properties: {session_expiry_interval: 300}}
+steps:
+  - connect: {client: sub}
+  - subscribe: {client: sub, filters: [{filter: q, qos: 1}]}
+  - disconnect: {client: sub}
+  - connect: {client: pub}
+  - publish: {client: pub, topic: q, payload: kept, qos: 1}
+  - restart_broker: {}
+  - connect: {client: sub, expect: {session_present: true}}
+  - expect: {client: sub, topic: q, payload: kept, qos: 1}
+"#;
+
 async fn run_case(
     case: &str,
     faults: Option<SharedInjector>,
@@ -126,4 +144,27 @@ async fn restart_broker_is_skipped_when_the_target_cannot_restart() {
         "{:?}",
         results[0].verdict
     );
+}
+
+#[tokio::test]
+async fn sessions_survive_restart_broker_only_with_persistence() {
+    let results = run_case(RESTART_SESSION, None, Some(RestartSupport::persistent())).await;
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert!(matches!(r.verdict, Verdict::Pass), "{:?}", r.verdict);
+    }
+    let results = run_case(RESTART_SESSION, None, Some(RestartSupport::default())).await;
+    for r in &results {
+        let Verdict::Fail { failure } = &r.verdict else {
+            panic!(
+                "a broker without persistence cannot keep the session: {:?}",
+                r.verdict
+            );
+        };
+        assert!(
+            failure.message.contains("session_present"),
+            "{}",
+            failure.message
+        );
+    }
 }
