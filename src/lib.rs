@@ -5,6 +5,7 @@
 //! feed the reporters ([`report`]). [`coverage`] relates scenarios to the normative
 //! statements of the specifications; [`fault`] injects network faults.
 
+pub mod bench;
 pub mod coverage;
 pub mod exit;
 pub mod fault;

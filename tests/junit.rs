@@ -33,6 +33,10 @@ fn junit_report_is_valid_and_complete() {
     assert!(xml.contains(r#"name="pass-roundtrip [5]""#));
     assert!(xml.contains(r#"classname="pubsub""#));
     assert!(xml.contains(r#"classname="tls""#));
+    assert!(
+        xml.contains(r#"file="scenarios/pubsub/pass.yaml""#),
+        "{xml}"
+    );
     assert!(xml.contains("<failure type=\"fail\""), "{xml}");
     let failure = xml.split("name=\"fail-wrong-payload [5]\"").nth(1).unwrap();
     let failure = failure.split("</failure>").next().unwrap();
@@ -71,7 +75,9 @@ fn junit_report_is_valid_and_complete() {
 
     match std::process::Command::new("xmllint")
         .args(["--noout", "--schema"])
-        .arg(common::repo().join("../shared/junit/junit-4.xsd"))
+        // A copy of shared/junit/junit-4.xsd, so the test does not depend on the checkout's
+        // surroundings.
+        .arg(common::repo().join("tests/data/junit-4.xsd"))
         .arg(&path)
         .output()
     {

@@ -263,7 +263,54 @@ fn min_times(runs: usize) {
             if small { "_small" } else { "" }
         );
         println!(
-            "{name:<14} {:>7}  {:>9.2?}  {:>14.2?}  {:>14.2}",
+            "{name:<14} {:>7}  {:>9.2?}  {:>14.2?}  {:>14.2}  decode",
+            packets.len(),
+            ours,
+            theirs,
+            theirs.as_secs_f64() / ours.as_secs_f64()
+        );
+        // Encode: the same packets in each library's model, written to a fresh buffer.
+        let mut buf = BytesMut::from(&bytes[..]);
+        let theirs_v4: Vec<v4::Packet> = if v.is_v5() {
+            Vec::new()
+        } else {
+            (0..packets.len())
+                .map(|_| v4::read(&mut buf, usize::MAX).unwrap())
+                .collect()
+        };
+        let theirs_v5: Vec<v5::Packet> = if v.is_v5() {
+            (0..packets.len())
+                .map(|_| v5::read(&mut buf, usize::MAX).unwrap())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let time_encode = |f: &dyn Fn(&mut BytesMut)| {
+            let mut best = std::time::Duration::MAX;
+            for _ in 0..runs {
+                let mut out = BytesMut::with_capacity(bytes.len());
+                let start = std::time::Instant::now();
+                f(&mut out);
+                best = best.min(start.elapsed());
+                assert_eq!(out.len(), bytes.len());
+            }
+            best
+        };
+        let ours = time_encode(&|out| {
+            for p in &packets {
+                encode(p, v, out).unwrap();
+            }
+        });
+        let theirs = time_encode(&|out| {
+            for p in &theirs_v4 {
+                write_v4(p, out);
+            }
+            for p in &theirs_v5 {
+                write_v5(p, out);
+            }
+        });
+        println!(
+            "{name:<14} {:>7}  {:>9.2?}  {:>14.2?}  {:>14.2}  encode",
             packets.len(),
             ours,
             theirs,

@@ -520,21 +520,6 @@ async fn mqtt_3_1_clients_are_served() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn session_expires_after_its_interval() {
-    let broker = start().await;
-    let addr = broker.tcp_addr().unwrap();
-    let mut c = connect_packet(V5, "short", false);
-    c.properties.session_expiry_interval = Some(1);
-    let (s, _) = Client::connect_with(addr, c.clone()).await;
-    s.disconnect().await;
-    // Let the one-second session expiry pass: time passing is what is under test here.
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let (_s, ack) = Client::connect_with(addr, c).await;
-    assert!(!ack.session_present, "the session expired");
-    broker.shutdown().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_loses_no_qos1_message() {
     // A tiny channel: the connection task blocks on a full socket while the publisher keeps
@@ -596,5 +581,47 @@ async fn subscription_and_retained_quotas() {
         1,
         "the second topic is not retained"
     );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn order_preserved_per_topic_across_qos() {
+    let broker = start().await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut s, _) = Client::connect(addr, V4, "ord-s", true).await;
+    s.subscribe("ord", QoS::ExactlyOnce).await;
+    let (mut p, _) = Client::connect(addr, V4, "ord-p", true).await;
+    let payloads: Vec<String> = (0..60).map(|i| format!("{i:02}")).collect();
+    for (i, text) in payloads.iter().enumerate() {
+        let qos = QoS::from_u8((i % 3) as u8).unwrap();
+        let id = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            i as u16 + 1
+        };
+        let mut m = publish_packet("ord", b"", qos, id);
+        m.payload = Bytes::from(text.clone());
+        p.publish(m).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < payloads.len() {
+        match s.recv().await {
+            Packet::Publish(m) => {
+                got.push(String::from_utf8(m.payload.to_vec()).unwrap());
+                let r = PubResponse {
+                    packet_id: m.packet_id,
+                    ..Default::default()
+                };
+                match m.qos {
+                    QoS::AtMostOnce => {}
+                    QoS::AtLeastOnce => s.send(Packet::PubAck(r)).await,
+                    QoS::ExactlyOnce => s.send(Packet::PubRec(r)).await,
+                }
+            }
+            Packet::PubRel(r) => s.send(Packet::PubComp(r)).await,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, payloads, "delivered in publication order");
     broker.shutdown().await;
 }

@@ -490,3 +490,31 @@ async fn send_all_pipelines_in_one_write() {
     assert_eq!(&b[5..7], &[0, 1]);
     assert_eq!(c.trace().packets(Direction::Sent).count(), 2);
 }
+
+#[tokio::test]
+async fn raw_mode_reads_exact_bytes_and_the_close() {
+    let (l, url) = listener().await;
+    let peer = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut got = [0u8; 2];
+        s.read_exact(&mut got).await.unwrap();
+        // Not a valid packet: answered as raw bytes anyway, then the close.
+        s.write_all(&[0xff, 0x01, 0x02]).await.unwrap();
+        got
+    });
+    let mut c = Connection::open(&url, &TransportOptions::default())
+        .await
+        .unwrap();
+    c.send_raw(&[0xf0, 0x00]).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(b) = c.recv_bytes(T).await.unwrap() {
+        got.extend_from_slice(&b);
+    }
+    assert_eq!(got, [0xff, 0x01, 0x02]);
+    assert_eq!(timeout(T, peer).await.unwrap().unwrap(), [0xf0, 0x00]);
+    let text = c.trace().to_string();
+    assert!(text.contains("-> raw 2 B: f0 00"), "{text}");
+    assert!(text.contains("<- raw"), "{text}");
+    assert!(text.contains("<- closed by broker"), "{text}");
+    assert_eq!(c.recv_bytes(Duration::from_millis(10)).await.unwrap(), None);
+}

@@ -735,3 +735,40 @@ async fn broker_disconnect_is_named_in_the_error() {
     }
     timeout(T, peer).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn delayed_puback_goes_out_after_the_delay() {
+    let (broker, url) = broker().await;
+    let mut sub = Client::connect(&url, ConnectOptions::new("slow"))
+        .await
+        .unwrap();
+    sub.subscribe("slow/t", QoS::AtLeastOnce).await.unwrap();
+    sub.controls_mut().ack_delay = Some(Duration::from_millis(300));
+    let mut publisher = Client::connect(&url, ConnectOptions::new("p"))
+        .await
+        .unwrap();
+    publisher
+        .publish("slow/t", "x", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    let m = sub.recv_message(T).await.unwrap();
+    // The PUBACK goes out only once the delay has passed while the client is serviced.
+    assert_eq!(sub.state().held_count(), 1);
+    sub.idle(Duration::from_millis(500)).await.unwrap();
+    assert_eq!(sub.state().held_count(), 0);
+    let trace = sub.trace();
+    let rx = trace
+        .entries
+        .iter()
+        .find(|e| matches!(&e.event, reference_broker::client::TraceEvent::Packet(Packet::Publish(p)) if p.packet_id == m.packet_id))
+        .unwrap()
+        .at;
+    let tx = trace
+        .entries
+        .iter()
+        .find(|e| matches!(&e.event, reference_broker::client::TraceEvent::Packet(Packet::PubAck(r)) if r.packet_id == m.packet_id))
+        .unwrap()
+        .at;
+    assert!(tx - rx >= Duration::from_millis(300), "{trace}");
+    broker.shutdown().await;
+}

@@ -185,6 +185,7 @@ fn decode(version: Option<ProtocolVersion>, bytes: &[u8]) -> Result<(), DecodeEr
 #[case::request_problem_information_2(V5, v5_connect(&[0x17, 2]), DecodeError::InvalidPropertyValue(0x17), 0x82, None)]
 #[case::maximum_qos_2(V5, Builder::new(0x20).u8(0).u8(0).properties(&[0x24, 2]).build(), DecodeError::InvalidPropertyValue(0x24), 0x82, None)]
 #[case::payload_format_2(V5, v5_publish(&[0x01, 2]), DecodeError::InvalidPropertyValue(0x01), 0x82, None)]
+#[case::auth_data_without_method(V5, v5_connect(&[0x16, 0, 1, 7]), DecodeError::Protocol("Authentication Data without Authentication Method"), 0x82, None)]
 #[case::subscription_id_zero(V5, v5_subscribe(&[0x0B, 0], b"a", 0), DecodeError::InvalidPropertyValue(0x0B), 0x82, None)]
 // ---- reason codes ----
 #[case::connack_reserved_flags(V5, Builder::new(0x20).u8(2).u8(0).properties(&[]).build(), DecodeError::ConnAckReservedFlags(2), 0x81, Some("MQTT-3.2.2-1"))]

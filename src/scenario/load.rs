@@ -196,6 +196,16 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
     if s.name.trim().is_empty() {
         return Err(fail("`name` is empty".into()));
     }
+    // The name becomes a topic level of the run prefix: no `/`, `+`, `#` or spaces.
+    if !s
+        .name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(fail(
+            "`name` may contain only letters, digits, `-`, `_` and `.` (kebab-case)".into(),
+        ));
+    }
     if s.versions.is_empty() {
         return Err(fail(
             "`versions` is empty: list \"3.1.1\", \"5\" or both".into(),
@@ -366,6 +376,10 @@ mod tests {
 
     #[rstest]
     #[case::unknown_client(&format!("{HEAD}steps:\n  - connect: {{client: b}}\n"), "step 1 (connect): unknown client \"b\"")]
+    #[case::name_with_wildcard(
+        "name: c+d\nversions: [\"5\"]\nsteps: [{sleep: 1s}]\n",
+        "`name` may contain only"
+    )]
     #[case::no_versions("name: c\nversions: []\nsteps: [{sleep: 1s}]\n", "`versions` is empty")]
     #[case::no_steps(&format!("{HEAD}steps: []\n"), "`steps` is empty")]
     #[case::qos3(&format!("{HEAD}steps:\n  - publish: {{client: a, topic: t, qos: 3}}\n"), "qos 3 is not 0, 1 or 2")]
@@ -376,7 +390,7 @@ mod tests {
         assert!(matches!(e, LoadError::Invalid { .. }), "{e}");
         assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
         assert!(
-            e.to_string().starts_with("scenarios/x/f.yaml: case \"c\""),
+            e.to_string().starts_with("scenarios/x/f.yaml: case \"c"),
             "{e}"
         );
     }

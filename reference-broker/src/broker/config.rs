@@ -124,6 +124,15 @@ pub struct LimitsConfig {
     pub max_subscriptions_per_client: usize,
     /// Retained messages the broker stores (more: new topics are not retained).
     pub max_retained_messages: usize,
+    /// Wildcard subscriptions supported (off: SUBACK 0xA2 / 0x80).
+    pub wildcard_subscriptions: bool,
+    /// Shared subscriptions supported (off: SUBACK 0x9E / 0x80).
+    pub shared_subscriptions: bool,
+    /// Subscription identifiers supported (off: SUBSCRIBE with one is closed with 0xA1).
+    pub subscription_identifiers: bool,
+    /// Seconds a write to a client may stall (peer not reading) before the connection is
+    /// treated as lost.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -145,6 +154,10 @@ impl Default for LimitsConfig {
             channel_capacity: 4096,
             max_subscriptions_per_client: 10_000,
             max_retained_messages: 100_000,
+            wildcard_subscriptions: true,
+            shared_subscriptions: true,
+            subscription_identifiers: true,
+            write_timeout_secs: 60,
         }
     }
 }
@@ -168,9 +181,9 @@ impl LimitsConfig {
             topic_alias_maximum: self.topic_alias_maximum,
             maximum_qos,
             retain_available: self.retain_available,
-            wildcard_subscription_available: true,
-            subscription_identifiers_available: true,
-            shared_subscription_available: true,
+            wildcard_subscription_available: self.wildcard_subscriptions,
+            subscription_identifiers_available: self.subscription_identifiers,
+            shared_subscription_available: self.shared_subscriptions,
             server_keep_alive: self.server_keep_alive,
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             max_session_expiry: self.max_session_expiry,
@@ -216,6 +229,10 @@ pub struct BrokerConfig {
     /// none keeps everything in memory.
     #[serde(default)]
     pub persistence: Option<PathBuf>,
+    /// Prefix of the Response Information returned to MQTT 5 clients that request it (the
+    /// client id is appended); none: never returned.
+    #[serde(default)]
+    pub response_information: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -238,6 +255,7 @@ impl BrokerConfig {
             acl: Vec::new(),
             challenge_auth: None,
             persistence: None,
+            response_information: None,
         }
     }
 

@@ -77,10 +77,12 @@ pub(crate) async fn serve<S>(
         done: done_rx,
         overflow: Arc::new(AtomicBool::new(false)),
     };
-    let mut inbuf = BytesMut::with_capacity(8 * 1024);
-    let mut outbuf = BytesMut::with_capacity(8 * 1024);
+    let write_timeout = Duration::from_secs(shared.config.limits.write_timeout_secs);
+    // Small to start: an idle connection holds little; the buffers grow under load.
+    let mut inbuf = BytesMut::with_capacity(256);
+    let mut outbuf = BytesMut::new();
     loop {
-        if !flush(&mut conn, &mut outbuf, &mut wr).await {
+        if !flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await {
             conn.close_silently(CloseKind::NetworkLost);
         }
         if conn.is_closed() {
@@ -130,7 +132,7 @@ pub(crate) async fn serve<S>(
             }
         }
     }
-    let _ = flush(&mut conn, &mut outbuf, &mut wr).await;
+    let _ = flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     finish(&mut ctx, &mut conn, &mut rx);
     drop(done_tx);
@@ -160,10 +162,13 @@ fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver
 }
 
 /// Encode and write everything the state machine wants to send. False on a write error.
+/// A peer that stops reading cannot hold the task forever: a write that makes no progress
+/// for `limit` counts as a lost network connection.
 async fn flush<W: AsyncWrite + Unpin>(
     conn: &mut ServerConnection,
     out: &mut BytesMut,
     wr: &mut W,
+    limit: Duration,
 ) -> bool {
     let version = conn.version();
     while let Some(packet) = conn.poll_transmit() {
@@ -174,7 +179,13 @@ async fn flush<W: AsyncWrite + Unpin>(
     if out.is_empty() {
         return true;
     }
-    let ok = wr.write_all(out).await.is_ok() && wr.flush().await.is_ok();
+    let write = async { wr.write_all(out).await.is_ok() && wr.flush().await.is_ok() };
+    let ok = tokio::time::timeout(limit, write)
+        .await
+        .unwrap_or_else(|_| {
+            debug!(client = %conn.client_id(), "write timed out: peer not reading");
+            false
+        });
     out.clear();
     ok
 }
@@ -413,6 +424,12 @@ async fn finish_connect(
             session,
             session_present,
             assigned_client_id: assigned,
+            response_information: shared
+                .config
+                .response_information
+                .as_ref()
+                .filter(|_| c.properties.request_response_information == Some(1))
+                .map(|prefix| format!("{prefix}{client_id}")),
             auth: auth_method.map(|m| (m, None)),
         },
     );
@@ -461,6 +478,7 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<De
     let generation = shared
         .router()
         .detach(&client_id, ctx.conn_id, session, expiry, rx);
+    shared.departed.notify_waiters();
     debug!(peer = %ctx.peer, client = %client_id, kind = ?conn.close_kind(), "client disconnected");
     if expiry != 0 && expiry != u32::MAX {
         let client_id = client_id.clone();

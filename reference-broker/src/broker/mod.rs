@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     shutdown: watch::Receiver<bool>,
     /// The on-disk session store, when `persistence` is configured.
     store: Option<SessionStore>,
+    /// Notified whenever a client connection ends.
+    departed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -136,6 +138,7 @@ impl Broker {
             conn_ids: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
             store,
+            departed: tokio::sync::Notify::new(),
         });
         for (client_id, left) in timers {
             // [MQTT-3.1.2-23] restored sessions still expire; generation 0 is theirs until a
@@ -157,6 +160,22 @@ impl Broker {
             tasks,
             shared,
         })
+    }
+
+    /// Serve one already-connected byte stream as an MQTT connection, as if a listener had
+    /// accepted it: in-memory pipes (`tokio::io::duplex`) in tests with paused time, or
+    /// transports the broker does not listen on itself.
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(connection::serve(
+            shared,
+            stream,
+            peer,
+            self.shutdown.subscribe(),
+        ));
     }
 
     /// The actual bound addresses (port 0 resolved), in listener order.
@@ -182,6 +201,19 @@ impl Broker {
     /// Number of clients connected right now.
     pub fn connected_clients(&self) -> usize {
         self.shared.router().online_count()
+    }
+
+    /// Resolve once no client is connected (wrap it in a timeout).
+    pub async fn until_no_clients(&self) {
+        loop {
+            let departed = self.shared.departed.notified();
+            tokio::pin!(departed);
+            departed.as_mut().enable();
+            if self.connected_clients() == 0 {
+                return;
+            }
+            departed.await;
+        }
     }
 
     /// Number of retained messages.

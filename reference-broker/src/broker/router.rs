@@ -285,6 +285,10 @@ impl Router {
         let v5 = version.is_v5();
         let fail = |code: ReasonCode| if v5 { code } else { v3::SUBACK_FAILURE };
         let id = sub.properties.subscription_identifiers.first().copied();
+        if id.is_some() && !self.limits.subscription_identifiers_available {
+            // MQTT 5 section 3.2.2.3.12: identifiers not supported, DISCONNECT 0xA1.
+            return Err(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED);
+        }
         let mut codes = Vec::with_capacity(sub.subscriptions.len());
         let mut retained = Vec::new();
         // [MQTT-3.8.4-5] several filters are handled as a sequence of SUBSCRIBEs.
@@ -294,6 +298,15 @@ impl Router {
                 codes.push(fail(ReasonCode::TOPIC_FILTER_INVALID));
                 continue;
             };
+            // MQTT 5 sections 3.2.2.3.13 / 3.2.2.3.11: unsupported shared or wildcard filters.
+            if matches!(key, SubKey::Shared(..)) && !self.limits.shared_subscription_available {
+                codes.push(fail(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
+                continue;
+            }
+            if inner.contains(['+', '#']) && !self.limits.wildcard_subscription_available {
+                codes.push(fail(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED));
+                continue;
+            }
             if too_deep(&inner) {
                 codes.push(fail(ReasonCode::TOPIC_FILTER_INVALID));
                 continue;
@@ -469,7 +482,9 @@ impl Router {
                 self.stats.parked += 1;
             } else {
                 self.stats.dropped_full += 1;
-                tracing::warn!(client = %client, "delivery queue full, message dropped");
+                // Counted in stats; a log line per dropped message would cost more than the
+                // delivery itself under overload.
+                tracing::debug!(client = %client, "delivery queue full, message dropped");
             }
         } else if let Some(session) = &mut entry.session {
             if !session.enqueue(

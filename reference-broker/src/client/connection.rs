@@ -306,6 +306,42 @@ impl Connection {
         }
     }
 
+    /// Raw mode: the next bytes the broker sent, exactly as they came (whatever is buffered,
+    /// else one read), without decoding; `None` once the connection is closed. Recorded in
+    /// the trace as raw bytes. Do not mix with [`Connection::recv`] mid-packet.
+    pub async fn recv_bytes(&mut self, timeout: Duration) -> Result<Option<Bytes>, ClientError> {
+        let read = async {
+            loop {
+                if !self.read_buf.is_empty() {
+                    let bytes = self.read_buf.split().freeze();
+                    self.record(Direction::Received, TraceEvent::Raw(bytes.clone()));
+                    return Ok(Some(bytes));
+                }
+                if self.closed.is_some() {
+                    self.record_close();
+                    return Ok(None);
+                }
+                let Some(transport) = self.transport.as_mut() else {
+                    self.mark_closed("closed by client".to_string());
+                    continue;
+                };
+                match transport.read_into(&mut self.read_buf).await {
+                    Ok(0) => self.mark_closed("closed by broker".to_string()),
+                    Ok(_) => {}
+                    Err(e) if is_close(&e) => self.mark_closed(format!("closed by broker ({e})")),
+                    Err(e) => return Err(ClientError::Io(e)),
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(
+                timeout,
+                "bytes from the broker".to_string(),
+            )),
+        }
+    }
+
     /// A packet already buffered, without reading the socket.
     pub fn try_decode(&mut self) -> Result<Option<Packet>, ClientError> {
         if self.read_buf.is_empty() {

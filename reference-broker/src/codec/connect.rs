@@ -66,6 +66,13 @@ pub(crate) fn decode(r: &mut Reader) -> Result<Connect, DecodeError> {
     } else {
         Default::default()
     };
+    // MQTT 5 section 3.1.2.11.10: "It is a Protocol Error to include Authentication Data if
+    // there is no Authentication Method".
+    if properties.authentication_data.is_some() && properties.authentication_method.is_none() {
+        return Err(DecodeError::Protocol(
+            "Authentication Data without Authentication Method",
+        ));
+    }
     // [MQTT-3.1.3-1] payload order: client id, will (properties, topic, payload), user
     // name, password.
     let client_id = r.string()?;

@@ -103,26 +103,9 @@ impl Decoder {
             }
             PacketType::ConnAck => Ok(Some(Packet::ConnAck(connack::decode(&mut r, version)?))),
             PacketType::Publish => publish::decode(flags, r, version),
-            PacketType::PubAck => Ok(Some(Packet::PubAck(pubresp::decode(
-                &mut r,
-                packet_type,
-                version,
-            )?))),
-            PacketType::PubRec => Ok(Some(Packet::PubRec(pubresp::decode(
-                &mut r,
-                packet_type,
-                version,
-            )?))),
-            PacketType::PubRel => Ok(Some(Packet::PubRel(pubresp::decode(
-                &mut r,
-                packet_type,
-                version,
-            )?))),
-            PacketType::PubComp => Ok(Some(Packet::PubComp(pubresp::decode(
-                &mut r,
-                packet_type,
-                version,
-            )?))),
+            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
+                pubresp::decode(r, packet_type, version)
+            }
             PacketType::Subscribe => {
                 Ok(Some(Packet::Subscribe(subscribe::decode(&mut r, version)?)))
             }

@@ -32,11 +32,18 @@ pub fn encode(
     if matches!(packet, Packet::Auth(_)) && !version.is_v5() {
         return Err(EncodeError::NotInVersion("AUTH"));
     }
+    let start = dst.len();
+    if let Packet::Publish(p) = packet {
+        let written = publish::encode(p, version, dst);
+        if written.is_err() {
+            dst.truncate(start);
+        }
+        return written;
+    }
     let body = body_len(packet, version);
     if body > MAX_REMAINING_LENGTH {
         return Err(EncodeError::TooLarge(body));
     }
-    let start = dst.len();
     dst.reserve(1 + vbi_len(body) + body);
     dst.put_u8(first_byte(packet));
     put_vbi(dst, body);
@@ -89,7 +96,8 @@ fn write_body(
     match packet {
         Packet::Connect(c) => connect::write(c, dst),
         Packet::ConnAck(c) => connack::write(c, version, dst),
-        Packet::Publish(p) => publish::write(p, version, dst),
+        // Encoded by `publish::encode` above.
+        Packet::Publish(_) => Ok(()),
         Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p) => {
             pubresp::write(p, version, dst)
         }

@@ -410,29 +410,41 @@ pub(crate) fn properties_block_len(p: &Properties) -> usize {
 /// Append a property block (Property Length, then every set property in identifier order;
 /// user properties and subscription identifiers in list order).
 pub(crate) fn put_properties(dst: &mut BytesMut, p: &Properties) -> Result<(), EncodeError> {
-    let len = properties_len(p);
+    put_properties_with_len(dst, p, properties_len(p))
+}
+
+/// [`put_properties`] when the caller already knows `len == properties_len(p)`.
+pub(crate) fn put_properties_with_len(
+    dst: &mut BytesMut,
+    p: &Properties,
+    len: usize,
+) -> Result<(), EncodeError> {
     put_vbi(dst, len);
     if len == 0 {
         return Ok(());
     }
+    #[inline]
     fn byte(dst: &mut BytesMut, id: PropertyId, v: Option<u8>) {
         if let Some(v) = v {
             dst.put_u8(id as u8);
             dst.put_u8(v);
         }
     }
+    #[inline]
     fn two(dst: &mut BytesMut, id: PropertyId, v: Option<u16>) {
         if let Some(v) = v {
             dst.put_u8(id as u8);
             dst.put_u16(v);
         }
     }
+    #[inline]
     fn four(dst: &mut BytesMut, id: PropertyId, v: Option<u32>) {
         if let Some(v) = v {
             dst.put_u8(id as u8);
             dst.put_u32(v);
         }
     }
+    #[inline]
     fn s(dst: &mut BytesMut, id: PropertyId, v: &Option<String>) -> Result<(), EncodeError> {
         if let Some(v) = v {
             dst.put_u8(id as u8);
@@ -440,6 +452,7 @@ pub(crate) fn put_properties(dst: &mut BytesMut, p: &Properties) -> Result<(), E
         }
         Ok(())
     }
+    #[inline]
     fn b(dst: &mut BytesMut, id: PropertyId, v: &Option<Bytes>) -> Result<(), EncodeError> {
         if let Some(v) = v {
             dst.put_u8(id as u8);

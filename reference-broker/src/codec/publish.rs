@@ -3,9 +3,12 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::connect::topic_name_error;
-use super::primitives::{properties_block_len, put_properties, put_str, str_len, Reader};
+use super::primitives::{
+    properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader,
+};
 use super::{
-    DecodeError, EncodeError, Packet, Properties, PropertyContext, ProtocolVersion, Publish, QoS,
+    DecodeError, EncodeError, Packet, PacketType, Properties, PropertyContext, ProtocolVersion,
+    Publish, QoS, MAX_REMAINING_LENGTH,
 };
 use crate::topic::validate_topic_name;
 
@@ -74,30 +77,53 @@ pub(crate) fn decode(
     out
 }
 
-/// The body length of `p`.
-pub(crate) fn body_len(p: &Publish, version: ProtocolVersion) -> usize {
+/// The body length of `p`, given the length of its property contents (0 before MQTT 5).
+fn body_len_with(p: &Publish, version: ProtocolVersion, props_len: usize) -> usize {
     let mut n = str_len(p.topic.len()) + p.payload.len();
     if p.qos != QoS::AtMostOnce {
         n += 2;
     }
     if version.is_v5() {
-        n += properties_block_len(&p.properties);
+        n += vbi_len(props_len) + props_len;
     }
     n
 }
 
-/// Write the body of `p`.
-pub(crate) fn write(
+/// The body length of `p`.
+pub(crate) fn body_len(p: &Publish, version: ProtocolVersion) -> usize {
+    let props_len = if version.is_v5() {
+        properties_len(&p.properties)
+    } else {
+        0
+    };
+    body_len_with(p, version, props_len)
+}
+
+/// Write the whole packet (fixed header included), sizing the properties once: PUBLISH is
+/// the packet a broker encodes most.
+pub(crate) fn encode(
     p: &Publish,
     version: ProtocolVersion,
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    let props_len = if version.is_v5() {
+        properties_len(&p.properties)
+    } else {
+        0
+    };
+    let body = body_len_with(p, version, props_len);
+    if body > MAX_REMAINING_LENGTH {
+        return Err(EncodeError::TooLarge(body));
+    }
+    dst.reserve(1 + vbi_len(body) + body);
+    dst.put_u8(((PacketType::Publish as u8) << 4) | flags(p));
+    put_vbi(dst, body);
     put_str(dst, &p.topic)?;
     if p.qos != QoS::AtMostOnce {
         dst.put_u16(p.packet_id);
     }
     if version.is_v5() {
-        put_properties(dst, &p.properties)?;
+        put_properties_with_len(dst, &p.properties, props_len)?;
     }
     dst.put_slice(&p.payload);
     Ok(())

@@ -5,43 +5,55 @@ use bytes::{BufMut, BytesMut};
 
 use super::primitives::{properties_block_len, put_properties, Reader};
 use super::{
-    DecodeError, EncodeError, PacketType, PropertyContext, ProtocolVersion, PubResponse, ReasonCode,
+    DecodeError, EncodeError, Packet, PacketType, Properties, PropertyContext, ProtocolVersion,
+    PubResponse, ReasonCode,
 };
 
-/// Decode the body of a PUBACK, PUBREC, PUBREL or PUBCOMP.
+/// Decode the body of a PUBACK, PUBREC, PUBREL or PUBCOMP, built in place as the packet
+/// of `packet_type` (the packet model is large: this avoids moving it).
 pub(crate) fn decode(
-    r: &mut Reader,
+    mut r: Reader,
     packet_type: PacketType,
     version: ProtocolVersion,
-) -> Result<PubResponse, DecodeError> {
+) -> Result<Option<Packet>, DecodeError> {
     let packet_id = r.u16()?;
     // [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-5] (5): it names a PUBLISH, whose id is non-zero.
     if packet_id == 0 {
         return Err(DecodeError::ZeroPacketIdentifier);
     }
-    let mut out = PubResponse {
+    let body = PubResponse {
         packet_id,
-        ..Default::default()
+        reason: ReasonCode::SUCCESS,
+        properties: Properties::default(),
     };
-    if version.is_v5() {
+    let mut out = Ok(Some(match packet_type {
+        PacketType::PubAck => Packet::PubAck(body),
+        PacketType::PubRec => Packet::PubRec(body),
+        PacketType::PubRel => Packet::PubRel(body),
+        _ => Packet::PubComp(body),
+    }));
+    if let Ok(Some(
+        Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p),
+    )) = &mut out
+    {
         // MQTT 5 section 3.4.2.1: a remaining length of 2 means reason 0x00 and no
         // properties; "If the Remaining Length is less than 4 there is no Property Length".
-        if r.remaining() > 0 {
-            out.reason = ReasonCode(r.u8()?);
+        if version.is_v5() && r.remaining() > 0 {
+            p.reason = ReasonCode(r.u8()?);
             // [MQTT-3.4.2-1] [MQTT-3.6.2-1] (PUBREC 3.5.2.1, PUBCOMP 3.7.2.1)
-            if !out.reason.is_valid_for(packet_type, version) {
+            if !p.reason.is_valid_for(packet_type, version) {
                 return Err(DecodeError::InvalidReasonCode {
                     packet_type,
-                    code: out.reason.0,
+                    code: p.reason.0,
                 });
             }
             if r.remaining() > 0 {
-                out.properties = r.properties(PropertyContext::PubResponse)?;
+                r.properties_into(PropertyContext::PubResponse, &mut p.properties)?;
             }
         }
     }
     r.finish()?;
-    Ok(out)
+    out
 }
 
 /// The body length of `p`: the reason code and properties are omitted when they are

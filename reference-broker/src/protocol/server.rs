@@ -134,6 +134,8 @@ pub struct Accept {
     pub assigned_client_id: Option<String>,
     /// Authentication method and final data of an enhanced authentication (MQTT 5).
     pub auth: Option<(String, Option<bytes::Bytes>)>,
+    /// Response Information for a client that asked for it (MQTT 5).
+    pub response_information: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,12 +248,22 @@ impl ServerConnection {
 
     /// The next packet to send.
     pub fn poll_transmit(&mut self) -> Option<Packet> {
-        self.transmits.pop_front()
+        let next = self.transmits.pop_front();
+        if next.is_none() && self.transmits.capacity() > 0 {
+            // Packets are large (properties inline): an idle connection keeps no buffer.
+            self.transmits = VecDeque::new();
+        }
+        next
     }
 
     /// The next event for the broker.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if next.is_none() && self.events.capacity() > 0 {
+            // Events carry whole packets: an idle connection keeps no buffer.
+            self.events = VecDeque::new();
+        }
+        next
     }
 
     /// When [`ServerConnection::handle_timeout`] must be called next.
@@ -379,6 +391,8 @@ impl ServerConnection {
             p.shared_subscription_available = Some(u8::from(l.shared_subscription_available));
             // [MQTT-3.2.2-21] the client must use the Server Keep Alive.
             p.server_keep_alive = l.server_keep_alive;
+            // [MQTT-3.1.2-28] only when requested (the shell checks the request).
+            p.response_information = accept.response_information;
             if let Some((method, data)) = accept.auth {
                 p.authentication_method = Some(method);
                 p.authentication_data = data;
@@ -408,7 +422,14 @@ impl ServerConnection {
 
     /// Refuse the CONNECT with `code` (an MQTT 5 reason code; mapped for 3.1.x) and close.
     pub fn reject(&mut self, code: ReasonCode) {
+        let mut properties = crate::codec::Properties::default();
         let code = if self.version.is_v5() {
+            // [MQTT-3.1.2-29] a Reason String is allowed on CONNACK whatever Request Problem
+            // Information says; it is short, so within any sane Maximum Packet Size.
+            let fits = self.client_max_packet_size.is_none_or(|max| max >= 64);
+            if fits {
+                properties.reason_string = code.name().map(str::to_owned);
+            }
             code
         } else {
             code.to_v3_connack()
@@ -416,7 +437,7 @@ impl ServerConnection {
         self.transmits.push_back(Packet::ConnAck(ConnAck {
             session_present: false,
             code,
-            properties: Default::default(),
+            properties,
         }));
         self.will = None;
         self.state = State::Closed;

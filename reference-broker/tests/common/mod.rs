@@ -169,6 +169,10 @@ pub fn restrict(p: &mut Properties, ctx: PropertyContext) {
             P::SharedSubscriptionAvailable => p.shared_subscription_available = None,
         }
     }
+    // Authentication Data needs an Authentication Method (MQTT 5 section 3.1.2.11.10).
+    if p.authentication_method.is_none() {
+        p.authentication_data = None;
+    }
     // Only PUBLISH may repeat the Subscription Identifier.
     if ctx != PropertyContext::Publish {
         p.subscription_identifiers.truncate(1);

@@ -68,8 +68,12 @@ pub fn subscribe_packet(id: u16, filter: &str, qos: QoS) -> Subscribe {
     }
 }
 
+/// Any byte stream a test client can talk over (TCP, in-memory pipe).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Box<dyn Io>,
     pub version: ProtocolVersion,
     decoder: Decoder,
     buf: BytesMut,
@@ -84,11 +88,36 @@ impl Client {
             .unwrap();
         stream.set_nodelay(true).unwrap();
         Client {
-            stream,
+            stream: Box::new(stream),
             version,
             decoder: Decoder::with_version(version, 1 << 24),
             buf: BytesMut::new(),
             closed: false,
+        }
+    }
+
+    /// A client on an in-memory pipe served by `broker` (no socket: works with paused time).
+    pub fn pipe(broker: &Broker, version: ProtocolVersion) -> Client {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        broker.serve_stream(server, "127.0.0.1:1".parse().unwrap());
+        Client {
+            stream: Box::new(client),
+            version,
+            decoder: Decoder::with_version(version, 1 << 24),
+            buf: BytesMut::new(),
+            closed: false,
+        }
+    }
+
+    /// Send CONNECT on an opened client and expect CONNACK 0.
+    pub async fn handshake(mut self, connect: Connect) -> (Client, ConnAck) {
+        self.send(Packet::Connect(connect)).await;
+        match self.recv().await {
+            Packet::ConnAck(a) => {
+                assert_eq!(a.code, ReasonCode::SUCCESS, "CONNACK {a:?}");
+                (self, a)
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
         }
     }
 
@@ -165,14 +194,19 @@ impl Client {
 
     /// Wait until the broker closes the connection; returns the packets received before.
     pub async fn expect_closed(&mut self) -> Vec<Packet> {
+        self.expect_closed_within(WAIT).await
+    }
+
+    /// [`Client::expect_closed`] with a chosen bound (long ones for paused-time tests).
+    pub async fn expect_closed_within(&mut self, wait: Duration) -> Vec<Packet> {
         let mut got = Vec::new();
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.recv_within(left).await {
                 Some(p) => got.push(p),
                 None if self.closed => return got,
-                None => panic!("connection not closed within {WAIT:?}; got {got:?}"),
+                None => panic!("connection not closed within {wait:?}; got {got:?}"),
             }
         }
     }

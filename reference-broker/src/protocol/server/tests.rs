@@ -284,3 +284,23 @@ fn subscribe_is_an_event_and_pingreq_answered() {
     c.handle_packet(now, Packet::PingReq);
     assert_eq!(drain(&mut c), vec![Packet::PingResp]);
 }
+
+#[test]
+fn rejection_carries_a_reason_string_in_v5_only() {
+    let now = Instant::now();
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 0)));
+    c.poll_event();
+    c.reject(ReasonCode::NOT_AUTHORIZED);
+    assert!(matches!(drain(&mut c).as_slice(), [Packet::ConnAck(a)]
+        if a.code == ReasonCode::NOT_AUTHORIZED
+        && a.properties.reason_string.as_deref() == Some("Not authorized")));
+    assert!(c.is_closed());
+
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V3_1_1, 0)));
+    c.poll_event();
+    c.reject(ReasonCode::NOT_AUTHORIZED);
+    assert!(matches!(drain(&mut c).as_slice(), [Packet::ConnAck(a)]
+        if a.code == crate::codec::reason::v3::NOT_AUTHORIZED && a.properties.is_empty()));
+}
