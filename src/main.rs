@@ -4,17 +4,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use mqtt_conformance::fault;
 use mqtt_conformance::report::{
     console::ConsoleReporter, json::JsonReporter, junit::JunitReporter, Reporters,
 };
+use mqtt_conformance::run::link::SharedInjector;
 use mqtt_conformance::run::{self, RunConfig, Selection};
 use mqtt_conformance::scenario::{self, Dur, Version};
 use mqtt_conformance::suite::{self, Suite};
-use mqtt_conformance::target::{self, TargetSpec};
+use mqtt_conformance::target::{self, RestartSupport, TargetSpec};
 use mqtt_conformance::{coverage, exit};
 use reference_broker::client::TransportOptions;
 
@@ -25,6 +28,10 @@ struct Cli {
     /// Project root holding `suites/` and `scenarios/`.
     #[arg(long, global = true, default_value = ".")]
     root: PathBuf,
+    /// A real Toxiproxy's API (`http://host:8474`) for the fault steps, instead of the
+    /// embedded proxy engine.
+    #[arg(long, global = true, value_name = "URL")]
+    toxiproxy: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +50,13 @@ enum Command {
     },
     /// Print the JSON Schema of scenario files (as committed in suites/schema.json).
     Schema,
+    /// Run the embedded Toxiproxy-compatible server standalone (HTTP API on --listen) until
+    /// Ctrl-C.
+    Toxiproxy {
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        listen: std::net::SocketAddr,
+    },
     /// Load a broker: N publishers, M subscribers; throughput, losses, latency, memory.
     Bench(mqtt_conformance::bench::BenchArgs),
     /// Publish messages by hand (like mosquitto_pub).
@@ -146,7 +160,24 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => async_runtime()?.block_on(run_suites(&cli.root, args)),
+        Command::Run(args) => {
+            async_runtime()?.block_on(run_suites(&cli.root, cli.toxiproxy.as_deref(), args))
+        }
+        Command::Toxiproxy { listen } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let (addr, server) = fault::serve(listen)
+                    .await
+                    .with_context(|| format!("cannot serve the Toxiproxy API on {listen}"))?;
+                println!("toxiproxy API listening on http://{addr} (Ctrl-C stops it)");
+                std::io::stdout().flush().ok();
+                server.run_until(tokio::signal::ctrl_c()).await?;
+                anyhow::Ok(ExitCode::from(exit::SUCCESS))
+            })
+        }
         Command::List(args) => list(&cli.root, &args),
         Command::Validate { paths } => validate(&cli.root, &paths),
         Command::Schema => {
@@ -192,7 +223,33 @@ fn load_suites(root: &Path, wanted: &[String]) -> anyhow::Result<(Vec<Suite>, us
     Ok((suites, invalid))
 }
 
-async fn run_suites(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+/// The fault injector of a run: a real Toxiproxy at `url` (`http://host:8474`), or the
+/// embedded engine.
+async fn fault_injector(url: Option<&str>) -> anyhow::Result<SharedInjector> {
+    let Some(url) = url else {
+        return Ok(SharedInjector::embedded());
+    };
+    let authority = url
+        .strip_prefix("http://")
+        .unwrap_or(url)
+        .trim_end_matches('/');
+    if authority.contains('/') || url.starts_with("https://") {
+        anyhow::bail!("--toxiproxy {url:?}: expected http://host:port");
+    }
+    let api = tokio::net::lookup_host(authority)
+        .await
+        .with_context(|| format!("--toxiproxy {url:?}: cannot resolve {authority}"))?
+        .next()
+        .with_context(|| format!("--toxiproxy {url:?}: {authority} resolves to nothing"))?;
+    Ok(SharedInjector(Arc::new(fault::ToxiproxyInjector::new(api))))
+}
+
+async fn run_suites(
+    root: &Path,
+    toxiproxy: Option<&str>,
+    args: RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let faults = fault_injector(toxiproxy).await?;
     let (suites, invalid) = load_suites(root, &args.suite)?;
     let spec = match (&args.broker, &args.container) {
         (Some(url), _) => TargetSpec::External {
@@ -242,6 +299,9 @@ async fn run_suites(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         display_url: format!("{} ({})", target.display_url(), target.name),
         credentials: target.credentials.clone(),
         transport,
+        faults: Some(faults),
+        // Only the in-process reference broker can be restarted by a case.
+        restart: matches!(spec, TargetSpec::Reference).then(RestartSupport::persistent),
     };
     let mut reporters = Reporters::default();
     if args.json {

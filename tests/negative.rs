@@ -258,6 +258,8 @@ async fn against_script(case: &str, reply: &'static [u8]) -> Result<(), String> 
         version: Version::V5,
         prefix: Prefixer::identity(),
         deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+        faults: None,
+        broker: None,
     };
     let result = Interpreter::new(&scenario, env).run().await;
     server.abort();

@@ -3,6 +3,7 @@
 //! client's trace.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,20 +17,23 @@ use tokio::time::Instant;
 
 use super::hex;
 use super::inbox::{open, recv_one, send, wait_for, Client, StepError, StepResult};
+use super::link::{self, Links};
 use super::matcher::{self, connack_code, suback_code};
 use super::prefix::Prefixer;
 use super::trace;
 use super::verdict::{ClientTrace, Failure};
+use crate::fault::FaultInjector;
 use crate::scenario::{
     ConnectStep, ExpectOneOfStep, ExpectStep, FilterSpec, PacketKind, PropsSpec, Scenario,
     SendStep, Step, Version,
 };
+use crate::target::CaseBroker;
 
 /// Default wait for an expected packet.
 pub const DEFAULT_WITHIN: Duration = Duration::from_secs(2);
 
 /// Where and how to run a case.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CaseEnv {
     /// Broker URL (may carry credentials; never printed).
     pub url: String,
@@ -43,6 +47,31 @@ pub struct CaseEnv {
     pub prefix: Prefixer,
     /// The deadline of the whole case.
     pub deadline: Instant,
+    /// Creates the proxies of a case with fault steps (none: fault steps fail).
+    pub faults: Option<Arc<dyn FaultInjector>>,
+    /// The broker of this case alone, when the case restarts it.
+    pub broker: Option<Arc<tokio::sync::Mutex<CaseBroker>>>,
+}
+
+impl std::fmt::Debug for CaseEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaseEnv")
+            .field("url", &trace::redact_url(&self.url))
+            .field("version", &self.version)
+            .field("prefix", &self.prefix)
+            .field("faults", &self.faults.is_some())
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Records `text` in the client's packet trace timeline (before its next connection when it
+/// has none now).
+fn note(c: &mut Client, text: String) {
+    match c.conn.as_mut() {
+        Some(conn) => conn.note(text),
+        None => c.past.push(format!("(no connection) # {text}")),
+    }
 }
 
 /// How a case ended when it did not pass.
@@ -61,6 +90,7 @@ pub struct Interpreter<'a> {
     clients: BTreeMap<String, Client>,
     /// Packet identifiers saved by `expect` steps (`save_id`).
     saved: BTreeMap<String, u16>,
+    links: Option<Links>,
 }
 
 impl<'a> Interpreter<'a> {
@@ -80,18 +110,122 @@ impl<'a> Interpreter<'a> {
             env,
             clients,
             saved: BTreeMap::new(),
+            links: None,
         }
     }
 
     /// Run every step that applies to this version; the first failure ends the case.
     pub async fn run(mut self) -> Result<(), Outcome> {
-        let result = self.run_steps().await;
+        let result = match self.setup_links().await {
+            Ok(()) => self.run_steps().await,
+            Err(e) => Err(e),
+        };
         for client in self.clients.values_mut() {
             if let Some(conn) = client.conn.take() {
                 conn.abort();
             }
         }
+        if let Some(mut links) = self.links.take() {
+            links.teardown().await;
+        }
         result
+    }
+
+    /// A case with fault steps connects every client through its own proxy.
+    async fn setup_links(&mut self) -> Result<(), Outcome> {
+        let case = self.case;
+        let Some((i, step)) = case.steps.iter().enumerate().find(|(_, s)| {
+            s.fault_client().is_some() && s.only().is_none_or(|v| v == self.env.version)
+        }) else {
+            return Ok(());
+        };
+        let fail = |message: String| {
+            Outcome::Fail(Failure {
+                step: Some(i + 1),
+                step_text: step.keyword().to_string(),
+                message,
+                expected: None,
+                received: None,
+                traces: Vec::new(),
+            })
+        };
+        let Some(injector) = self.env.faults.clone() else {
+            return Err(fail(format!(
+                "step {} ({}) is a network fault, but this run has no fault injector to put \
+                 proxies in front of the broker (the default embedded one or --toxiproxy URL)",
+                i + 1,
+                step.keyword()
+            )));
+        };
+        let proxy_prefix = self.env.prefix.client_id("", None);
+        let links = Links::setup(
+            injector,
+            &self.env.url,
+            self.clients.keys().cloned(),
+            &proxy_prefix,
+        )
+        .await
+        .map_err(|e| fail(format!("cannot set up the proxies of the fault steps: {e}")))?;
+        self.links = Some(links);
+        Ok(())
+    }
+
+    /// The URL client `name` connects to: its proxy in a case with faults, else the broker.
+    fn url_for(&self, name: &str) -> String {
+        self.links
+            .as_ref()
+            .and_then(|l| l.url(name))
+            .map_or_else(|| self.env.url.clone(), str::to_string)
+    }
+
+    async fn fault(&mut self, step: &Step) -> StepResult {
+        let (Some(fault), Some(client)) = (link::fault_of(step), step.fault_client()) else {
+            return Err(StepError::new("internal: not a fault step"));
+        };
+        let links = self.links.as_ref().ok_or_else(|| {
+            StepError::new("network faults need a fault injector; this run has none")
+        })?;
+        let applied = links
+            .apply(&fault, client)
+            .await
+            .map_err(|e| StepError::new(format!("applying {fault} failed: {e}")))?;
+        for (name, toxics) in applied {
+            let installed = toxics
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let text = if installed.is_empty() {
+                format!("fault: {fault}")
+            } else {
+                format!("fault: {fault} (toxics {installed})")
+            };
+            if let Some(c) = self.clients.get_mut(&name) {
+                note(c, text);
+            }
+        }
+        Ok(())
+    }
+
+    async fn restart_broker(&mut self) -> StepResult {
+        let broker = self
+            .env
+            .broker
+            .clone()
+            .ok_or_else(|| StepError::new("target cannot restart"))?;
+        for c in self.clients.values_mut() {
+            note(c, "restarting the broker".into());
+        }
+        broker
+            .lock()
+            .await
+            .restart()
+            .await
+            .map_err(|e| StepError::new(e.to_string()))?;
+        for c in self.clients.values_mut() {
+            note(c, "broker restarted".into());
+        }
+        Ok(())
     }
 
     async fn run_steps(&mut self) -> Result<(), Outcome> {
@@ -410,7 +544,7 @@ impl<'a> Interpreter<'a> {
             }
             Step::Send(s) => {
                 let packet = self.build(s)?;
-                let url = self.env.url.clone();
+                let url = self.url_for(&s.client);
                 let transport = self.env.transport.clone();
                 let version = self.env.version;
                 let c = self.client(&s.client)?;
@@ -443,7 +577,7 @@ impl<'a> Interpreter<'a> {
                     .collect();
                 let bytes = hex::expand(&s.hex, &|t| prefix.topic(t), &|c| ids.get(c).cloned())
                     .map_err(|e| StepError::new(e.to_string()))?;
-                let url = self.env.url.clone();
+                let url = self.url_for(&s.client);
                 let transport = self.env.transport.clone();
                 let version = self.env.version;
                 let c = self.client(&s.client)?;
@@ -481,6 +615,17 @@ impl<'a> Interpreter<'a> {
                 tokio::time::sleep(s.duration().0).await;
                 Ok(())
             }
+            Step::RestartBroker(_) => self.restart_broker().await,
+            Step::Cut(_)
+            | Step::Down(_)
+            | Step::Blackhole(_)
+            | Step::Latency(_)
+            | Step::Bandwidth(_)
+            | Step::Slicer(_)
+            | Step::LimitData(_)
+            | Step::SlowClose(_)
+            | Step::ResetPeer(_)
+            | Step::Heal(_) => self.fault(step).await,
         }
     }
 
@@ -543,7 +688,7 @@ impl<'a> Interpreter<'a> {
     async fn connect(&mut self, s: &ConnectStep) -> StepResult {
         let connect = self.connect_packet(&s.client, s.clean_start)?;
         let version = self.env.version;
-        let url = self.env.url.clone();
+        let url = self.url_for(&s.client);
         let transport = self.env.transport.clone();
         let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
         let prefix = self.env.prefix.clone();

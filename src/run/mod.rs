@@ -5,6 +5,7 @@ pub mod events;
 pub mod hex;
 mod inbox;
 pub mod interp;
+pub mod link;
 pub mod matcher;
 pub mod plan;
 pub mod prefix;
@@ -24,6 +25,7 @@ pub use plan::{plan, PlannedRun, Selection};
 pub use verdict::{CaseResult, ClientTrace, Failure, Verdict};
 
 use crate::suite::Deviation;
+use crate::target::{CaseBroker, RestartSupport};
 pub use interp::Outcome;
 use interp::{CaseEnv, Interpreter};
 use prefix::Prefixer;
@@ -49,6 +51,10 @@ pub struct RunConfig {
     pub credentials: Option<(String, String)>,
     /// Transport options.
     pub transport: TransportOptions,
+    /// Puts proxies in front of the broker for cases with fault steps (none: those fail).
+    pub faults: Option<link::SharedInjector>,
+    /// Whether cases may restart the broker (none: `restart_broker` cases are skipped).
+    pub restart: Option<RestartSupport>,
 }
 
 /// A short id that differs between runs: base 36 of the clock and the process id.
@@ -67,9 +73,47 @@ pub fn new_run_id() -> String {
     s
 }
 
+/// The reason a case that restarts the broker cannot run on this target.
+pub const CANNOT_RESTART: &str = "target cannot restart";
+
 async fn attempt(run: &PlannedRun, cfg: &RunConfig, execution: usize) -> Result<(), Outcome> {
+    // A case that restarts the broker gets a broker of its own, so the cases beside it are
+    // not disturbed.
+    let broker = match (&cfg.restart, run.case.scenario.restarts_broker()) {
+        (Some(support), true) => match CaseBroker::start(support).await {
+            Ok(b) => Some(Arc::new(tokio::sync::Mutex::new(b))),
+            Err(e) => {
+                return Err(Outcome::Fail(Failure::general(format!(
+                    "cannot start the broker of this case: {e}"
+                ))))
+            }
+        },
+        _ => None,
+    };
+    let url = match &broker {
+        Some(b) => b.lock().await.url(),
+        None => cfg.url.clone(),
+    };
+    let result = attempt_on(run, cfg, execution, url, broker.clone()).await;
+    if let Some(b) = broker {
+        if let Ok(b) = Arc::try_unwrap(b) {
+            b.into_inner().stop().await;
+        }
+    }
+    result
+}
+
+async fn attempt_on(
+    run: &PlannedRun,
+    cfg: &RunConfig,
+    execution: usize,
+    url: String,
+    broker: Option<Arc<tokio::sync::Mutex<CaseBroker>>>,
+) -> Result<(), Outcome> {
     let env = CaseEnv {
-        url: cfg.url.clone(),
+        faults: cfg.faults.as_ref().map(|f| Arc::clone(&f.0)),
+        broker,
+        url,
         transport: cfg.transport.clone(),
         credentials: cfg.credentials.clone(),
         version: run.version,
@@ -128,6 +172,14 @@ async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Verdict, u32) {
         return (
             Verdict::Skipped {
                 reason: reason.clone(),
+            },
+            0,
+        );
+    }
+    if cfg.restart.is_none() && run.case.scenario.restarts_broker() {
+        return (
+            Verdict::Skipped {
+                reason: CANNOT_RESTART.to_string(),
             },
             0,
         );

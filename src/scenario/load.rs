@@ -285,6 +285,12 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                 crate::run::hex::check_template(&r.hex, &|name| s.clients.contains_key(name))
                     .map_err(|e| at(e.to_string()))?;
             }
+            Step::Slicer(sl) if sl.size == 0 || sl.variation >= sl.size => {
+                return Err(at(format!(
+                    "size must be at least 1 and variation below it (size {}, variation {})",
+                    sl.size, sl.variation
+                )));
+            }
             _ => {}
         }
     }

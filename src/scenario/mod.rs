@@ -1,12 +1,14 @@
 //! The scenario format: the serde model of a YAML case, its values and properties, and loading
 //! files with precise errors.
 
+mod faults;
 mod load;
 mod model;
 mod properties;
 pub mod schema;
 mod values;
 
+pub use faults::*;
 pub use load::{feature_of, load_file, parse_str, LoadError, LoadedCase};
 pub use model::*;
 pub use properties::{PropName, PropertyMismatch, PropsSpec};

@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::faults::{
+    BandwidthStep, BlackholeStep, LatencyStep, LimitDataStep, LinkStep, ResetPeerStep, RestartStep,
+    SlicerStep, SlowCloseStep,
+};
 use super::properties::{PropName, PropsSpec};
 use super::values::{Code, Dur, Feature, PacketKind, Version};
 
@@ -36,6 +40,18 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Whether any step is a network fault (the clients then connect through proxies).
+    pub fn has_faults(&self) -> bool {
+        self.steps.iter().any(|s| s.fault_client().is_some())
+    }
+
+    /// Whether any step restarts the broker.
+    pub fn restarts_broker(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::RestartBroker(_)))
+    }
+
     /// The normative statements this case checks under `version`.
     pub fn statements(&self, version: Version) -> &[String] {
         self.spec.get(&version).map(Vec::as_slice).unwrap_or(&[])
@@ -145,6 +161,28 @@ pub enum Step {
     Drop(DropStep),
     /// Wait (only where the protocol is about time).
     Sleep(SleepStep),
+    /// Fault: drop the TCP connection both ways without DISCONNECT (reconnecting works).
+    Cut(LinkStep),
+    /// Fault: drop the connection and refuse new ones until `heal`.
+    Down(LinkStep),
+    /// Fault: keep the socket open but pass no data (half-open link).
+    Blackhole(BlackholeStep),
+    /// Fault: delay data.
+    Latency(LatencyStep),
+    /// Fault: limit the rate.
+    Bandwidth(BandwidthStep),
+    /// Fault: split the stream into small chunks with pauses.
+    Slicer(SlicerStep),
+    /// Fault: close the connection after N bytes.
+    LimitData(LimitDataStep),
+    /// Fault: delay the close of the connection.
+    SlowClose(SlowCloseStep),
+    /// Fault: reset the connection (TCP RST) on the next data.
+    ResetPeer(ResetPeerStep),
+    /// Remove every fault and accept connections again.
+    Heal(LinkStep),
+    /// Restart the broker (same address, same configuration).
+    RestartBroker(RestartStep),
 }
 
 impl Step {
@@ -164,6 +202,17 @@ impl Step {
             Step::Disconnect(_) => "disconnect",
             Step::Drop(_) => "drop",
             Step::Sleep(_) => "sleep",
+            Step::Cut(_) => "cut",
+            Step::Down(_) => "down",
+            Step::Blackhole(_) => "blackhole",
+            Step::Latency(_) => "latency",
+            Step::Bandwidth(_) => "bandwidth",
+            Step::Slicer(_) => "slicer",
+            Step::LimitData(_) => "limit_data",
+            Step::SlowClose(_) => "slow_close",
+            Step::ResetPeer(_) => "reset_peer",
+            Step::Heal(_) => "heal",
+            Step::RestartBroker(_) => "restart_broker",
         }
     }
 
@@ -184,6 +233,15 @@ impl Step {
             Step::Drop(s) => s.only,
             Step::Sleep(SleepStep::Plain(_)) => None,
             Step::Sleep(SleepStep::Full { only, .. }) => *only,
+            Step::Cut(s) | Step::Down(s) | Step::Heal(s) => s.only,
+            Step::Blackhole(s) => s.only,
+            Step::Latency(s) => s.only,
+            Step::Bandwidth(s) => s.only,
+            Step::Slicer(s) => s.only,
+            Step::LimitData(s) => s.only,
+            Step::SlowClose(s) => s.only,
+            Step::ResetPeer(s) => s.only,
+            Step::RestartBroker(s) => s.only,
         }
     }
 
@@ -202,8 +260,35 @@ impl Step {
             Step::SendRaw(s) => &s.client,
             Step::Disconnect(s) => &s.client,
             Step::Drop(s) => &s.client,
-            Step::Sleep(_) => return None,
+            Step::Sleep(_) | Step::RestartBroker(_) => return None,
+            Step::Cut(_)
+            | Step::Down(_)
+            | Step::Blackhole(_)
+            | Step::Latency(_)
+            | Step::Bandwidth(_)
+            | Step::Slicer(_)
+            | Step::LimitData(_)
+            | Step::SlowClose(_)
+            | Step::ResetPeer(_)
+            | Step::Heal(_) => return self.fault_client().flatten(),
         })
+    }
+
+    /// For a network fault step, the client it names (`Some(None)`: every client); `None` for
+    /// any other step.
+    pub fn fault_client(&self) -> Option<Option<&str>> {
+        let client = match self {
+            Step::Cut(s) | Step::Down(s) | Step::Heal(s) => &s.client,
+            Step::Blackhole(s) => &s.client,
+            Step::Latency(s) => &s.client,
+            Step::Bandwidth(s) => &s.client,
+            Step::Slicer(s) => &s.client,
+            Step::LimitData(s) => &s.client,
+            Step::SlowClose(s) => &s.client,
+            Step::ResetPeer(s) => &s.client,
+            _ => return None,
+        };
+        Some(client.as_deref())
     }
 }
 

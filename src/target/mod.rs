@@ -10,6 +10,9 @@ use crate::run::trace::redact_url;
 use crate::scenario::{Feature, Version};
 
 mod reference;
+mod restart;
+
+pub use restart::{CaseBroker, RestartSupport};
 
 /// Which broker to run against.
 #[derive(Debug, Clone)]

@@ -57,6 +57,8 @@ pub async fn run_root(
         display_url: target.display_url(),
         credentials: None,
         transport,
+        faults: Some(run::link::SharedInjector::embedded()),
+        restart: Some(target::RestartSupport::persistent()),
     };
     let results = tokio::time::timeout(Duration::from_secs(120), run::execute(plan, cfg, |_| {}))
         .await

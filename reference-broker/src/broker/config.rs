@@ -225,6 +225,10 @@ pub struct BrokerConfig {
     /// The `challenge` enhanced authentication method, if enabled.
     #[serde(default)]
     pub challenge_auth: Option<ChallengeConfig>,
+    /// On-disk store of persistent sessions and retained messages (`persistence = "path"`);
+    /// none keeps everything in memory.
+    #[serde(default)]
+    pub persistence: Option<PathBuf>,
     /// Prefix of the Response Information returned to MQTT 5 clients that request it (the
     /// client id is appended); none: never returned.
     #[serde(default)]
@@ -250,6 +254,7 @@ impl BrokerConfig {
             users: Vec::new(),
             acl: Vec::new(),
             challenge_auth: None,
+            persistence: None,
             response_information: None,
         }
     }

@@ -30,6 +30,8 @@ pub use config::{BrokerConfig, ConfigError, ListenerConfig, ListenerKind};
 pub use router::RouterStats;
 
 use crate::protocol::ServerLimits;
+pub use router::persist::PersistError;
+use router::persist::SessionStore;
 use router::Router;
 
 /// Why the broker cannot start.
@@ -46,6 +48,9 @@ pub enum BrokerError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The session store (`persistence`) cannot be opened or read.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
     /// TLS material cannot be loaded.
     #[error("TLS listener {addr}: {reason}")]
     Tls {
@@ -64,6 +69,8 @@ pub(crate) struct Shared {
     limits: Arc<ServerLimits>,
     conn_ids: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// The on-disk session store, when `persistence` is configured.
+    store: Option<SessionStore>,
     /// Notified whenever a client connection ends.
     departed: tokio::sync::Notify,
 }
@@ -106,18 +113,38 @@ impl Broker {
     pub async fn bind(config: BrokerConfig) -> Result<Broker, BrokerError> {
         let limits = Arc::new(config.limits.server_limits()?);
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut router = Router::new(
+            Arc::clone(&limits),
+            config.limits.max_subscriptions_per_client,
+            config.limits.max_retained_messages,
+        );
+        let store = config
+            .persistence
+            .as_deref()
+            .map(SessionStore::open)
+            .transpose()?;
+        let timers = match &store {
+            Some(store) => store.load(
+                &mut router,
+                std::time::Instant::now(),
+                std::time::SystemTime::now(),
+            )?,
+            None => Vec::new(),
+        };
         let shared = Arc::new(Shared {
-            router: Mutex::new(Router::new(
-                Arc::clone(&limits),
-                config.limits.max_subscriptions_per_client,
-                config.limits.max_retained_messages,
-            )),
+            router: Mutex::new(router),
             config,
             limits,
             conn_ids: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
+            store,
             departed: tokio::sync::Notify::new(),
         });
+        for (client_id, left) in timers {
+            // [MQTT-3.1.2-23] restored sessions still expire; generation 0 is theirs until a
+            // client resumes them.
+            shared.after(left, move |s| s.router().expire(&client_id, 0));
+        }
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
         for l in shared.config.listeners.clone() {
@@ -194,11 +221,22 @@ impl Broker {
         self.shared.router().retained_len()
     }
 
-    /// Stop the listeners and close every connection (DISCONNECT 0x8B in MQTT 5).
+    /// Stop the listeners and close every connection (DISCONNECT 0x8B in MQTT 5); with
+    /// `persistence`, then save the persistent sessions and retained messages.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        if let Some(store) = &self.shared.store {
+            let router = self.shared.router();
+            if let Err(e) = store.save(
+                &router,
+                std::time::Instant::now(),
+                std::time::SystemTime::now(),
+            ) {
+                tracing::error!(error = %e, "persistent sessions not saved");
+            }
         }
     }
 }

@@ -49,6 +49,13 @@ impl RetainedStore {
         out
     }
 
+    /// Every retained message (expired ones included), by topic.
+    pub fn all(&self) -> Vec<Arc<Message>> {
+        let mut out: Vec<Arc<Message>> = self.messages.values().cloned().collect();
+        out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        out
+    }
+
     /// Number of retained messages.
     pub fn len(&self) -> usize {
         self.messages.len()

@@ -20,6 +20,9 @@ use crate::topic::{too_deep, SharedFilter, SubscriptionTree};
 
 use super::retained::RetainedStore;
 
+#[path = "persist.rs"]
+pub(crate) mod persist;
+
 /// Who holds a subscription: a client, or a client as a member of a shared group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum SubKey {
@@ -54,6 +57,8 @@ struct ClientEntry {
     /// Deliveries routed while the connection's channel was full, in order; bounded by
     /// `max_queued_messages`.
     overflow: VecDeque<Delivery>,
+    /// Session Expiry Interval of the last connection (for persistence).
+    expiry: u32,
 }
 
 /// A member of a shared group matching a message: client, granted QoS, subscription id.
@@ -200,6 +205,7 @@ impl Router {
             return 0;
         }
         entry.online = None;
+        entry.expiry = expiry;
         self.online -= 1;
         entry.generation += 1;
         let generation = entry.generation;
