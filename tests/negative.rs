@@ -172,6 +172,8 @@ async fn sharpened_runner_features_fail_on_mismatches() {
         case("one-of-partial", &format!("{sub}  - expect_one_of: {{within: 300ms, alternatives: [[{{client: b, payload: x}}, {{client: b, payload: x}}]]}}\n")),
         // expect_one_of: a wrong subscription identifier.
         case("one-of-wrong-id", "  - subscribe: {client: b, filters: [{filter: t, qos: 0}], properties: {subscription_identifier: 7}}\n  - publish: {client: a, topic: t, payload: x, qos: 1}\n  - expect_one_of: {within: 300ms, alternatives: [[{client: b, properties: {subscription_identifiers: [8]}}], [{client: b, absent: [subscription_identifiers]}]]}\n"),
+        // or_close: the broker neither closes nor refuses (it grants the filter).
+        case("one-of-or-close-granted", "  - send: {client: a, packet: subscribe, packet_id: 1, filters: [{filter: t, qos: 0}]}\n  - expect_one_of: {within: 300ms, or_close: [a], alternatives: [[{client: a, packet: suback, codes: [0x8F]}]]}\n"),
         // packet_id_from: two unacknowledged deliveries cannot share an identifier.
         own("saved-id-differs", "{a: {}, b: {auto_ack: false}}", "  - connect: {client: a}\n  - connect: {client: b}\n  - subscribe: {client: b, filters: [{filter: t, qos: 1}]}\n  - publish: {client: a, topic: t, payload: one, qos: 1}\n  - expect: {client: b, payload: one, save_id: m}\n  - publish: {client: a, topic: t, payload: two, qos: 1}\n  - expect: {client: b, payload: two, packet_id_from: m}\n"),
         // present: a property that is not there.
@@ -198,6 +200,12 @@ async fn sharpened_runner_features_fail_on_mismatches() {
     assert_fails(&results, "one-of-none", 5, "no alternative matched");
     assert_fails(&results, "one-of-partial", 5, "no alternative matched");
     assert_fails(&results, "one-of-wrong-id", 5, "no alternative matched");
+    assert_fails(
+        &results,
+        "one-of-or-close-granted",
+        4,
+        "no alternative matched",
+    );
     assert_fails(&results, "saved-id-differs", 7, "packet_id");
     assert_fails(&results, "present-but-absent", 5, "present (any value)");
     assert_fails(

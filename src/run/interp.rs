@@ -817,6 +817,7 @@ impl<'a> Interpreter<'a> {
             .iter()
             .flatten()
             .map(|e| e.client.clone())
+            .chain(s.or_close.iter().cloned())
             .collect();
         names.sort();
         names.dedup();
@@ -835,6 +836,17 @@ impl<'a> Interpreter<'a> {
                     }
                     return Ok(());
                 }
+            }
+            if let Some(name) = s
+                .or_close
+                .iter()
+                .find(|n| self.clients.get(*n).is_some_and(|c| c.closed))
+            {
+                // The broker chose to close this connection: that is the accepted reaction.
+                if let Some(c) = self.clients.get_mut(name) {
+                    c.retire();
+                }
+                return Ok(());
             }
             let now = Instant::now();
             let all_closed = names

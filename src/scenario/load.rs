@@ -267,6 +267,9 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                 if o.alternatives.is_empty() || o.alternatives.iter().any(Vec::is_empty) {
                     return Err(at("`alternatives` must list non-empty pattern lists".into()));
                 }
+                if let Some(n) = o.or_close.iter().find(|n| !s.clients.contains_key(*n)) {
+                    return Err(at(format!("or_close: unknown client {n:?}")));
+                }
                 for e in o.alternatives.iter().flatten() {
                     if !s.clients.contains_key(&e.client) {
                         return Err(at(format!("unknown client {:?}", e.client)));

@@ -522,6 +522,10 @@ pub struct ExpectStep {
 pub struct ExpectOneOfStep {
     /// The alternatives, each a list of `expect` patterns (each naming its client).
     pub alternatives: Vec<Vec<ExpectStep>>,
+    /// The step also holds when the broker closes one of these clients' connections first
+    /// (e.g. "SUBACK 0x8F, or the connection is closed").
+    #[serde(default)]
+    pub or_close: Vec<String>,
     /// How long to wait for one alternative to be complete (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
