@@ -80,6 +80,14 @@ pub fn section(id: &str) -> String {
     number.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
+/// A sort key that orders sections numerically (`3.2` before `3.10`).
+pub fn section_key(section: &str) -> Vec<u32> {
+    section
+        .split('.')
+        .map(|p| p.parse().unwrap_or(u32::MAX))
+        .collect()
+}
+
 /// Counts for a version or a section.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Counts {
@@ -211,6 +219,9 @@ mod tests {
         assert_eq!(s[0].text, "A MUST. more");
         assert_eq!(section(&s[0].id), "3.3");
         assert_eq!(section("MQTT-1.5.4-1"), "1.5");
+        let mut names = vec!["3.10", "3.2", "4.1"];
+        names.sort_by_key(|n| section_key(n));
+        assert_eq!(names, vec!["3.2", "3.10", "4.1"]);
     }
 
     #[test]

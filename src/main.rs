@@ -50,7 +50,7 @@ struct RunArgs {
     /// Suite name or manifest path (repeatable); default: every suite in suites/.
     #[arg(long)]
     suite: Vec<String>,
-    /// External broker URL: mqtt://[user:pass@]host:port, mqtts://, ws://, wss://.
+    /// External broker URL: `mqtt://[user:pass@]host:port`, `mqtts://`, `ws://`, `wss://`.
     #[arg(long, conflicts_with = "container")]
     broker: Option<String>,
     /// Broker name for the deviations of the suites (default: reference, or external).
@@ -308,12 +308,17 @@ fn list(root: &Path, args: &ListArgs) -> anyhow::Result<ExitCode> {
                     c.explained,
                     c.uncovered.len()
                 )?;
-                for (section, s) in &c.sections {
+                let mut sections: Vec<_> = c.sections.iter().collect();
+                sections.sort_by_key(|(name, _)| coverage::section_key(name));
+                for (section, s) in sections {
                     writeln!(
                         out,
                         "  {section:<6} {:>3} total {:>3} covered {:>3} explained",
                         s.total, s.covered, s.explained
                     )?;
+                }
+                if !c.uncovered.is_empty() {
+                    writeln!(out, "  open: {}", c.uncovered.join(", "))?;
                 }
                 if !c.unknown.is_empty() {
                     writeln!(
@@ -353,7 +358,16 @@ fn list(root: &Path, args: &ListArgs) -> anyhow::Result<ExitCode> {
         for s in &suites {
             writeln!(out, "{} ({} cases)", s.manifest.name, s.cases.len())?;
             for c in &s.cases {
-                let versions: Vec<&str> = c.scenario.versions.iter().map(|v| v.label()).collect();
+                let versions: Vec<&str> = c
+                    .scenario
+                    .versions
+                    .iter()
+                    .filter(|v| s.runs_version(**v))
+                    .map(|v| v.label())
+                    .collect();
+                if versions.is_empty() {
+                    continue;
+                }
                 writeln!(
                     out,
                     "  {:<40} [{}] {}",

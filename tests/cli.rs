@@ -152,3 +152,37 @@ fn list_coverage_counts_statements() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out).0.contains("smoke-connect-clean"));
 }
+
+#[test]
+fn repeat_and_tags_select_and_repeat_runs() {
+    let tagged = PASSING.replace("name: pass-roundtrip", "name: tagged\ntags: [chosen]");
+    let root = temp_root(&[
+        ALL_SUITE,
+        ("scenarios/a/pass.yaml", PASSING),
+        ("scenarios/a/tagged.yaml", &tagged),
+    ]);
+    let out = cli(
+        root.path(),
+        &[
+            "run",
+            "--no-junit",
+            "--json",
+            "--tags",
+            "chosen,other",
+            "--repeat",
+            "3",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "only the tagged case, once per version");
+    for r in results {
+        assert_eq!(r["case"], "tagged");
+        assert_eq!(r["attempts"], 3);
+        assert_eq!(r["verdict"], "pass");
+    }
+    let out = cli(root.path(), &["run", "--no-junit", "--repeat", "0"]);
+    assert_eq!(out.status.code(), Some(2), "--repeat 0 is bad usage");
+}

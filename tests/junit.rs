@@ -33,6 +33,10 @@ fn junit_report_is_valid_and_complete() {
     assert!(xml.contains(r#"name="pass-roundtrip [5]""#));
     assert!(xml.contains(r#"classname="pubsub""#));
     assert!(xml.contains(r#"classname="tls""#));
+    assert!(
+        xml.contains(r#"file="scenarios/pubsub/pass.yaml""#),
+        "{xml}"
+    );
     assert!(xml.contains("<failure type=\"fail\""), "{xml}");
     let failure = xml.split("name=\"fail-wrong-payload [5]\"").nth(1).unwrap();
     let failure = failure.split("</failure>").next().unwrap();

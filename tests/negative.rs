@@ -87,7 +87,7 @@ async fn wrong_expectations_fail_at_the_right_step() {
 async fn timeouts_skips_deviations_and_fail_fast() {
     let suite = "name: all\nscenarios: [\"scenarios/**/*.yaml\"]\ndeviations:\n  reference:\n    - {case: fail-wrong-payload, version: \"5\", statement: MQTT-3.3.1-5, reason: documented}\n";
     let slow = "name: too-slow\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - sleep: 3s\n";
-    let needs = "name: needs-enhanced-auth\nversions: [\"5\"]\nrequires: [enhanced_auth]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n";
+    let needs = "name: needs-websocket\nversions: [\"5\"]\nrequires: [websocket]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n";
     let root = common::temp_root(&[
         ("suites/all.yaml", suite),
         ("scenarios/x/fail.yaml", common::FAILING),
@@ -107,8 +107,8 @@ async fn timeouts_skips_deviations_and_fail_fast() {
         "{:?}",
         find(&results, "too-slow").verdict
     );
-    match &find(&results, "needs-enhanced-auth").verdict {
-        Verdict::Skipped { reason } => assert!(reason.contains("enhanced_auth"), "{reason}"),
+    match &find(&results, "needs-websocket").verdict {
+        Verdict::Skipped { reason } => assert!(reason.contains("websocket"), "{reason}"),
         other => panic!("expected skipped, got {other:?}"),
     }
     match &find(&results, "fail-wrong-payload").verdict {

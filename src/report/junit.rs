@@ -89,6 +89,7 @@ fn testcase(r: &CaseResult) -> TestCase {
     }
     let mut tc = builder.build();
     tc.set_classname(&r.feature);
+    tc.set_filepath(&r.file.display().to_string());
     let mut out = format!(
         "scenario: {}\nspec: {}\nversion: {}\nverdict: {}\nattempts: {}\n",
         r.file.display(),

@@ -2,6 +2,8 @@
 //! `${client_id:NAME}` placeholders expanded to length-prefixed UTF-8 strings, and
 //! `${remaining_length}` expanded to the variable byte integer of the byte count after it.
 
+use reference_broker::codec::raw;
+
 /// A bad hex string or placeholder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HexError {
@@ -104,9 +106,8 @@ pub fn expand(
     let mut out = Vec::new();
     let mut length_at = None;
     let push_str = |out: &mut Vec<u8>, s: &str| -> Result<(), HexError> {
-        let len = u16::try_from(s.len()).map_err(|_| HexError::TooLong)?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(s.as_bytes());
+        u16::try_from(s.len()).map_err(|_| HexError::TooLong)?;
+        out.extend(raw::utf8_field(s.as_bytes()));
         Ok(())
     };
     for piece in pieces(text)? {
@@ -122,26 +123,10 @@ pub fn expand(
     }
     if let Some(at) = length_at {
         let tail = out.split_off(at);
-        out.extend(variable_byte_integer(tail.len()));
+        out.extend(raw::remaining_length(tail.len()));
         out.extend(tail);
     }
     Ok(out)
-}
-
-/// The MQTT variable byte integer encoding of `n` (MQTT 5 section 1.5.5).
-pub fn variable_byte_integer(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut byte = u8::try_from(n % 128).unwrap_or(0);
-        n /= 128;
-        if n > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if n == 0 {
-            return out;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -165,7 +150,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bytes, b"\x30\x07\x00\x03p/ahi".to_vec());
-        assert_eq!(variable_byte_integer(321), vec![0xC1, 0x02]);
         assert_eq!(
             expand(
                 "${remaining_length}${remaining_length}",

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod hex;
+mod inbox;
 pub mod interp;
 pub mod matcher;
 pub mod plan;
@@ -157,45 +158,54 @@ pub async fn execute(
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
     let total = runs.len();
-    for run in runs {
-        let (cfg, permits, stop, tx) = (cfg.clone(), permits.clone(), stop.clone(), tx.clone());
-        tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
+    // Longest first (stable): the wall time is then close to the longest case, not to the
+    // longest case plus whatever ran before it.
+    let mut runs = runs;
+    runs.sort_by_key(|r| std::cmp::Reverse(plan::estimated_duration(&r.case, r.version)));
+    // The dispatcher takes a permit before it starts a case, so cases start in this order and
+    // a --fail-fast stop is seen by every case that has not started yet.
+    tokio::spawn(async move {
+        for run in runs {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let begin = SystemTime::now();
-            let clock = Instant::now();
-            let (verdict, attempts) = if stop.load(Ordering::SeqCst) {
-                let reason = "not run: --fail-fast stopped the run after a failure".to_string();
-                (Verdict::Skipped { reason }, 0)
-            } else {
-                let _ = tx.send(RunEvent::CaseStarted {
+            let (cfg, stop, tx) = (cfg.clone(), stop.clone(), tx.clone());
+            tokio::spawn(async move {
+                let begin = SystemTime::now();
+                let clock = Instant::now();
+                let (verdict, attempts) = if stop.load(Ordering::SeqCst) {
+                    let reason = "not run: --fail-fast stopped the run after a failure".to_string();
+                    (Verdict::Skipped { reason }, 0)
+                } else {
+                    let _ = tx.send(RunEvent::CaseStarted {
+                        index: run.index,
+                        case: run.case.scenario.name.clone(),
+                        version: run.version,
+                    });
+                    execute_one(&run, &cfg).await
+                };
+                if cfg.fail_fast && verdict.is_failure() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                // The next case may start only once the stop flag is set.
+                drop(permit);
+                let result = CaseResult {
                     index: run.index,
+                    suite: run.suite.clone(),
+                    feature: run.case.feature.clone(),
                     case: run.case.scenario.name.clone(),
                     version: run.version,
-                });
-                execute_one(&run, &cfg).await
-            };
-            if cfg.fail_fast && verdict.is_failure() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            let result = CaseResult {
-                index: run.index,
-                suite: run.suite.clone(),
-                feature: run.case.feature.clone(),
-                case: run.case.scenario.name.clone(),
-                version: run.version,
-                file: run.case.file.clone(),
-                statements: run.case.scenario.statements(run.version).to_vec(),
-                verdict,
-                started: begin,
-                duration: clock.elapsed(),
-                attempts,
-            };
-            let _ = tx.send(RunEvent::CaseFinished(Box::new(result)));
-        });
-    }
-    drop(tx);
+                    file: run.case.file.clone(),
+                    statements: run.case.scenario.statements(run.version).to_vec(),
+                    verdict,
+                    started: begin,
+                    duration: clock.elapsed(),
+                    attempts,
+                };
+                let _ = tx.send(RunEvent::CaseFinished(Box::new(result)));
+            });
+        }
+    });
     let mut results = Vec::with_capacity(total);
     while let Some(event) = rx.recv().await {
         on_event(&event);

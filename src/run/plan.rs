@@ -1,7 +1,9 @@
 //! The plan: which case runs under which version in which suite, what is skipped and why, and
 //! which failures are documented deviations. Built before any case runs.
 
-use crate::scenario::{LoadedCase, Version};
+use std::time::Duration;
+
+use crate::scenario::{LoadedCase, Step, Version};
 use crate::suite::{Deviation, Suite};
 use crate::target::Capabilities;
 
@@ -83,4 +85,42 @@ pub fn plan(
         }
     }
     runs
+}
+
+/// A lower bound of a case's duration under `version`: the time its steps wait on purpose
+/// (`sleep`, `expect_nothing`). The executor starts long cases first so that they do not
+/// finish last.
+pub fn estimated_duration(case: &LoadedCase, version: Version) -> Duration {
+    case.scenario
+        .steps
+        .iter()
+        .filter(|s| s.only().is_none_or(|v| v == version))
+        .map(|s| match s {
+            Step::Sleep(d) => d.duration().0,
+            Step::ExpectNothing(e) => e.duration.0,
+            _ => Duration::ZERO,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_add_up_per_version() {
+        let text = "name: c\nversions: [\"3.1.1\", \"5\"]\nclients: {a: {}}\nsteps:\n  - sleep: 1s\n  - sleep: {for: 2s, only: \"5\"}\n  - expect_nothing: {client: a, for: 500ms}\n";
+        let case = crate::scenario::parse_str(text, std::path::Path::new("f.yaml"))
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            estimated_duration(&case, Version::V311),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            estimated_duration(&case, Version::V5),
+            Duration::from_millis(3500)
+        );
+    }
 }

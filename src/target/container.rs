@@ -326,7 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_ends_once_a_broker_accepts() {
-        let (broker, addr) = super::super::reference::start().await.unwrap();
+        let (broker, addr) = super::super::reference::start("secret").await.unwrap();
         wait_for_mqtt(&format!("mqtt://{addr}"), Duration::from_secs(5))
             .await
             .unwrap();

@@ -56,8 +56,11 @@ pub struct RunningTarget {
     pub url: String,
     /// Name for deviation lookup (`reference` for the in-process broker).
     pub name: String,
-    /// Credentials taken from the URL.
+    /// Credentials taken from the URL (clients that set none use them).
     pub credentials: Option<(String, String)>,
+    /// Features the target profile declares beyond its CONNACK (authentication, enhanced
+    /// authentication).
+    pub features: Vec<Feature>,
     broker: Option<reference::InProcess>,
     container: Option<container::RunningContainer>,
 }
@@ -113,21 +116,29 @@ pub fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
 pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
     match spec {
         TargetSpec::Reference => {
-            let (broker, bound) = reference::start().await?;
+            let secret = format!("mqttc-{}", crate::run::new_run_id());
+            let (broker, bound) = reference::start(&secret).await?;
             Ok(RunningTarget {
                 url: format!("mqtt://{bound}"),
                 name: "reference".into(),
                 credentials: None,
+                features: vec![Feature::Authentication, Feature::EnhancedAuth],
                 broker: Some(broker),
                 container: None,
             })
         }
         TargetSpec::External { url, name } => {
             let (clean, credentials) = split_credentials(url);
+            let features = if credentials.is_some() {
+                vec![Feature::Authentication]
+            } else {
+                Vec::new()
+            };
             Ok(RunningTarget {
                 url: clean,
                 name: name.clone(),
                 credentials,
+                features,
                 broker: None,
                 container: None,
             })
@@ -138,6 +149,7 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
                 url: running.url.clone(),
                 name: spec.name.clone(),
                 credentials: None,
+                features: Vec::new(),
                 broker: None,
                 container: Some(running),
             })
@@ -166,13 +178,15 @@ pub struct Capabilities {
     pub tls: bool,
     /// WebSocket transport.
     pub websocket: bool,
-    /// Credentials provided.
+    /// The broker authenticates users (credentials provided, or declared by the profile).
     pub authentication: bool,
+    /// The profile declares an enhanced authentication method.
+    pub enhanced_auth: bool,
 }
 
 impl Capabilities {
     /// Capabilities from CONNACK properties (MQTT 5 section 3.2.2.3: absent means available).
-    pub fn from_connack(props: &Properties, url: &str, credentials: bool) -> Capabilities {
+    pub fn from_connack(props: &Properties, url: &str, profile: &[Feature]) -> Capabilities {
         let on = |v: Option<u8>| v.is_none_or(|b| b != 0);
         Capabilities {
             v5: true,
@@ -184,7 +198,8 @@ impl Capabilities {
             topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
             tls: url.starts_with("mqtts://") || url.starts_with("wss://"),
             websocket: url.starts_with("ws://") || url.starts_with("wss://"),
-            authentication: credentials,
+            authentication: profile.contains(&Feature::Authentication),
+            enhanced_auth: profile.contains(&Feature::EnhancedAuth),
         }
     }
 
@@ -213,9 +228,9 @@ impl Capabilities {
                 "the target is not a WebSocket listener".into()
             }
             Feature::Authentication if !self.authentication => {
-                "the target profile provides no credentials".into()
+                "the target profile provides no credentials and declares no authentication".into()
             }
-            Feature::EnhancedAuth => {
+            Feature::EnhancedAuth if !self.enhanced_auth => {
                 "the target profile declares no enhanced authentication method".into()
             }
             _ => return None,
@@ -261,21 +276,17 @@ pub async fn probe(
     let caps = match received {
         Ok(Received::Packet(Packet::ConnAck(ack))) if ack.code.is_success() => {
             let _ = conn.send(&Packet::Disconnect(Disconnect::default())).await;
-            Capabilities::from_connack(&ack.properties, &url, target.credentials.is_some())
+            Capabilities::from_connack(&ack.properties, &url, &target.features)
         }
         Ok(Received::Packet(Packet::ConnAck(ack))) if ack.code.0 == 0x84 || ack.code.0 == 0x01 => {
             Capabilities {
                 v5: false,
-                ..Capabilities::from_connack(
-                    &Properties::default(),
-                    &url,
-                    target.credentials.is_some(),
-                )
+                ..Capabilities::from_connack(&Properties::default(), &url, &target.features)
             }
         }
         Ok(Received::Closed) => Capabilities {
             v5: false,
-            ..Capabilities::from_connack(&Properties::default(), &url, target.credentials.is_some())
+            ..Capabilities::from_connack(&Properties::default(), &url, &target.features)
         },
         Ok(other) => {
             return Err(unreachable(format!(
@@ -303,7 +314,7 @@ mod tests {
 
     #[test]
     fn absent_connack_properties_mean_available() {
-        let caps = Capabilities::from_connack(&Properties::default(), "mqtt://h:1", false);
+        let caps = Capabilities::from_connack(&Properties::default(), "mqtt://h:1", &[]);
         assert_eq!(caps.unmet(Feature::Retain, Version::V5), None);
         assert_eq!(caps.unmet(Feature::Qos2, Version::V5), None);
         let limited = Capabilities::from_connack(
@@ -313,7 +324,7 @@ mod tests {
                 ..Default::default()
             },
             "mqtt://h:1",
-            false,
+            &[],
         );
         assert!(limited.unmet(Feature::Qos2, Version::V5).is_some());
         assert!(limited.unmet(Feature::Retain, Version::V5).is_some());

@@ -1,7 +1,11 @@
-//! The in-process reference broker on 127.0.0.1, port 0.
+//! The in-process reference broker on 127.0.0.1, port 0, with authentication and the
+//! `challenge` enhanced authentication method enabled (anonymous clients still allowed), so
+//! that cases requiring `authentication` or `enhanced_auth` run against it.
 
 use std::net::SocketAddr;
 
+use reference_broker::broker::auth::hash_password;
+use reference_broker::broker::config::{ChallengeConfig, UserConfig};
 use reference_broker::broker::{Broker, BrokerConfig};
 
 use super::TargetError;
@@ -9,10 +13,19 @@ use super::TargetError;
 /// The running in-process broker.
 pub struct InProcess(Broker);
 
-/// Start the reference broker; returns it and the address it listens on.
-pub async fn start() -> Result<(InProcess, SocketAddr), TargetError> {
+/// Start the reference broker; returns it and the address it listens on. `secret` seeds the
+/// password of its one user and the challenge secret (never printed).
+pub async fn start(secret: &str) -> Result<(InProcess, SocketAddr), TargetError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let broker = Broker::bind(BrokerConfig::default_tcp(addr))
+    let mut config = BrokerConfig::default_tcp(addr);
+    config.users.push(UserConfig {
+        username: "mqttc".into(),
+        password_hash: hash_password(secret.as_bytes(), "mqttc"),
+    });
+    config.challenge_auth = Some(ChallengeConfig {
+        secret: secret.to_string(),
+    });
+    let broker = Broker::bind(config)
         .await
         .map_err(|e| TargetError::Reference(e.to_string()))?;
     let bound = broker

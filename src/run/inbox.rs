@@ -1,0 +1,276 @@
+//! One client of a case: its connection, the inbox of packets it received, the automatic
+//! acknowledgement of QoS deliveries and the resolution of inbound topic aliases.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use reference_broker::client::{ClientError, Connection, Received, TransportOptions};
+use reference_broker::codec::{Packet, PubResponse, QoS};
+use tokio::time::Instant;
+
+use super::trace;
+use crate::scenario::ClientSpec;
+
+/// A step failure before traces are attached.
+pub(super) struct StepError {
+    pub(super) message: String,
+    pub(super) expected: Option<String>,
+    pub(super) received: Option<String>,
+    pub(super) timeout: bool,
+}
+
+impl StepError {
+    pub(super) fn new(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+            expected: None,
+            received: None,
+            timeout: false,
+        }
+    }
+
+    pub(super) fn diff(
+        message: impl Into<String>,
+        expected: String,
+        received: String,
+    ) -> StepError {
+        StepError {
+            message: message.into(),
+            expected: Some(expected),
+            received: Some(received),
+            timeout: false,
+        }
+    }
+}
+
+pub(super) type StepResult = Result<(), StepError>;
+
+pub(super) struct Client {
+    pub(super) spec: ClientSpec,
+    pub(super) id: String,
+    pub(super) conn: Option<Connection>,
+    pub(super) inbox: VecDeque<Packet>,
+    pub(super) closed: bool,
+    pub(super) next_id: u16,
+    pub(super) past: Vec<String>,
+    pub(super) connections: usize,
+    /// Topic aliases the broker set on the current connection (MQTT 5).
+    pub(super) aliases: BTreeMap<u16, String>,
+}
+
+impl Client {
+    /// A client that is not connected yet.
+    pub(super) fn new(spec: ClientSpec, id: String) -> Client {
+        Client {
+            spec,
+            id,
+            conn: None,
+            inbox: VecDeque::new(),
+            closed: false,
+            next_id: 0,
+            past: Vec::new(),
+            connections: 0,
+            aliases: BTreeMap::new(),
+        }
+    }
+
+    /// The next packet identifier.
+    pub(super) fn packet_id(&mut self) -> u16 {
+        self.next_id = if self.next_id == u16::MAX {
+            1
+        } else {
+            self.next_id + 1
+        };
+        self.next_id
+    }
+
+    /// Close the connection (no DISCONNECT), keeping its trace.
+    pub(super) fn retire(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.past.push(format!("# connection {}", self.connections));
+            self.past.extend(trace::render(conn.trace()));
+            conn.abort();
+        }
+        self.inbox.clear();
+        self.closed = false;
+        self.aliases.clear();
+    }
+
+    /// Replace an inbound topic alias by its topic, so patterns match the effective topic.
+    fn resolve_alias(&mut self, packet: &mut Packet) -> StepResult {
+        let Packet::Publish(p) = packet else {
+            return Ok(());
+        };
+        let Some(alias) = p.properties.topic_alias else {
+            return Ok(());
+        };
+        let maximum = self.spec.properties.topic_alias_maximum.unwrap_or(0);
+        // [MQTT-3.1.2-26] [MQTT-3.1.2-27] [MQTT-3.3.2-11] no alias above the client's maximum.
+        if alias == 0 || alias > maximum {
+            return Err(StepError::diff(
+                "the broker sent a Topic Alias the client does not accept",
+                format!("Topic Alias 1..={maximum} (the client's Topic Alias Maximum)"),
+                format!("Topic Alias {alias}"),
+            ));
+        }
+        if p.topic.is_empty() {
+            match self.aliases.get(&alias) {
+                Some(topic) => p.topic = topic.clone(),
+                None => {
+                    return Err(StepError::diff(
+                        "the broker used a Topic Alias it never set",
+                        "a known Topic Alias or a topic name".into(),
+                        format!("Topic Alias {alias} with an empty topic"),
+                    ))
+                }
+            }
+        } else {
+            self.aliases.insert(alias, p.topic.clone());
+        }
+        Ok(())
+    }
+
+    /// Every connection's trace, oldest first.
+    pub(super) fn trace(&self) -> Vec<String> {
+        let mut lines = self.past.clone();
+        if let Some(conn) = &self.conn {
+            lines.push(format!("# connection {} (open)", self.connections));
+            lines.extend(trace::render(conn.trace()));
+        }
+        lines
+    }
+}
+
+pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions) -> StepResult {
+    let conn = Connection::open(url, transport).await.map_err(|e| {
+        StepError::new(format!(
+            "cannot open a connection to the broker: {}",
+            redact(&e)
+        ))
+    })?;
+    c.conn = Some(conn);
+    c.closed = false;
+    c.inbox.clear();
+    c.aliases.clear();
+    c.connections += 1;
+    Ok(())
+}
+
+fn redact(e: &ClientError) -> String {
+    match e {
+        ClientError::InvalidUrl { .. } => "invalid broker URL".to_string(),
+        ClientError::Connect { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+pub(super) async fn send(c: &mut Client, packet: &Packet) -> StepResult {
+    let conn = c
+        .conn
+        .as_mut()
+        .ok_or_else(|| StepError::new("the client is not connected (add a connect step)"))?;
+    conn.send(packet).await.map_err(|e| {
+        StepError::new(format!(
+            "sending {:?} failed: {}",
+            packet.packet_type(),
+            redact(&e)
+        ))
+    })
+}
+
+/// Read one event (or time out); acknowledge QoS deliveries when the client asks for it.
+pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
+    let Some(conn) = c.conn.as_mut() else {
+        c.closed = true;
+        return Ok(());
+    };
+    match conn.recv(timeout).await {
+        Ok(Received::Packet(mut packet)) => {
+            c.resolve_alias(&mut packet)?;
+            let Some(conn) = c.conn.as_mut() else {
+                return Ok(());
+            };
+            if c.spec.auto_ack {
+                let reply = match &packet {
+                    // [MQTT-4.3.2-2] QoS 1 delivery is acknowledged with PUBACK.
+                    Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
+                        Some(Packet::PubAck(PubResponse {
+                            packet_id: p.packet_id,
+                            ..Default::default()
+                        }))
+                    }
+                    // [MQTT-4.3.3-8] QoS 2 delivery: PUBREC, then PUBCOMP for the PUBREL.
+                    Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
+                        Some(Packet::PubRec(PubResponse {
+                            packet_id: p.packet_id,
+                            ..Default::default()
+                        }))
+                    }
+                    Packet::PubRel(r) => Some(Packet::PubComp(PubResponse {
+                        packet_id: r.packet_id,
+                        ..Default::default()
+                    })),
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    // The broker may already be gone; the close is observed on the next read.
+                    let _ = conn.send(&reply).await;
+                }
+            }
+            c.inbox.push_back(packet);
+            Ok(())
+        }
+        Ok(Received::Closed) => {
+            c.closed = true;
+            Ok(())
+        }
+        Err(ClientError::Timeout(..)) => Ok(()),
+        Err(ClientError::Decode(e)) => Err(StepError::diff(
+            "the broker sent a malformed packet",
+            "a well-formed packet".into(),
+            e.to_string(),
+        )),
+        Err(ClientError::Io(_)) | Err(ClientError::Closed(_)) => {
+            c.closed = true;
+            Ok(())
+        }
+        Err(e) => Err(StepError::new(redact(&e))),
+    }
+}
+
+/// The first packet in the inbox (or arriving within `within`) that satisfies `pred`.
+pub(super) async fn wait_for(
+    c: &mut Client,
+    within: Duration,
+    pred: impl Fn(&Packet) -> bool,
+) -> Result<Packet, StepError> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(pos) = c.inbox.iter().position(&pred) {
+            if let Some(p) = c.inbox.remove(pos) {
+                return Ok(p);
+            }
+        }
+        if c.closed {
+            return Err(StepError::diff(
+                "the broker closed the connection",
+                "a packet".into(),
+                "connection closed".into(),
+            ));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let pending = c.inbox.iter().map(trace::redacted).collect::<Vec<_>>();
+            return Err(StepError::diff(
+                format!("nothing matching arrived within {within:?}"),
+                "a matching packet".into(),
+                if pending.is_empty() {
+                    "nothing".into()
+                } else {
+                    pending.join(", ")
+                },
+            ));
+        }
+        recv_one(c, deadline - now).await?;
+    }
+}
