@@ -43,6 +43,25 @@ enum Command {
     },
     /// Print the JSON Schema of scenario files (as committed in suites/schema.json).
     Schema,
+    /// Build a local `FROM scratch` broker image from a binary and the libraries `ldd` lists
+    /// (nothing is pulled), for `run --image`.
+    BuildImage(BuildImageArgs),
+}
+
+#[derive(Args)]
+struct BuildImageArgs {
+    /// The broker executable.
+    #[arg(long)]
+    binary: PathBuf,
+    /// Image reference to tag, IMAGE:TAG.
+    #[arg(long)]
+    tag: String,
+    /// Port the image exposes.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// Arguments of the broker in the image.
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -156,6 +175,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List(args) => list(&cli.root, &args),
         Command::Validate { paths } => validate(&cli.root, &paths),
+        Command::BuildImage(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(target::local_image::build(
+                &args.binary,
+                &args.args,
+                args.port,
+                &args.tag,
+            ))?;
+            println!("built {}", args.tag);
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
         Command::Schema => {
             std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
             Ok(ExitCode::from(exit::SUCCESS))
