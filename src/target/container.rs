@@ -159,7 +159,7 @@ impl RunningContainer {
 
 /// Start the container, wait for the broker to accept an MQTT connection, and return it.
 pub async fn start(spec: &ContainerSpec) -> Result<RunningContainer, ContainerError> {
-    engine::ensure().await?;
+    let engine = engine::ensure().await?;
     let reference = spec.reference();
     let mut image = GenericImage::new(spec.image.clone(), spec.tag.clone())
         .with_exposed_port(spec.mqtt_port.tcp());
@@ -196,12 +196,15 @@ pub async fn start(spec: &ContainerSpec) -> Result<RunningContainer, ContainerEr
         image: reference.clone(),
         reason: first_line(&e.to_string()),
     };
-    let host = container.get_host().await.map_err(start_err)?;
     let port = container
         .get_host_port_ipv4(spec.mqtt_port.tcp())
         .await
         .map_err(start_err)?;
-    let host = match host.to_string().as_str() {
+    let host = match engine.published_host() {
+        Some(h) => h,
+        None => container.get_host().await.map_err(start_err)?.to_string(),
+    };
+    let host = match host.as_str() {
         "localhost" => "127.0.0.1".to_string(),
         h => h.to_string(),
     };

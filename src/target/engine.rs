@@ -50,6 +50,24 @@ pub struct EngineInfo {
     pub api: (usize, usize),
     /// The loopback shim address, when the engine is older than testcontainers' API.
     pub shim: Option<SocketAddr>,
+    /// The engine's own endpoint (DOCKER_HOST before the shim replaced it).
+    pub endpoint: Endpoint,
+}
+
+impl EngineInfo {
+    /// The host where published container ports are reached, when the shim hides it from
+    /// testcontainers (which would otherwise take it from DOCKER_HOST): the engine's TCP host,
+    /// or 127.0.0.1 for a Unix socket.
+    pub fn published_host(&self) -> Option<String> {
+        self.shim?;
+        Some(match &self.endpoint {
+            Endpoint::Unix(_) => "127.0.0.1".to_string(),
+            Endpoint::Tcp(addr) => match addr.rsplit_once(':') {
+                Some((host, _)) => host.trim_matches(['[', ']']).to_string(),
+                None => addr.clone(),
+            },
+        })
+    }
 }
 
 /// Where the engine listens.
@@ -290,7 +308,12 @@ async fn init() -> Result<EngineInfo, EngineError> {
             endpoint: ep.to_string(),
             reason: e.to_string(),
         })?;
-    Ok(EngineInfo { version, api, shim })
+    Ok(EngineInfo {
+        version,
+        api,
+        shim,
+        endpoint: ep,
+    })
 }
 
 #[cfg(test)]
@@ -324,6 +347,29 @@ mod tests {
         assert_eq!(rewrite_path("/v1.40/_ping", (1, 41)), "/v1.40/_ping");
         assert_eq!(rewrite_path("/_ping", (1, 41)), "/_ping");
         assert_eq!(rewrite_path("/v1.53", (1, 41)), "/v1.53");
+    }
+
+    #[test]
+    fn ports_are_published_on_the_engine_host() {
+        let info = |endpoint, shim| EngineInfo {
+            version: "20.10".into(),
+            api: (1, 41),
+            shim,
+            endpoint,
+        };
+        let shim = Some(SocketAddr::from(([127, 0, 0, 1], 1)));
+        assert_eq!(
+            info(Endpoint::Tcp("docker:2375".into()), shim).published_host(),
+            Some("docker".into())
+        );
+        assert_eq!(
+            info(Endpoint::Unix("/var/run/docker.sock".into()), shim).published_host(),
+            Some("127.0.0.1".into())
+        );
+        assert_eq!(
+            info(Endpoint::Tcp("docker:2375".into()), None).published_host(),
+            None
+        );
     }
 
     #[tokio::test]
