@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use testcontainers::bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use testcontainers::bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, RemoveImageOptions,
+};
 
 use super::engine::{self, EngineError};
 
@@ -165,6 +167,13 @@ pub async fn build(
             image: reference.into(),
             reason: e.to_string(),
         })?;
+    // The image this tag named before, removed once the new one is built (so that rebuilds
+    // leave no dangling copies of the binary behind).
+    let previous = docker
+        .inspect_image(reference)
+        .await
+        .ok()
+        .and_then(|i| i.id);
     let options = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
         .t(reference)
@@ -187,6 +196,20 @@ pub async fn build(
                 image: reference.into(),
                 reason: detail.message.unwrap_or_default(),
             });
+        }
+    }
+    let current = docker
+        .inspect_image(reference)
+        .await
+        .ok()
+        .and_then(|i| i.id);
+    if let Some(old) = previous.filter(|old| Some(old) != current.as_ref()) {
+        // Still tagged elsewhere or used by a container: then it stays, which is fine.
+        let removed = docker
+            .remove_image(&old, None::<RemoveImageOptions>, None)
+            .await;
+        if let Err(e) = removed {
+            tracing::debug!("previous image {old} kept: {e}");
         }
     }
     Ok(())
