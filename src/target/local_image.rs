@@ -204,7 +204,15 @@ pub async fn build(
         .ok()
         .and_then(|i| i.id);
     if let Some(old) = previous.filter(|old| Some(old) != current.as_ref()) {
-        // Still tagged elsewhere or used by a container: then it stays, which is fine.
+        // Only when no other tag names it; an image a container still uses stays too.
+        let tags = docker
+            .inspect_image(&old)
+            .await
+            .ok()
+            .and_then(|i| i.repo_tags);
+        if tags.is_some_and(|t| !t.is_empty()) {
+            return Ok(());
+        }
         let removed = docker
             .remove_image(&old, None::<RemoveImageOptions>, None)
             .await;
