@@ -63,6 +63,25 @@ enum Command {
     Pub(mqtt_conformance::pubsub::PubArgs),
     /// Subscribe and print messages by hand (like mosquitto_sub).
     Sub(mqtt_conformance::pubsub::SubArgs),
+    /// Build a local `FROM scratch` broker image from a binary and the libraries `ldd` lists
+    /// (nothing is pulled), for `run --image`.
+    BuildImage(BuildImageArgs),
+}
+
+#[derive(Args)]
+struct BuildImageArgs {
+    /// The broker executable.
+    #[arg(long)]
+    binary: PathBuf,
+    /// Image reference to tag, IMAGE:TAG.
+    #[arg(long)]
+    tag: String,
+    /// Port the image exposes.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// Arguments of the broker in the image.
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -76,9 +95,16 @@ struct RunArgs {
     /// Broker name for the deviations of the suites (default: reference, or external).
     #[arg(long)]
     broker_name: Option<String>,
-    /// A broker in a container (not yet supported).
-    #[arg(long)]
+    /// A broker in a container, started with testcontainers: a preset NAME[:TAG] (emqx,
+    /// mosquitto, hivemq, nanomq, vernemq). Needs a Docker daemon; removed after the run.
+    #[arg(long, conflicts_with = "image")]
     container: Option<String>,
+    /// Any broker image IMAGE[:TAG], started like --container, MQTT on --port.
+    #[arg(long, conflicts_with = "broker")]
+    image: Option<String>,
+    /// Container port of the MQTT listener of --image.
+    #[arg(long, default_value_t = 1883, requires = "image")]
+    port: u16,
     /// Cases run at once (default: 8 per core; cases mostly wait on the network).
     #[arg(long)]
     jobs: Option<usize>,
@@ -163,23 +189,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             async_runtime()?.block_on(run_suites(&cli.root, cli.toxiproxy.as_deref(), args))
         }
-        Command::Toxiproxy { listen } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(async {
-                let (addr, server) = fault::serve(listen)
-                    .await
-                    .with_context(|| format!("cannot serve the Toxiproxy API on {listen}"))?;
-                println!("toxiproxy API listening on http://{addr} (Ctrl-C stops it)");
-                std::io::stdout().flush().ok();
-                server.run_until(tokio::signal::ctrl_c()).await?;
-                anyhow::Ok(ExitCode::from(exit::SUCCESS))
-            })
-        }
+        Command::Toxiproxy { listen } => async_runtime()?.block_on(async {
+            let (addr, server) = fault::serve(listen)
+                .await
+                .with_context(|| format!("cannot serve the Toxiproxy API on {listen}"))?;
+            println!("toxiproxy API listening on http://{addr} (Ctrl-C stops it)");
+            std::io::stdout().flush().ok();
+            server.run_until(tokio::signal::ctrl_c()).await?;
+            anyhow::Ok(ExitCode::from(exit::SUCCESS))
+        }),
         Command::List(args) => list(&cli.root, &args),
         Command::Validate { paths } => validate(&cli.root, &paths),
+        Command::BuildImage(args) => {
+            async_runtime()?.block_on(target::local_image::build(
+                &args.binary,
+                &args.args,
+                args.port,
+                &args.tag,
+            ))?;
+            println!("built {}", args.tag);
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
         Command::Schema => {
             std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
             Ok(ExitCode::from(exit::SUCCESS))
@@ -259,10 +289,28 @@ async fn run_suites(
                 .clone()
                 .unwrap_or_else(|| "external".into()),
         },
-        (None, Some(name)) => TargetSpec::Container(name.clone()),
-        (None, None) => TargetSpec::Reference,
+        (None, Some(name)) => {
+            TargetSpec::Container(target::presets::preset(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown container preset {name:?} (one of {}; or --image IMAGE --port PORT)",
+                    target::presets::NAMES.join(", ")
+                )
+            })?)
+        }
+        (None, None) => match &args.image {
+            Some(image) => {
+                TargetSpec::Container(target::container::ContainerSpec::image(image, args.port))
+            }
+            None => TargetSpec::Reference,
+        },
     };
-    let mut target = target::start(&spec).await?;
+    let mut target = tokio::select! {
+        started = target::start(&spec) => started?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted while starting the broker"),
+    };
+    if let (TargetSpec::Container(_), Some(name)) = (&spec, &args.broker_name) {
+        target.name = name.clone();
+    }
     if let (TargetSpec::Reference, Some(name)) = (&spec, &args.broker_name) {
         target.name = name.clone();
     }
@@ -312,7 +360,13 @@ async fn run_suites(
     if !args.no_junit {
         reporters.push(Box::new(JunitReporter::new(args.junit.clone())));
     }
-    let results = run::execute(plan, cfg, |e| reporters.event(e)).await;
+    let results = tokio::select! {
+        results = run::execute(plan, cfg, |e| reporters.event(e)) => results,
+        _ = tokio::signal::ctrl_c() => {
+            target.shutdown().await;
+            anyhow::bail!("interrupted; the broker was stopped");
+        }
+    };
     target.shutdown().await;
     reporters.finish()?;
     std::io::stdout().flush().ok();

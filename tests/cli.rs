@@ -79,7 +79,7 @@ fn bad_usage_exits_2() {
     let root = temp_root(&[ALL_SUITE, ("scenarios/a/pass.yaml", PASSING)]);
     for args in [
         vec!["run", "--protocol", "4"],
-        vec!["run", "--container", "mosquitto"],
+        vec!["run", "--container", "nosuchpreset"],
         vec!["run", "--suite", "nope"],
         vec!["frobnicate"],
     ] {
@@ -87,7 +87,8 @@ fn bad_usage_exits_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {:?}", text(&out));
     }
     let out = cli(root.path(), &["run", "--container", "x"]);
-    assert!(text(&out).1.contains("not yet supported"));
+    assert!(text(&out).1.contains("unknown container preset"));
+    assert!(text(&out).1.contains("emqx, mosquitto"));
 }
 
 #[test]

@@ -9,6 +9,10 @@ use reference_broker::codec::{Connect, Disconnect, Packet, Properties, ProtocolV
 use crate::run::trace::redact_url;
 use crate::scenario::{Feature, Version};
 
+pub mod container;
+pub mod engine;
+pub mod local_image;
+pub mod presets;
 mod reference;
 mod restart;
 
@@ -26,8 +30,8 @@ pub enum TargetSpec {
         /// Broker name for deviation lookup.
         name: String,
     },
-    /// A broker in a container (not yet supported).
-    Container(String),
+    /// A broker in a container, started with testcontainers and removed at shutdown.
+    Container(container::ContainerSpec),
 }
 
 /// Why a target cannot be used.
@@ -44,9 +48,9 @@ pub enum TargetError {
     /// The reference broker failed to start.
     #[error("the reference broker failed to start: {0}")]
     Reference(String),
-    /// Containers are not supported yet.
-    #[error("--container is not yet supported (use --broker URL)")]
-    ContainerUnsupported,
+    /// The container could not be started.
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
 }
 
 /// A started target.
@@ -61,6 +65,7 @@ pub struct RunningTarget {
     /// authentication).
     pub features: Vec<Feature>,
     broker: Option<reference::InProcess>,
+    container: Option<container::RunningContainer>,
 }
 
 impl std::fmt::Debug for RunningTarget {
@@ -82,6 +87,9 @@ impl RunningTarget {
     pub async fn shutdown(self) {
         if let Some(broker) = self.broker {
             reference::stop(broker).await;
+        }
+        if let Some(c) = self.container {
+            c.stop().await;
         }
     }
 }
@@ -119,6 +127,7 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
                 credentials: None,
                 features: vec![Feature::Authentication, Feature::EnhancedAuth],
                 broker: Some(broker),
+                container: None,
             })
         }
         TargetSpec::External { url, name } => {
@@ -134,9 +143,20 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
                 credentials,
                 features,
                 broker: None,
+                container: None,
             })
         }
-        TargetSpec::Container(_) => Err(TargetError::ContainerUnsupported),
+        TargetSpec::Container(spec) => {
+            let running = container::start(spec).await?;
+            Ok(RunningTarget {
+                url: running.url.clone(),
+                name: spec.name.clone(),
+                credentials: None,
+                features: Vec::new(),
+                broker: None,
+                container: Some(running),
+            })
+        }
     }
 }
 
