@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=${1:-reports/compat.md}
-suites=(smoke mqtt-3.1.1 mqtt-5)
+suites=(smoke mqtt-3.1.1 mqtt-5 faults)
 image=mqtt-conformance/reference-broker:compat
 work=$(mktemp -d)
 mosq_pid=
