@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{
-    encoded_len, Auth, ConnAck, Connect, Disconnect, Packet, ProtocolVersion, PubResponse, Publish,
-    QoS, ReasonCode, Subscribe, Unsubscribe, Will,
+    encoded_len, Auth, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion,
+    PubResponse, Publish, QoS, ReasonCode, Subscribe, Unsubscribe, Will,
 };
 
 use super::session::{InflightOut, OutState};
@@ -397,6 +397,9 @@ impl ServerConnection {
                 p.authentication_method = Some(method);
                 p.authentication_data = data;
             }
+        }
+        if let (true, Some(max)) = (self.version.is_v5(), self.client_max_packet_size) {
+            fit_connack(&mut connack, max);
         }
         self.transmits.push_back(Packet::ConnAck(connack));
         self.state = State::Connected;
@@ -829,3 +832,36 @@ impl ServerConnection {
 
 #[cfg(test)]
 mod tests;
+
+/// Shrink a v5 CONNACK to the client's Maximum Packet Size by leaving out the properties whose
+/// absence means the same, or something more conservative: availability flags that are 1
+/// (absent means available), Topic Alias Maximum (absent means 0: no aliases), Response
+/// Information and user properties (informational).
+// [MQTT-3.1.2-24] the Server MUST NOT send packets exceeding the client's Maximum Packet Size.
+fn fit_connack(connack: &mut ConnAck, max: u32) {
+    let too_big = |c: &ConnAck| {
+        let len = encoded_len(&Packet::ConnAck(c.clone()), ProtocolVersion::V5);
+        u32::try_from(len).map_or(true, |len| len > max)
+    };
+    let steps: [fn(&mut Properties); 7] = [
+        |p| p.user_properties.clear(),
+        |p| p.response_information = None,
+        |p| p.retain_available = p.retain_available.filter(|v| *v != 1),
+        |p| {
+            p.wildcard_subscription_available =
+                p.wildcard_subscription_available.filter(|v| *v != 1)
+        },
+        |p| {
+            p.subscription_identifier_available =
+                p.subscription_identifier_available.filter(|v| *v != 1)
+        },
+        |p| p.shared_subscription_available = p.shared_subscription_available.filter(|v| *v != 1),
+        |p| p.topic_alias_maximum = None,
+    ];
+    for step in steps {
+        if !too_big(connack) {
+            return;
+        }
+        step(&mut connack.properties);
+    }
+}

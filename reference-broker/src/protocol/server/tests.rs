@@ -304,3 +304,40 @@ fn rejection_carries_a_reason_string_in_v5_only() {
     assert!(matches!(drain(&mut c).as_slice(), [Packet::ConnAck(a)]
         if a.code == crate::codec::reason::v3::NOT_AUTHORIZED && a.properties.is_empty()));
 }
+
+#[test]
+fn connack_fits_the_client_maximum_packet_size() {
+    let now = Instant::now();
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    let mut conn = connect(ProtocolVersion::V5, 60);
+    conn.properties.maximum_packet_size = Some(20);
+    c.handle_packet(now, Packet::Connect(conn));
+    assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
+    c.accept(now, Accept::default());
+    let Some(Packet::ConnAck(ack)) = c.poll_transmit() else {
+        panic!("no CONNACK");
+    };
+    let len = encoded_len(&Packet::ConnAck(ack.clone()), ProtocolVersion::V5);
+    // [MQTT-3.1.2-24]
+    assert!(len <= 20, "CONNACK of {len} bytes exceeds 20");
+    assert_eq!(ack.code, ReasonCode::SUCCESS);
+    // What changes the client's behaviour stays: the limits it must respect.
+    assert!(ack.properties.receive_maximum.is_some());
+    assert!(ack.properties.maximum_packet_size.is_some());
+    // What is left out means the same when absent (an availability flag of 1).
+    assert_eq!(ack.properties.retain_available, None);
+
+    // Without a limit, the full CONNACK is sent.
+    let (mut c, now) = (
+        ServerConnection::new(now, Arc::new(ServerLimits::default())),
+        now,
+    );
+    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 60)));
+    assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
+    c.accept(now, Accept::default());
+    let Some(Packet::ConnAck(ack)) = c.poll_transmit() else {
+        panic!("no CONNACK");
+    };
+    assert_eq!(ack.properties.retain_available, Some(1));
+    assert!(ack.properties.topic_alias_maximum.is_some());
+}
