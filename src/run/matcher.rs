@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use reference_broker::codec::{Packet, Properties, ReasonCode};
+use reference_broker::codec::{Auth, Disconnect, Packet, Properties, ReasonCode};
 
 use super::hex;
 use super::prefix::Prefixer;
@@ -181,13 +181,6 @@ pub fn mismatches(
             d.not_applicable("reason", reason.is_some());
             d.not_applicable("codes", expect.codes.is_some());
             d.not_applicable("session_present", expect.session_present.is_some());
-            d.properties(
-                expect.properties.as_ref(),
-                &expect.absent,
-                &expect.present,
-                &p.properties,
-                prefix,
-            );
         }
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
@@ -195,13 +188,6 @@ pub fn mismatches(
             d.not_applicable("session_present", expect.session_present.is_some());
             d.field("packet_id", expect.packet_id, r.packet_id);
             d.field("reason", reason, r.reason);
-            d.properties(
-                expect.properties.as_ref(),
-                &expect.absent,
-                &expect.present,
-                &r.properties,
-                prefix,
-            );
         }
         Packet::ConnAck(c) => {
             d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
@@ -209,13 +195,6 @@ pub fn mismatches(
             d.not_applicable("packet_id", expect.packet_id.is_some());
             d.field("reason", reason.map(|r| connack_code(r, version)), c.code);
             d.field("session_present", expect.session_present, c.session_present);
-            d.properties(
-                expect.properties.as_ref(),
-                &expect.absent,
-                &expect.present,
-                &c.properties,
-                prefix,
-            );
         }
         Packet::SubAck(s) => {
             d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
@@ -227,13 +206,6 @@ pub fn mismatches(
                 codes(&expect.codes, |c| suback_code(c, version)),
                 s.reason_codes.clone(),
             );
-            d.properties(
-                expect.properties.as_ref(),
-                &expect.absent,
-                &expect.present,
-                &s.properties,
-                prefix,
-            );
         }
         Packet::UnsubAck(u) => {
             d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
@@ -243,39 +215,13 @@ pub fn mismatches(
             if version == Version::V5 {
                 d.field("codes", codes(&expect.codes, |c| c), u.reason_codes.clone());
             }
-            d.properties(
-                expect.properties.as_ref(),
-                &expect.absent,
-                &expect.present,
-                &u.properties,
-                prefix,
-            );
         }
-        Packet::Disconnect(x) => {
+        Packet::Disconnect(Disconnect { reason: code, .. })
+        | Packet::Auth(Auth { reason: code, .. }) => {
             d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
             d.not_applicable("codes", expect.codes.is_some());
             d.not_applicable("packet_id", expect.packet_id.is_some());
-            d.field("reason", reason, x.reason);
-            d.properties(
-                expect.properties.as_ref(),
-                &expect.absent,
-                &expect.present,
-                &x.properties,
-                prefix,
-            );
-        }
-        Packet::Auth(x) => {
-            d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
-            d.not_applicable("codes", expect.codes.is_some());
-            d.not_applicable("packet_id", expect.packet_id.is_some());
-            d.field("reason", reason, x.reason);
-            d.properties(
-                expect.properties.as_ref(),
-                &expect.absent,
-                &expect.present,
-                &x.properties,
-                prefix,
-            );
+            d.field("reason", reason, *code);
         }
         Packet::PingResp | Packet::PingReq => {
             d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
@@ -287,7 +233,37 @@ pub fn mismatches(
             d.not_applicable("fields", publish_fields || reason.is_some());
         }
     }
+    if let Some(properties) = compared_properties(packet) {
+        d.properties(
+            expect.properties.as_ref(),
+            &expect.absent,
+            &expect.present,
+            properties,
+            prefix,
+        );
+    }
     d.out
+}
+
+/// The properties an `expect` step compares: those of every packet a broker sends that
+/// carries some (PINGRESP has none; CONNECT, SUBSCRIBE and UNSUBSCRIBE are never expected).
+fn compared_properties(packet: &Packet) -> Option<&Properties> {
+    match packet {
+        Packet::Publish(p) => Some(&p.properties),
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            Some(&r.properties)
+        }
+        Packet::ConnAck(c) => Some(&c.properties),
+        Packet::SubAck(s) => Some(&s.properties),
+        Packet::UnsubAck(u) => Some(&u.properties),
+        Packet::Disconnect(x) => Some(&x.properties),
+        Packet::Auth(x) => Some(&x.properties),
+        Packet::Connect(_)
+        | Packet::Subscribe(_)
+        | Packet::Unsubscribe(_)
+        | Packet::PingReq
+        | Packet::PingResp => None,
+    }
 }
 
 #[cfg(test)]
