@@ -328,10 +328,7 @@ fn connack_fits_the_client_maximum_packet_size() {
     assert_eq!(ack.properties.retain_available, None);
 
     // Without a limit, the full CONNACK is sent.
-    let (mut c, now) = (
-        ServerConnection::new(now, Arc::new(ServerLimits::default())),
-        now,
-    );
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
     c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 60)));
     assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
     c.accept(now, Accept::default());
