@@ -13,7 +13,7 @@ use bytes::Bytes;
 use mqtt_conformance::bench::{run, BenchArgs};
 use reference_broker::broker::{Broker, BrokerConfig};
 use reference_broker::client::{Client, ConnectOptions};
-use reference_broker::codec::{Properties, ProtocolVersion, Publish, QoS};
+use reference_broker::codec::{ProtocolVersion, Publish, QoS};
 
 const WINDOW: usize = 20;
 
@@ -39,7 +39,7 @@ async fn reference_client(url: &str, qos: QoS, n: u64) -> f64 {
             retain: false,
             topic: "path/ref".into(),
             packet_id: 0,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from(vec![(i % 251) as u8; 64]),
         };
         publisher.start_publish(publish).await.unwrap();

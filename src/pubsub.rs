@@ -249,7 +249,8 @@ impl ConnArgs {
                 properties: Properties {
                     will_delay_interval: self.will_delay,
                     ..Properties::default()
-                },
+                }
+                .into(),
             });
         }
         o
@@ -306,8 +307,12 @@ pub async fn run_pub_from(args: PubArgs, input: &mut impl BufRead) -> Result<(),
     let mut properties = Properties::default();
     if args.conn.version == CliVersion::V5 {
         properties.message_expiry_interval = args.message_expiry;
-        properties.content_type = args.content_type.clone();
-        properties.user_properties = args.user_properties.clone();
+        properties.content_type = args.content_type.clone().map(Into::into);
+        properties.user_properties = args
+            .user_properties
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+            .collect();
     }
     let controls = Controls {
         use_topic_aliases: args.topic_alias,
@@ -321,9 +326,9 @@ pub async fn run_pub_from(args: PubArgs, input: &mut impl BufRead) -> Result<(),
                     dup: false,
                     qos: qos(args.qos),
                     retain: args.retain,
-                    topic: args.topic.clone(),
+                    topic: args.topic.clone().into(),
                     packet_id: 0,
-                    properties: properties.clone(),
+                    properties: properties.clone().into(),
                     payload: payload.clone(),
                 })
                 .await?;
@@ -437,7 +442,7 @@ pub fn format_message(m: &Publish, verbose: bool, json: bool) -> String {
 /// and the MQTT 5 properties that are set.
 pub fn message_json(m: &Publish) -> Value {
     let mut obj = Map::new();
-    obj.insert("topic".into(), json!(m.topic));
+    obj.insert("topic".into(), json!(*m.topic));
     match std::str::from_utf8(&m.payload) {
         Ok(text) => obj.insert("payload".into(), json!(text)),
         Err(_) => obj.insert("payload_hex".into(), json!(hex(&m.payload))),
@@ -469,10 +474,10 @@ fn properties_json(p: &Properties) -> Map<String, Value> {
         m.insert("message_expiry_interval".into(), json!(v));
     }
     if let Some(v) = &p.content_type {
-        m.insert("content_type".into(), json!(v));
+        m.insert("content_type".into(), json!(**v));
     }
     if let Some(v) = &p.response_topic {
-        m.insert("response_topic".into(), json!(v));
+        m.insert("response_topic".into(), json!(**v));
     }
     if let Some(v) = &p.correlation_data {
         m.insert("correlation_data_hex".into(), json!(hex(v)));
@@ -490,7 +495,7 @@ fn properties_json(p: &Properties) -> Map<String, Value> {
         let pairs: Vec<Value> = p
             .user_properties
             .iter()
-            .map(|(k, v)| json!([k, v]))
+            .map(|(k, v)| json!([**k, **v]))
             .collect();
         m.insert("user_properties".into(), Value::Array(pairs));
     }
@@ -510,7 +515,7 @@ mod tests {
             retain: true,
             topic: "sensor/1/temperature".into(),
             packet_id: 3,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from_static(b"21.5"),
         };
         p.properties

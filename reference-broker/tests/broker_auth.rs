@@ -158,13 +158,13 @@ async fn enhanced_authentication_challenge() {
                     a.properties.authentication_method.as_deref(),
                     Some(CHALLENGE_METHOD)
                 );
-                a.properties.authentication_data.unwrap()
+                a.properties.authentication_data.clone().unwrap()
             }
             other => panic!("expected AUTH, got {other:?}"),
         };
         let mut reply = Auth {
             reason: ReasonCode::CONTINUE_AUTHENTICATION,
-            properties: Properties::default(),
+            properties: Default::default(),
         };
         reply.properties.authentication_method = Some(CHALLENGE_METHOD.into());
         reply.properties.authentication_data =
@@ -197,19 +197,19 @@ async fn enhanced_authentication_challenge() {
 async fn reauthenticate(c: &mut Client, secret: &str) {
     let mut start = Auth {
         reason: ReasonCode::RE_AUTHENTICATE,
-        properties: Properties::default(),
+        properties: Default::default(),
     };
     start.properties.authentication_method = Some(CHALLENGE_METHOD.into());
     c.send(Packet::Auth(start)).await;
     let nonce = match c.recv().await {
         Packet::Auth(a) if a.reason == ReasonCode::CONTINUE_AUTHENTICATION => {
-            a.properties.authentication_data.unwrap()
+            a.properties.authentication_data.clone().unwrap()
         }
         other => panic!("expected AUTH 0x18, got {other:?}"),
     };
     let mut reply = Auth {
         reason: ReasonCode::CONTINUE_AUTHENTICATION,
-        properties: Properties::default(),
+        properties: Default::default(),
     };
     reply.properties.authentication_method = Some(CHALLENGE_METHOD.into());
     reply.properties.authentication_data = Some(Bytes::from(challenge_response(&nonce, secret)));

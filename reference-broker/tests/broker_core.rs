@@ -123,7 +123,7 @@ async fn unsubscribe_and_ping() {
     sub.subscribe("u", QoS::AtMostOnce).await;
     sub.send(Packet::Unsubscribe(Unsubscribe {
         packet_id: 9,
-        properties: Properties::default(),
+        properties: Default::default(),
         filters: vec!["u".into(), "never".into()],
     }))
     .await;
@@ -292,7 +292,7 @@ fn with_will(mut c: Connect, topic: &str) -> Connect {
         payload: Bytes::from_static(b"gone"),
         qos: QoS::AtLeastOnce,
         retain: false,
-        properties: Properties::default(),
+        properties: Default::default(),
     });
     c
 }
@@ -429,8 +429,8 @@ async fn client_id_rules() {
     // [MQTT-3.2.2-16] (5) an assigned client identifier, unique.
     let (_a, ack1) = Client::connect(addr, V5, "", true).await;
     let (_b, ack2) = Client::connect(addr, V5, "", true).await;
-    let id1 = ack1.properties.assigned_client_identifier.unwrap();
-    let id2 = ack2.properties.assigned_client_identifier.unwrap();
+    let id1 = ack1.properties.assigned_client_identifier.clone().unwrap();
+    let id2 = ack2.properties.assigned_client_identifier.clone().unwrap();
     assert!(!id1.is_empty() && id1 != id2);
     broker.shutdown().await;
 }

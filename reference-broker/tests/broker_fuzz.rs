@@ -83,7 +83,7 @@ fn connect(rng: &mut StdRng, worker: usize, version: ProtocolVersion) -> Connect
             payload: Bytes::from(random_bytes(rng, 16)),
             qos: qos(rng),
             retain: rng.random_bool(0.3),
-            properties: Properties::default(),
+            properties: Default::default(),
         });
     }
     if version.is_v5() && rng.random_bool(0.3) {
@@ -105,7 +105,7 @@ fn valid_packet(rng: &mut StdRng, worker: usize, version: ProtocolVersion) -> Pa
         } else {
             ReasonCode::SUCCESS
         },
-        properties: Properties::default(),
+        properties: Default::default(),
     };
     match rng.random_range(0..100) {
         0..=44 => {
@@ -117,12 +117,12 @@ fn valid_packet(rng: &mut StdRng, worker: usize, version: ProtocolVersion) -> Pa
                 retain: rng.random_bool(0.2),
                 topic: if rng.random_bool(0.02) {
                     // Deep topics: the broker must refuse them without risking its stack.
-                    "d/".repeat(rng.random_range(150..400)) + "x"
+                    ("d/".repeat(rng.random_range(150..400)) + "x").into()
                 } else {
                     pick(rng, TOPICS).into()
                 },
                 packet_id: if q == QoS::AtMostOnce { 0 } else { id },
-                properties: props,
+                properties: props.into(),
                 payload: Bytes::from(random_bytes(rng, 48)),
             })
         }
@@ -153,7 +153,7 @@ fn valid_packet(rng: &mut StdRng, worker: usize, version: ProtocolVersion) -> Pa
         }
         60..=66 => Packet::Unsubscribe(Unsubscribe {
             packet_id: id,
-            properties: Properties::default(),
+            properties: Default::default(),
             filters: vec![pick(rng, FILTERS).into()],
         }),
         67..=71 => Packet::PubAck(resp(rng)),
@@ -171,19 +171,20 @@ fn valid_packet(rng: &mut StdRng, worker: usize, version: ProtocolVersion) -> Pa
             } else {
                 ReasonCode::SUCCESS
             },
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         97 if v5 => Packet::Auth(Auth {
             reason: ReasonCode::CONTINUE_AUTHENTICATION,
             properties: Properties {
                 authentication_method: Some("challenge".into()),
                 ..Default::default()
-            },
+            }
+            .into(),
         }),
         98 => Packet::PingResp,
         _ => Packet::SubAck(SubAck {
             packet_id: id,
-            properties: Properties::default(),
+            properties: Default::default(),
             reason_codes: vec![ReasonCode::SUCCESS],
         }),
     }

@@ -25,7 +25,7 @@ async fn run_client(
     let (mut c, _) = Client::connect(addr, version, &format!("load-{i}"), true).await;
     c.send(Packet::Subscribe(Subscribe {
         packet_id: 1,
-        properties: Properties::default(),
+        properties: Default::default(),
         subscriptions: vec![
             Subscription {
                 filter: format!("load/{i}"),
@@ -62,9 +62,9 @@ async fn run_client(
             dup: false,
             qos,
             retain: false,
-            topic: format!("load/{target}"),
+            topic: format!("load/{target}").into(),
             packet_id: id,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from(format!("{i}:{seq}")),
         }))
         .await;
@@ -77,7 +77,7 @@ async fn run_client(
             retain: false,
             topic: "all/broadcast".into(),
             packet_id: 100,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from_static(b"broadcast"),
         }))
         .await;

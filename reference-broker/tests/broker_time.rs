@@ -64,7 +64,8 @@ fn with_will(id: &str, delay: u32, expiry: u32) -> Connect {
         properties: Properties {
             will_delay_interval: Some(delay),
             ..Default::default()
-        },
+        }
+        .into(),
     });
     c
 }

@@ -27,7 +27,7 @@ async fn subscribe_many(c: &mut Client, id: Option<u32>, subs: Vec<Subscription>
     properties.subscription_identifiers.extend(id);
     c.send(Packet::Subscribe(Subscribe {
         packet_id: 3,
-        properties,
+        properties: properties.into(),
         subscriptions: subs,
     }))
     .await;
@@ -208,7 +208,7 @@ async fn shared_subscription_one_member_each_and_redistribution() {
     let mut c = a;
     c.send(Packet::Subscribe(Subscribe {
         packet_id: 4,
-        properties: Properties::default(),
+        properties: Default::default(),
         subscriptions: vec![sub_with("$share/g/z", QoS::AtMostOnce, |o| {
             o.no_local = true
         })],
@@ -447,7 +447,7 @@ fn will_connect(id: &str, delay: u32, expiry: u32) -> Connect {
         payload: Bytes::from_static(b"w"),
         qos: QoS::AtMostOnce,
         retain: false,
-        properties,
+        properties: properties.into(),
     });
     c
 }
@@ -487,7 +487,7 @@ async fn disconnect_with_will_message_publishes_will() {
     let (mut c, _) = Client::connect_with(addr, will_connect("x04", 0, 0)).await;
     c.send(Packet::Disconnect(Disconnect {
         reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
-        properties: Properties::default(),
+        properties: Default::default(),
     }))
     .await;
     assert_eq!(w.recv_publish().await.topic, "will/x04");
@@ -495,7 +495,7 @@ async fn disconnect_with_will_message_publishes_will() {
     let (mut c, _) = Client::connect_with(addr, will_connect("x80", 0, 0)).await;
     c.send(Packet::Disconnect(Disconnect {
         reason: ReasonCode::UNSPECIFIED_ERROR,
-        properties: Properties::default(),
+        properties: Default::default(),
     }))
     .await;
     assert_eq!(w.recv_publish().await.topic, "will/x80");
@@ -607,7 +607,7 @@ async fn topics_with_too_many_levels_are_refused_not_fatal() {
     let s = c.subscribe(&deep, QoS::AtMostOnce).await;
     assert_eq!(s.reason_codes, vec![ReasonCode::TOPIC_FILTER_INVALID]);
     let mut m = publish_packet("x", b"d", QoS::AtLeastOnce, 1);
-    m.topic = deep;
+    m.topic = deep.into();
     assert_eq!(c.publish(m).await, ReasonCode::TOPIC_NAME_INVALID);
     c.send(Packet::PingReq).await;
     assert_eq!(c.recv().await, Packet::PingResp);
@@ -650,7 +650,7 @@ async fn optional_features_switched_off_are_reported_and_refused() {
     props.subscription_identifiers.push(5);
     c.send(Packet::Subscribe(Subscribe {
         packet_id: 9,
-        properties: props,
+        properties: props.into(),
         subscriptions: vec![sub_with("x", QoS::AtMostOnce, |_| {})],
     }))
     .await;

@@ -10,7 +10,7 @@ use reference_broker::client::{
     ClientError, Connection, Direction, Received, TraceEvent, TransportOptions,
 };
 use reference_broker::codec::{
-    ConnAck, Connect, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode,
+    ConnAck, Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -61,7 +61,7 @@ fn connect(version: ProtocolVersion) -> Packet {
         will: None,
         username: None,
         password: None,
-        properties: Properties::default(),
+        properties: Default::default(),
     })
 }
 
@@ -93,14 +93,14 @@ async fn connect_connack_publish_exchange_and_trace_text() {
         Packet::ConnAck(ConnAck {
             session_present: false,
             code: ReasonCode::SUCCESS,
-            properties: Properties::default(),
+            properties: Default::default(),
         })
     );
     let Packet::Publish(p) = recv_packet(&mut c).await else {
         panic!("expected PUBLISH")
     };
     assert_eq!(
-        (p.topic.as_str(), p.qos, p.packet_id, &p.payload[..]),
+        (&*p.topic, p.qos, p.packet_id, &p.payload[..]),
         ("t", QoS::AtLeastOnce, 1, &b"21.5"[..])
     );
     c.send(&Packet::PubAck(PubResponse {
@@ -480,7 +480,7 @@ async fn send_all_pipelines_in_one_write() {
             retain: false,
             topic: "t".into(),
             packet_id: id,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from_static(b"x"),
         })
     };

@@ -14,9 +14,7 @@ use reference_broker::client::{
     parse_url, Client, ClientError, ConnectOptions, Controls, Direction, Event, ReleaseOrder,
     TransportOptions,
 };
-use reference_broker::codec::{
-    Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, Will,
-};
+use reference_broker::codec::{Packet, ProtocolVersion, Publish, QoS, ReasonCode, Will};
 use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(5);
@@ -44,7 +42,7 @@ fn message(topic: &str, payload: &str, qos: QoS) -> Publish {
         retain: false,
         topic: topic.into(),
         packet_id: 0,
-        properties: Properties::default(),
+        properties: Default::default(),
         payload: Bytes::copy_from_slice(payload.as_bytes()),
     }
 }
@@ -165,7 +163,7 @@ async fn will_is_published_after_an_abrupt_close() {
         payload: Bytes::from_static(b"offline"),
         qos: QoS::AtLeastOnce,
         retain: false,
-        properties: Properties::default(),
+        properties: Default::default(),
     };
     let mut sensor = Client::connect(&url, ConnectOptions::new("sensor1").will(will))
         .await

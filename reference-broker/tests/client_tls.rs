@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use reference_broker::client::{ClientError, Connection, Received, TransportOptions};
-use reference_broker::codec::{Connect, Packet, Properties, ProtocolVersion};
+use reference_broker::codec::{Connect, Packet, ProtocolVersion};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -134,7 +134,7 @@ fn connect() -> Packet {
         will: None,
         username: None,
         password: None,
-        properties: Properties::default(),
+        properties: Default::default(),
     })
 }
 

@@ -165,7 +165,7 @@ fn their_constructors_decode_to_the_same_packet_v4() {
             retain: true,
             topic: "a/b".into(),
             packet_id: 42,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from_static(b"payload"),
         })
     );
@@ -196,10 +196,7 @@ fn their_constructors_decode_to_the_same_packet_v5() {
     assert_eq!(g.packet_id, 7);
     assert_eq!(g.properties.topic_alias, Some(2));
     assert_eq!(g.properties.subscription_identifiers, vec![5]);
-    assert_eq!(
-        g.properties.user_properties,
-        vec![("k".to_owned(), "v".to_owned())]
-    );
+    assert_eq!(g.properties.user_properties, vec![("k".into(), "v".into())]);
     assert_eq!(g.properties.content_type.as_deref(), Some("t"));
     // Re-read by mqttbytes, our encoding is the same packet for them too.
     let again = v5::read(&mut ours(&got, ProtocolVersion::V5), usize::MAX).unwrap();

@@ -158,7 +158,7 @@ fn qos2_round_trip_is_exactly_once_both_ways() {
         retain: false,
         topic: "loop".into(),
         packet_id: 0,
-        properties: Properties::default(),
+        properties: Default::default(),
         payload: Bytes::from_static(b"once"),
     };
     let now = pair.now;

@@ -124,7 +124,8 @@ impl Lean {
                     // Let the broker send as much as it likes to subscribers.
                     receive_maximum: ep.version.is_v5().then_some(u16::MAX),
                     ..Properties::default()
-                },
+                }
+                .into(),
             });
             lean.send(&connect).await?;
             match lean.next().await? {
@@ -159,7 +160,7 @@ impl Lean {
     ) -> Result<(), BenchError> {
         let sub = Packet::Subscribe(Subscribe {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Default::default(),
             subscriptions: vec![Subscription {
                 filter: filter.to_string(),
                 options: SubscriptionOptions {

@@ -11,7 +11,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, Semaphore};
 
 use reference_broker::codec::{
-    encode, Decoder, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS,
+    encode, Decoder, Packet, ProtocolVersion, PubResponse, Publish, QoS,
 };
 
 use super::conn::Lean;
@@ -148,9 +148,9 @@ pub async fn run(
                 dup: false,
                 qos: job.qos,
                 retain: false,
-                topic: topic.to_string(),
+                topic: topic.to_string().into(),
                 packet_id,
-                properties: Properties::default(),
+                properties: Default::default(),
                 payload: body,
             });
             push(&mut out, &publish, version)?;

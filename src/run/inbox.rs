@@ -115,7 +115,7 @@ impl Client {
         }
         if p.topic.is_empty() {
             match self.aliases.get(&alias) {
-                Some(topic) => p.topic = topic.clone(),
+                Some(topic) => p.topic = topic.clone().into(),
                 None => {
                     return Err(StepError::diff(
                         "the broker used a Topic Alias it never set",
@@ -125,7 +125,7 @@ impl Client {
                 }
             }
         } else {
-            self.aliases.insert(alias, p.topic.clone());
+            self.aliases.insert(alias, p.topic.to_string());
         }
         Ok(())
     }

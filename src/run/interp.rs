@@ -305,7 +305,7 @@ impl<'a> Interpreter<'a> {
                     c,
                     &Packet::Subscribe(Subscribe {
                         packet_id,
-                        properties: props,
+                        properties: props.into(),
                         subscriptions: filters,
                     }),
                 )
@@ -358,7 +358,7 @@ impl<'a> Interpreter<'a> {
                     c,
                     &Packet::Unsubscribe(Unsubscribe {
                         packet_id,
-                        properties: props,
+                        properties: props.into(),
                         filters,
                     }),
                 )
@@ -419,9 +419,9 @@ impl<'a> Interpreter<'a> {
                     dup: s.dup,
                     qos,
                     retain: s.retain,
-                    topic,
+                    topic: topic.into(),
                     packet_id,
-                    properties,
+                    properties: properties.into(),
                     payload,
                 };
                 send(c, &Packet::Publish(publish)).await?;
@@ -599,7 +599,14 @@ impl<'a> Interpreter<'a> {
                 let properties = self.props(&s.properties);
                 let c = self.client(&s.client)?;
                 let reason = s.reason.map_or(ReasonCode::SUCCESS, |r| r.0);
-                send(c, &Packet::Disconnect(Disconnect { reason, properties })).await?;
+                send(
+                    c,
+                    &Packet::Disconnect(Disconnect {
+                        reason,
+                        properties: properties.into(),
+                    }),
+                )
+                .await?;
                 c.retire();
                 Ok(())
             }
@@ -669,7 +676,7 @@ impl<'a> Interpreter<'a> {
                 payload: Bytes::from(w.payload.clone()),
                 qos: QoS::from_u8(w.qos).ok_or_else(|| StepError::new("invalid will qos"))?,
                 retain: w.retain,
-                properties: self.props(&w.properties),
+                properties: self.props(&w.properties).into(),
             }),
             None => None,
         };
@@ -681,7 +688,7 @@ impl<'a> Interpreter<'a> {
             will,
             username,
             password,
-            properties: self.props(&spec.properties),
+            properties: self.props(&spec.properties).into(),
         })
     }
 
@@ -948,7 +955,7 @@ impl<'a> Interpreter<'a> {
         let response = PubResponse {
             packet_id,
             reason,
-            properties: properties.clone(),
+            properties: properties.clone().into(),
         };
         Ok(match s.packet {
             PacketKind::Connect => Packet::Connect(self.connect_packet(&s.client, None)?),
@@ -960,13 +967,14 @@ impl<'a> Interpreter<'a> {
                     .topic
                     .as_deref()
                     .map(|t| self.env.prefix.topic(t))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into(),
                 packet_id: if s.qos == 0 {
                     from.unwrap_or(0)
                 } else {
                     packet_id
                 },
-                properties,
+                properties: properties.into(),
                 payload: Bytes::from(s.payload.clone().unwrap_or_default()),
             }),
             PacketKind::Puback => Packet::PubAck(response),
@@ -975,12 +983,12 @@ impl<'a> Interpreter<'a> {
             PacketKind::Pubcomp => Packet::PubComp(response),
             PacketKind::Subscribe => Packet::Subscribe(Subscribe {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 subscriptions: s.filters.iter().map(|f| self.subscription(f)).collect(),
             }),
             PacketKind::Unsubscribe => Packet::Unsubscribe(Unsubscribe {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 filters: s
                     .filters
                     .iter()
@@ -988,8 +996,14 @@ impl<'a> Interpreter<'a> {
                     .collect(),
             }),
             PacketKind::Pingreq => Packet::PingReq,
-            PacketKind::Disconnect => Packet::Disconnect(Disconnect { reason, properties }),
-            PacketKind::Auth => Packet::Auth(Auth { reason, properties }),
+            PacketKind::Disconnect => Packet::Disconnect(Disconnect {
+                reason,
+                properties: properties.into(),
+            }),
+            PacketKind::Auth => Packet::Auth(Auth {
+                reason,
+                properties: properties.into(),
+            }),
             other => return Err(StepError::new(format!("a client cannot send {other:?}"))),
         })
     }

@@ -153,7 +153,7 @@ pub fn mismatches(
             d.field(
                 "topic",
                 expect.topic.as_deref().map(|t| prefix.topic(t)),
-                p.topic.clone(),
+                p.topic.to_string(),
             );
             if let Some(text) = &expect.payload {
                 if p.payload.as_ref() != text.as_bytes() {
@@ -285,7 +285,7 @@ mod tests {
             retain,
             topic: topic.into(),
             packet_id: if qos == QoS::AtMostOnce { 0 } else { 1 },
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from(payload.to_string()),
         })
     }
@@ -339,7 +339,7 @@ mod tests {
         let pkt = Packet::PubAck(PubResponse {
             packet_id: 4,
             reason: ReasonCode::NO_MATCHING_SUBSCRIBERS,
-            properties: Properties::default(),
+            properties: Default::default(),
         });
         let ok =
             expect("{client: s, packet: puback, packet_id: 4, reason: no_matching_subscribers}");
@@ -357,7 +357,7 @@ mod tests {
         let pkt = Packet::ConnAck(ConnAck {
             session_present: false,
             code: ReasonCode(5),
-            properties: Properties::default(),
+            properties: Default::default(),
         });
         let e = expect("{client: s, packet: connack, reason: not_authorized}");
         assert!(mismatches(&e, &pkt, Version::V311, &p()).is_empty());
@@ -368,7 +368,7 @@ mod tests {
     fn suback_codes_are_compared_in_order() {
         let pkt = Packet::SubAck(SubAck {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Default::default(),
             reason_codes: vec![ReasonCode(1), ReasonCode(0x80)],
         });
         let ok = expect("{client: s, packet: suback, codes: [1, 0x87]}");

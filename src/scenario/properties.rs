@@ -99,11 +99,11 @@ macro_rules! scalar_props {
             /// The codec properties to send; `topic` maps a scenario topic to its prefixed form.
             pub fn to_properties(&self, topic: &dyn Fn(&str) -> String) -> Properties {
                 let mut p = Properties::default();
-                $(p.$field = self.$field.clone();)*
+                $(p.$field = self.$field.clone().map(Into::into);)*
                 p.correlation_data = self.correlation_data.as_ref().map(|s| Bytes::from(s.clone()));
                 p.authentication_data =
                     self.authentication_data.as_ref().map(|s| Bytes::from(s.clone()));
-                p.response_topic = self.response_topic.as_deref().map(topic);
+                p.response_topic = self.response_topic.as_deref().map(topic).map(Into::into);
                 if let Some(id) = self.subscription_identifier {
                     p.subscription_identifiers.push(id);
                 }
@@ -111,7 +111,10 @@ macro_rules! scalar_props {
                     p.subscription_identifiers.extend(ids.iter().copied());
                 }
                 if let Some(user) = &self.user_properties {
-                    p.user_properties = user.clone();
+                    p.user_properties = user
+                        .iter()
+                        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                        .collect();
                 }
                 p
             }

@@ -265,7 +265,7 @@ async fn try_connect(url: &str, attempt: u32) -> Result<(), String> {
         will: None,
         username: None,
         password: None,
-        properties: Properties::default(),
+        properties: Properties::default().into(),
     };
     conn.send(&Packet::Connect(connect))
         .await

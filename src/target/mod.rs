@@ -269,7 +269,7 @@ pub async fn probe(
         will: None,
         username,
         password,
-        properties: Properties::default(),
+        properties: Properties::default().into(),
     };
     conn.send(&Packet::Connect(connect))
         .await

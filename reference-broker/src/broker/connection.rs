@@ -515,7 +515,7 @@ fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, w
         dup: false,
         qos: will.qos,
         retain: will.retain,
-        topic: will.topic,
+        topic: will.topic.into(),
         packet_id: 0,
         properties,
         payload: will.payload,

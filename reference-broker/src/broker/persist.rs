@@ -200,7 +200,7 @@ impl SessionStore {
                 };
                 let json = serde_json::to_vec(&record).map_err(|e| self.err(e))?;
                 retained
-                    .insert(m.topic.as_str(), json.as_slice())
+                    .insert(&*m.topic, json.as_slice())
                     .map_err(|e| self.err(e))?;
             }
         }
@@ -405,7 +405,8 @@ fn restore_session(
             properties: crate::codec::Properties {
                 subscription_identifiers: id.into_iter().collect(),
                 ..Default::default()
-            },
+            }
+            .into(),
             subscriptions: vec![sub.clone()],
         };
         // Re-create the subscription as it was (no retained messages are sent: the client is

@@ -20,10 +20,10 @@ impl RetainedStore {
     pub fn update(&mut self, msg: &Arc<Message>, max: usize) -> bool {
         if msg.payload.is_empty() {
             // [MQTT-3.3.1-10] (3.1.1) / [MQTT-3.3.1-6] (5): an empty payload removes it.
-            self.messages.remove(&msg.topic);
-        } else if self.messages.len() < max || self.messages.contains_key(&msg.topic) {
+            self.messages.remove(&*msg.topic);
+        } else if self.messages.len() < max || self.messages.contains_key(&*msg.topic) {
             // [MQTT-3.3.1-5] store the message, replacing any previous one.
-            self.messages.insert(msg.topic.clone(), Arc::clone(msg));
+            self.messages.insert(msg.topic.to_string(), Arc::clone(msg));
         } else {
             return false;
         }

@@ -201,9 +201,9 @@ impl Client {
             dup: false,
             qos,
             retain,
-            topic: topic.into(),
+            topic: topic.into().into(),
             packet_id: 0,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: payload.into(),
         })
         .await
@@ -521,7 +521,7 @@ impl Client {
                     .conn
                     .send(&Packet::Disconnect(Disconnect {
                         reason: *reason,
-                        properties: Properties::default(),
+                        properties: Default::default(),
                     }))
                     .await;
             }

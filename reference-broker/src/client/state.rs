@@ -13,7 +13,8 @@ use bytes::Bytes;
 
 use crate::codec::{
     encoded_len, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, PubResponse,
-    Publish, QoS, ReasonCode, SubAck, Subscribe, Subscription, UnsubAck, Unsubscribe, Will,
+    Publish, QoS, ReasonCode, SubAck, Subscribe, Subscription, TopicName, UnsubAck, Unsubscribe,
+    Will,
 };
 
 /// Everything a CONNECT can say, with a builder.
@@ -50,7 +51,7 @@ impl ConnectOptions {
             username: None,
             password: None,
             will: None,
-            properties: Properties::default(),
+            properties: Default::default(),
         }
     }
 
@@ -125,13 +126,13 @@ impl ConnectOptions {
     pub fn user_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties
             .user_properties
-            .push((key.into(), value.into()));
+            .push((key.into().into(), value.into().into()));
         self
     }
 
     /// Authentication method and data (MQTT 5 enhanced authentication).
     pub fn authentication(mut self, method: impl Into<String>, data: Option<Bytes>) -> Self {
-        self.properties.authentication_method = Some(method.into());
+        self.properties.authentication_method = Some(method.into().into());
         self.properties.authentication_data = data;
         self
     }
@@ -146,16 +147,16 @@ impl ConnectOptions {
             client_id: self.client_id.clone(),
             will: self.will.clone().map(|mut w| {
                 if !v5 {
-                    w.properties = Properties::default();
+                    w.properties = Default::default();
                 }
                 w
             }),
             username: self.username.clone(),
             password: self.password.clone(),
             properties: if v5 {
-                self.properties.clone()
+                self.properties.clone().into()
             } else {
-                Properties::default()
+                Properties::default().into()
             },
         }
     }
@@ -346,8 +347,8 @@ pub struct ClientState {
     /// Incoming QoS 2 ids for which PUBREC was sent and PUBREL not yet seen (session state).
     incoming_qos2: HashSet<u16>,
     send_quota: u16,
-    aliases_out: HashMap<String, u16>,
-    aliases_in: HashMap<u16, String>,
+    aliases_out: HashMap<TopicName, u16>,
+    aliases_in: HashMap<u16, TopicName>,
     held: VecDeque<(Option<Instant>, Packet)>,
     transmits: VecDeque<Packet>,
     events: VecDeque<Event>,
@@ -512,7 +513,7 @@ impl ClientState {
         let id = self.allocate_id()?;
         let packet = Packet::Subscribe(Subscribe {
             packet_id: id,
-            properties,
+            properties: properties.into(),
             subscriptions,
         });
         self.check_size(&packet)?;
@@ -530,7 +531,7 @@ impl ClientState {
         let id = self.allocate_id()?;
         let packet = Packet::Unsubscribe(Unsubscribe {
             packet_id: id,
-            properties,
+            properties: properties.into(),
             filters,
         });
         self.check_size(&packet)?;
@@ -664,7 +665,7 @@ impl ClientState {
         self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(keep_alive.into()));
         if let Some(id) = &p.assigned_client_identifier {
             // Reconnects must use the identifier the broker assigned.
-            self.options.client_id = id.clone();
+            self.options.client_id = id.to_string();
         }
         // [MQTT-4.9.0-1] the send quota starts at the broker's Receive Maximum.
         self.send_quota = self.limits.receive_maximum;
@@ -1014,7 +1015,7 @@ impl ClientState {
         }
         if let Some(alias) = self.aliases_out.get(&p.topic) {
             p.properties.topic_alias = Some(*alias);
-            p.topic.clear();
+            p.topic = TopicName::new();
         } else if self.aliases_out.len() < usize::from(max) {
             // Aliases 1..=max, never 0 ([MQTT-3.3.2-8]).
             let alias = (self.aliases_out.len() + 1) as u16;
@@ -1042,7 +1043,7 @@ fn response(packet_id: u16, reason: ReasonCode) -> PubResponse {
     PubResponse {
         packet_id,
         reason,
-        properties: Properties::default(),
+        properties: Default::default(),
     }
 }
 
@@ -1074,7 +1075,7 @@ mod tests {
             retain: false,
             topic: topic.into(),
             packet_id: 0,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from_static(b"x"),
         }
     }
@@ -1101,7 +1102,7 @@ mod tests {
             Packet::ConnAck(ConnAck {
                 session_present: false,
                 code: ReasonCode::SUCCESS,
-                properties: props,
+                properties: props.into(),
             }),
         )
         .unwrap();
@@ -1300,7 +1301,7 @@ mod tests {
         let seen: Vec<(String, Option<u16>)> = sent
             .iter()
             .map(|p| match p {
-                Packet::Publish(p) => (p.topic.clone(), p.properties.topic_alias),
+                Packet::Publish(p) => (p.topic.to_string(), p.properties.topic_alias),
                 _ => panic!(),
             })
             .collect();
@@ -1317,12 +1318,12 @@ mod tests {
         let mut p = publish("x/y", QoS::AtMostOnce);
         p.properties.topic_alias = Some(2);
         s.handle_packet(now, Packet::Publish(p.clone())).unwrap();
-        p.topic.clear();
+        p.topic = TopicName::new();
         s.handle_packet(now, Packet::Publish(p.clone())).unwrap();
         let topics: Vec<String> = events(&mut s)
             .into_iter()
             .filter_map(|e| match e {
-                Event::Message(p) => Some(p.topic),
+                Event::Message(p) => Some(p.topic.to_string()),
                 _ => None,
             })
             .collect();

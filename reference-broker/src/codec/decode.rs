@@ -87,53 +87,80 @@ impl Decoder {
         if buf.len() < size {
             return Ok(None);
         }
-        buf.advance(header_len);
-        let body = buf.split_to(remaining as usize).freeze();
         let flags = first & 0x0F;
-        let mut r = Reader::new(body);
-        // Every arm builds its packet in the return slot: the packet model is large, so
-        // avoid moving it around.
         match packet_type {
+            // PUBLISH and CONNECT carry binary data (payload, password, will payload) that
+            // the packet shares with the read buffer: split the body off as `Bytes`.
+            PacketType::Publish => {
+                buf.advance(header_len);
+                let body = buf.split_to(remaining as usize).freeze();
+                publish::decode(flags, body, version)
+            }
             PacketType::Connect => {
-                let c = connect::decode(&mut r)?;
+                buf.advance(header_len);
+                let body = buf.split_to(remaining as usize).freeze();
+                let c = connect::decode(&mut Reader::shared(&body))?;
                 if self.version.is_none() {
                     self.version = Some(c.protocol);
                 }
                 Ok(Some(Packet::Connect(c)))
             }
-            PacketType::ConnAck => Ok(Some(Packet::ConnAck(connack::decode(&mut r, version)?))),
-            PacketType::Publish => publish::decode(flags, r, version),
+            // Everything else is decoded from the buffer in place, then consumed: no
+            // reference count changes hands for an acknowledgement or a ping.
+            PacketType::ConnAck => in_place(buf, header_len, size, |r| {
+                Ok(Packet::ConnAck(connack::decode(r, version)?))
+            }),
             PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
-                pubresp::decode(r, packet_type, version)
+                in_place(buf, header_len, size, |r| {
+                    pubresp::decode(r, packet_type, version)
+                })
             }
-            PacketType::Subscribe => {
-                Ok(Some(Packet::Subscribe(subscribe::decode(&mut r, version)?)))
-            }
-            PacketType::SubAck => Ok(Some(Packet::SubAck(suback::decode(&mut r, version)?))),
-            PacketType::Unsubscribe => Ok(Some(Packet::Unsubscribe(unsubscribe::decode(
-                &mut r, version,
-            )?))),
-            PacketType::UnsubAck => Ok(Some(Packet::UnsubAck(unsuback::decode(&mut r, version)?))),
-            PacketType::PingReq => {
+            PacketType::Subscribe => in_place(buf, header_len, size, |r| {
+                Ok(Packet::Subscribe(subscribe::decode(r, version)?))
+            }),
+            PacketType::SubAck => in_place(buf, header_len, size, |r| {
+                Ok(Packet::SubAck(suback::decode(r, version)?))
+            }),
+            PacketType::Unsubscribe => in_place(buf, header_len, size, |r| {
+                Ok(Packet::Unsubscribe(unsubscribe::decode(r, version)?))
+            }),
+            PacketType::UnsubAck => in_place(buf, header_len, size, |r| {
+                Ok(Packet::UnsubAck(unsuback::decode(r, version)?))
+            }),
+            PacketType::PingReq => in_place(buf, header_len, size, |r| {
                 r.finish()?;
-                Ok(Some(Packet::PingReq))
-            }
-            PacketType::PingResp => {
+                Ok(Packet::PingReq)
+            }),
+            PacketType::PingResp => in_place(buf, header_len, size, |r| {
                 r.finish()?;
-                Ok(Some(Packet::PingResp))
-            }
-            PacketType::Disconnect => {
+                Ok(Packet::PingResp)
+            }),
+            PacketType::Disconnect => in_place(buf, header_len, size, |r| {
                 let (reason, properties) =
-                    reason_body::decode_reason_body(&mut r, packet_type, version)?;
-                Ok(Some(Packet::Disconnect(Disconnect { reason, properties })))
-            }
-            PacketType::Auth => {
+                    reason_body::decode_reason_body(r, packet_type, version)?;
+                Ok(Packet::Disconnect(Disconnect { reason, properties }))
+            }),
+            PacketType::Auth => in_place(buf, header_len, size, |r| {
                 let (reason, properties) =
-                    reason_body::decode_reason_body(&mut r, packet_type, version)?;
-                Ok(Some(Packet::Auth(Auth { reason, properties })))
-            }
+                    reason_body::decode_reason_body(r, packet_type, version)?;
+                Ok(Packet::Auth(Auth { reason, properties }))
+            }),
         }
     }
+}
+
+/// Decode a body that shares nothing with the read buffer straight from it (bytes
+/// `header_len..size`), then consume the packet.
+#[inline]
+fn in_place(
+    buf: &mut BytesMut,
+    header_len: usize,
+    size: usize,
+    decode_body: impl FnOnce(&mut Reader) -> Result<Packet, DecodeError>,
+) -> Result<Option<Packet>, DecodeError> {
+    let packet = decode_body(&mut Reader::new(&buf[header_len..size]))?;
+    buf.advance(size);
+    Ok(Some(packet))
 }
 
 /// Check the first byte of a fixed header: packet type and reserved flags.

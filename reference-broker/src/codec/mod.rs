@@ -38,6 +38,7 @@ mod error;
 pub mod packet;
 mod primitives;
 pub mod properties;
+mod property_box;
 mod publish;
 mod pubresp;
 pub mod raw;
@@ -50,11 +51,13 @@ mod tests;
 mod unsuback;
 mod unsubscribe;
 
+pub use compact_str::CompactString;
 pub use decode::Decoder;
 pub use encode::{encode, encoded_len, EncodeError};
 pub use error::DecodeError;
 pub use packet::*;
 pub use properties::{Properties, PropertyContext, PropertyId, PropertyType};
+pub use property_box::PropertyBox;
 pub use reason::ReasonCode;
 
 /// The largest remaining length a fixed header can express (four bytes of variable byte

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{Properties, ReasonCode};
+use super::{PropertyBox, ReasonCode};
 
 /// The protocol version of a connection, fixed by its CONNECT packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +41,13 @@ impl ProtocolVersion {
         self == ProtocolVersion::V5
     }
 }
+
+/// A topic name as PUBLISH carries it: inline up to 64 bytes, which holds most topics, so
+/// decoding or forwarding a PUBLISH costs neither an allocation nor a reference count for
+/// its topic (a `String` costs an allocation; a slice of the packet buffer costs a reference
+/// count taken and released, which measured slower than copying 64 bytes); longer names
+/// spill to the heap.
+pub type TopicName = smallstr::SmallString<[u8; 64]>;
 
 /// Quality of service of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -119,7 +126,7 @@ pub struct Will {
     /// Will retain flag.
     pub retain: bool,
     /// Will properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
 }
 
 /// CONNECT: the first packet of every connection.
@@ -140,7 +147,7 @@ pub struct Connect {
     /// Optional password.
     pub password: Option<Bytes>,
     /// CONNECT properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
 }
 
 /// CONNACK: the server's answer to CONNECT.
@@ -151,7 +158,7 @@ pub struct ConnAck {
     /// Reason code (5) or return code (3.1.x, see [`super::reason::v3`]).
     pub code: ReasonCode,
     /// CONNACK properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
 }
 
 /// PUBLISH: an application message.
@@ -164,11 +171,11 @@ pub struct Publish {
     /// RETAIN flag.
     pub retain: bool,
     /// Topic name; may be empty in MQTT 5 when a topic alias is used.
-    pub topic: String,
+    pub topic: TopicName,
     /// Packet identifier; 0 and absent on the wire for QoS 0.
     pub packet_id: u16,
     /// PUBLISH properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
     /// Application payload, shared without copying.
     pub payload: Bytes,
 }
@@ -181,7 +188,7 @@ pub struct PubResponse {
     /// Reason code (MQTT 5; always success under 3.1.x).
     pub reason: ReasonCode,
     /// Properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
 }
 
 /// Retain Handling subscription option (MQTT 5).
@@ -224,7 +231,7 @@ pub struct Subscribe {
     /// Packet identifier.
     pub packet_id: u16,
     /// SUBSCRIBE properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
     /// At least one subscription.
     pub subscriptions: Vec<Subscription>,
 }
@@ -235,7 +242,7 @@ pub struct SubAck {
     /// Packet identifier of the SUBSCRIBE.
     pub packet_id: u16,
     /// SUBACK properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
     /// One code per subscription, in order.
     pub reason_codes: Vec<ReasonCode>,
 }
@@ -246,7 +253,7 @@ pub struct Unsubscribe {
     /// Packet identifier.
     pub packet_id: u16,
     /// UNSUBSCRIBE properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
     /// At least one topic filter.
     pub filters: Vec<String>,
 }
@@ -257,7 +264,7 @@ pub struct UnsubAck {
     /// Packet identifier of the UNSUBSCRIBE.
     pub packet_id: u16,
     /// UNSUBACK properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
     /// One code per filter (MQTT 5); empty under 3.1.x.
     pub reason_codes: Vec<ReasonCode>,
 }
@@ -268,7 +275,7 @@ pub struct Disconnect {
     /// Reason code (MQTT 5).
     pub reason: ReasonCode,
     /// Properties (MQTT 5).
-    pub properties: Properties,
+    pub properties: PropertyBox,
 }
 
 /// AUTH (MQTT 5 only).
@@ -277,7 +284,7 @@ pub struct Auth {
     /// Reason code: 0x00, 0x18 or 0x19.
     pub reason: ReasonCode,
     /// Properties.
-    pub properties: Properties,
+    pub properties: PropertyBox,
 }
 
 /// Any MQTT control packet.

@@ -1,25 +1,51 @@
 //! Wire primitives shared by every packet: integers, variable byte integers, UTF-8 strings,
 //! binary data and the MQTT 5 property block, in both directions.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use compact_str::CompactString;
 
 use super::properties::{Properties, PropertyContext, PropertyId};
+use super::PropertyBox;
 use super::{DecodeError, EncodeError};
 
-/// A checked cursor over one packet body. Binary fields are sliced out of the shared
-/// buffer without copying; strings are validated and copied into their `String`.
+/// A checked cursor over one packet body. Strings are validated and copied into their
+/// `String`. Binary fields are sliced out of the shared buffer without copying when the
+/// body was split off as [`Bytes`] ([`Reader::shared`], PUBLISH and CONNECT), and copied
+/// otherwise ([`Reader::new`]): packets without binary fields (acknowledgements, pings,
+/// subscriptions) are then decoded straight from the read buffer, without touching a
+/// reference count.
 #[derive(Debug)]
-pub(crate) struct Reader {
-    buf: Bytes,
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
     pos: usize,
+    shared: Option<&'a Bytes>,
 }
 
 const TRUNCATED: DecodeError = DecodeError::LengthMismatch("body ends inside a field");
 
-impl Reader {
-    /// A reader over a whole packet body.
-    pub(crate) fn new(buf: Bytes) -> Self {
-        Reader { buf, pos: 0 }
+impl<'a> Reader<'a> {
+    /// A reader over a body borrowed from the read buffer; binary fields are copied.
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            shared: None,
+        }
+    }
+
+    /// A reader over a body split off as `Bytes`; binary fields share it.
+    pub(crate) fn shared(buf: &'a Bytes) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            shared: Some(buf),
+        }
+    }
+
+    /// Bytes read so far.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     /// Bytes not yet read.
@@ -40,7 +66,7 @@ impl Reader {
     }
 
     #[inline]
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
             return Err(TRUNCATED);
         }
@@ -80,16 +106,17 @@ impl Reader {
         }
     }
 
-    /// Binary Data: a Two Byte length and that many bytes, shared with the packet buffer.
+    /// Binary Data: a Two Byte length and that many bytes, shared with the packet buffer
+    /// when the reader has one, copied otherwise.
     #[inline]
     pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = usize::from(self.u16()?);
-        if self.remaining() < len {
-            return Err(TRUNCATED);
-        }
-        let out = self.buf.slice(self.pos..self.pos + len);
-        self.pos += len;
-        Ok(out)
+        let start = self.pos;
+        let raw = self.take(len)?;
+        Ok(match self.shared {
+            Some(buf) => buf.slice(start..start + len),
+            None => Bytes::copy_from_slice(raw),
+        })
     }
 
     /// A UTF-8 Encoded String.
@@ -100,27 +127,39 @@ impl Reader {
         Ok(utf8(raw)?.to_owned())
     }
 
-    /// Everything left, shared with the packet buffer (the PUBLISH payload): the reader's
-    /// own handle is reused, so no reference count changes.
-    pub(crate) fn into_rest(self) -> Bytes {
-        let mut buf = self.buf;
-        buf.advance(self.pos);
-        buf
+    /// A UTF-8 Encoded String borrowed from the body (topic names). The caller checks
+    /// U+0000 ([MQTT-1.5.4-2]) together with the wildcards, so the bytes are scanned once
+    /// for both, before they are copied anywhere.
+    #[inline]
+    pub(crate) fn str_unchecked_nul(&mut self) -> Result<&'a str, DecodeError> {
+        let len = usize::from(self.u16()?);
+        let raw = self.take(len)?;
+        // [MQTT-1.5.4-1] / [MQTT-1.5.3-1]: well-formed UTF-8, no encoded surrogates.
+        std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)
+    }
+
+    /// A UTF-8 Encoded String as a [`CompactString`] (property values): inline up to 24
+    /// bytes, so a short value costs no allocation.
+    #[inline]
+    pub(crate) fn compact_string(&mut self) -> Result<CompactString, DecodeError> {
+        let len = usize::from(self.u16()?);
+        let raw = self.take(len)?;
+        Ok(CompactString::new(utf8(raw)?))
     }
 
     /// The MQTT 5 property block of a packet: Property Length, then properties.
-    pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<Properties, DecodeError> {
-        let mut props = Properties::default();
+    pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<PropertyBox, DecodeError> {
+        let mut props = PropertyBox::new();
         self.properties_into(ctx, &mut props)?;
         Ok(props)
     }
 
-    /// [`Reader::properties`] into a property set that already sits in its packet (the
-    /// set is large: this saves moving it).
+    /// [`Reader::properties`] into a property set that already sits in its packet. An empty
+    /// block (the common case) leaves the box unallocated.
     pub(crate) fn properties_into(
         &mut self,
         ctx: PropertyContext,
-        props: &mut Properties,
+        boxed: &mut PropertyBox,
     ) -> Result<(), DecodeError> {
         let len = self.vbi()? as usize;
         if self.remaining() < len {
@@ -131,6 +170,7 @@ impl Reader {
         if len == 0 {
             return Ok(());
         }
+        let props: &mut Properties = boxed;
         let end = self.pos + len;
         // Bit n set: property id n already seen. Every id is below 64.
         let mut seen: u64 = 0;
@@ -179,9 +219,9 @@ impl Reader {
         match id {
             PropertyId::PayloadFormatIndicator => p.payload_format_indicator = Some(flag(self)?),
             PropertyId::MessageExpiryInterval => p.message_expiry_interval = Some(self.u32()?),
-            PropertyId::ContentType => p.content_type = Some(self.string()?),
+            PropertyId::ContentType => p.content_type = Some(self.compact_string()?),
             PropertyId::ResponseTopic => {
-                let topic = self.string()?;
+                let topic = self.compact_string()?;
                 // [MQTT-3.3.2-14] the Response Topic must not contain wildcards.
                 crate::topic::validate_topic_name(&topic).map_err(|_| bad())?;
                 p.response_topic = Some(topic);
@@ -197,10 +237,12 @@ impl Reader {
             }
             PropertyId::SessionExpiryInterval => p.session_expiry_interval = Some(self.u32()?),
             PropertyId::AssignedClientIdentifier => {
-                p.assigned_client_identifier = Some(self.string()?)
+                p.assigned_client_identifier = Some(self.compact_string()?)
             }
             PropertyId::ServerKeepAlive => p.server_keep_alive = Some(self.u16()?),
-            PropertyId::AuthenticationMethod => p.authentication_method = Some(self.string()?),
+            PropertyId::AuthenticationMethod => {
+                p.authentication_method = Some(self.compact_string()?)
+            }
             PropertyId::AuthenticationData => p.authentication_data = Some(self.binary()?),
             PropertyId::RequestProblemInformation => {
                 p.request_problem_information = Some(flag(self)?)
@@ -209,9 +251,11 @@ impl Reader {
             PropertyId::RequestResponseInformation => {
                 p.request_response_information = Some(flag(self)?)
             }
-            PropertyId::ResponseInformation => p.response_information = Some(self.string()?),
-            PropertyId::ServerReference => p.server_reference = Some(self.string()?),
-            PropertyId::ReasonString => p.reason_string = Some(self.string()?),
+            PropertyId::ResponseInformation => {
+                p.response_information = Some(self.compact_string()?)
+            }
+            PropertyId::ServerReference => p.server_reference = Some(self.compact_string()?),
+            PropertyId::ReasonString => p.reason_string = Some(self.compact_string()?),
             PropertyId::ReceiveMaximum => {
                 let v = self.u16()?;
                 // v5 3.1.2.11.3 / 3.2.2.3.3: "It is a Protocol Error to include the Receive Maximum value of 0".
@@ -228,8 +272,8 @@ impl Reader {
             PropertyId::RetainAvailable => p.retain_available = Some(flag(self)?),
             PropertyId::UserProperty => {
                 // [MQTT-1.5.7-1] both strings of the pair are UTF-8 Encoded Strings.
-                let k = self.string()?;
-                let v = self.string()?;
+                let k = self.compact_string()?;
+                let v = self.compact_string()?;
                 p.user_properties.push((k, v));
             }
             PropertyId::MaximumPacketSize => {
@@ -360,7 +404,7 @@ pub(crate) fn properties_len(p: &Properties) -> usize {
     let byte = |o: &Option<u8>| o.map_or(0, |_| 2);
     let two = |o: &Option<u16>| o.map_or(0, |_| 3);
     let four = |o: &Option<u32>| o.map_or(0, |_| 5);
-    let s = |o: &Option<String>| o.as_ref().map_or(0, |v| 1 + str_len(v.len()));
+    let s = |o: &Option<CompactString>| o.as_ref().map_or(0, |v| 1 + str_len(v.len()));
     let b = |o: &Option<Bytes>| o.as_ref().map_or(0, |v| 1 + str_len(v.len()));
     n += byte(&p.payload_format_indicator);
     n += four(&p.message_expiry_interval);
@@ -445,7 +489,7 @@ pub(crate) fn put_properties_with_len(
         }
     }
     #[inline]
-    fn s(dst: &mut BytesMut, id: PropertyId, v: &Option<String>) -> Result<(), EncodeError> {
+    fn s(dst: &mut BytesMut, id: PropertyId, v: &Option<CompactString>) -> Result<(), EncodeError> {
         if let Some(v) = v {
             dst.put_u8(id as u8);
             put_str(dst, v)?;

@@ -2,6 +2,7 @@
 //! decoded property set shared by every packet.
 
 use bytes::Bytes;
+use compact_str::CompactString;
 
 /// The wire type of a property value (MQTT 5 section 2.2.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +133,10 @@ property_ids! {
     SharedSubscriptionAvailable = 0x2A, Byte, "Shared Subscription Available", [ConnAck];
 }
 
-/// The decoded properties of one packet. Every field is optional; which ones may be set
+/// The decoded properties of one packet. Strings are [`CompactString`]s: property values
+/// are short (content types, user properties, reason strings), and up to 24 bytes a
+/// `CompactString` keeps them inline, so decoding one costs neither an allocation nor a
+/// reference count. Every field is optional; which ones may be set
 /// depends on the packet ([`PropertyId::allowed_in`]). `UserProperty` and (in PUBLISH)
 /// `SubscriptionIdentifier` may repeat, so they are lists and keep their wire order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -142,9 +146,9 @@ pub struct Properties {
     /// 0x02: seconds until the application message expires.
     pub message_expiry_interval: Option<u32>,
     /// 0x03: MIME-like description of the payload.
-    pub content_type: Option<String>,
+    pub content_type: Option<CompactString>,
     /// 0x08: topic for a response message.
-    pub response_topic: Option<String>,
+    pub response_topic: Option<CompactString>,
     /// 0x09: opaque data to correlate request and response.
     pub correlation_data: Option<Bytes>,
     /// 0x0B: subscription identifiers (one in SUBSCRIBE, one per matching subscription in PUBLISH).
@@ -152,11 +156,11 @@ pub struct Properties {
     /// 0x11: seconds the session outlives the connection.
     pub session_expiry_interval: Option<u32>,
     /// 0x12: client id assigned by the server for a zero-length client id.
-    pub assigned_client_identifier: Option<String>,
+    pub assigned_client_identifier: Option<CompactString>,
     /// 0x13: keep alive the server imposes.
     pub server_keep_alive: Option<u16>,
     /// 0x15: name of the extended authentication method.
-    pub authentication_method: Option<String>,
+    pub authentication_method: Option<CompactString>,
     /// 0x16: data of the extended authentication exchange.
     pub authentication_data: Option<Bytes>,
     /// 0x17: whether reason strings and user properties may be sent on failures.
@@ -166,11 +170,11 @@ pub struct Properties {
     /// 0x19: whether the client wants response information in CONNACK.
     pub request_response_information: Option<u8>,
     /// 0x1A: basis for response topics.
-    pub response_information: Option<String>,
+    pub response_information: Option<CompactString>,
     /// 0x1C: another server to use.
-    pub server_reference: Option<String>,
+    pub server_reference: Option<CompactString>,
     /// 0x1F: human-readable diagnostic.
-    pub reason_string: Option<String>,
+    pub reason_string: Option<CompactString>,
     /// 0x21: how many QoS 1/2 publications the sender accepts at once.
     pub receive_maximum: Option<u16>,
     /// 0x22: highest topic alias the sender accepts.
@@ -184,7 +188,7 @@ pub struct Properties {
     /// 0x25: whether the server supports retained messages.
     pub retain_available: Option<u8>,
     /// 0x26: user properties, in wire order, duplicates allowed.
-    pub user_properties: Vec<(String, String)>,
+    pub user_properties: Vec<(CompactString, CompactString)>,
     /// 0x27: largest packet the sender accepts.
     pub maximum_packet_size: Option<u32>,
     /// 0x28: whether the server supports wildcard subscriptions.
@@ -196,6 +200,37 @@ pub struct Properties {
 }
 
 impl Properties {
+    /// The empty set, usable in constants and statics.
+    pub const EMPTY: Properties = Properties {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        subscription_identifiers: Vec::new(),
+        session_expiry_interval: None,
+        assigned_client_identifier: None,
+        server_keep_alive: None,
+        authentication_method: None,
+        authentication_data: None,
+        request_problem_information: None,
+        will_delay_interval: None,
+        request_response_information: None,
+        response_information: None,
+        server_reference: None,
+        reason_string: None,
+        receive_maximum: None,
+        topic_alias_maximum: None,
+        topic_alias: None,
+        maximum_qos: None,
+        retain_available: None,
+        user_properties: Vec::new(),
+        maximum_packet_size: None,
+        wildcard_subscription_available: None,
+        subscription_identifier_available: None,
+        shared_subscription_available: None,
+    };
+
     /// True when no property is set, so the property length on the wire is 0.
     pub fn is_empty(&self) -> bool {
         // Field by field (the destructuring keeps this exhaustive): comparing against a

@@ -1,14 +1,14 @@
 //! PUBLISH (MQTT 3.1.1 section 3.3, MQTT 5 section 3.3): body decode and encode.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::connect::topic_name_error;
 use super::primitives::{
     properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader,
 };
 use super::{
-    DecodeError, EncodeError, Packet, PacketType, Properties, PropertyContext, ProtocolVersion,
-    Publish, QoS, MAX_REMAINING_LENGTH,
+    DecodeError, EncodeError, Packet, PacketType, PropertyBox, PropertyContext, ProtocolVersion,
+    Publish, QoS, TopicName, MAX_REMAINING_LENGTH,
 };
 use crate::topic::validate_topic_name;
 
@@ -28,15 +28,23 @@ pub(crate) fn check_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
-/// Decode a PUBLISH body. The payload is a slice of the body: no copy.
+/// Decode a PUBLISH body. The topic and the payload are slices of the body: no copy.
 pub(crate) fn decode(
     flags: u8,
-    mut r: Reader,
+    mut body: Bytes,
     version: ProtocolVersion,
 ) -> Result<Option<Packet>, DecodeError> {
     let qos = check_flags(flags)?;
+    let mut r = Reader::shared(&body);
     // [MQTT-3.3.2-1] the topic name is the first field, a UTF-8 Encoded String.
-    let topic = r.string()?;
+    let topic = r.str_unchecked_nul()?;
+    let alias_expected = topic.is_empty() && version.is_v5();
+    if !alias_expected {
+        // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character; U+0000
+        // ([MQTT-1.5.4-2]) in the same pass.
+        validate_topic_name(topic).map_err(|e| topic_name_error(e, topic))?;
+    }
+    let topic = TopicName::from_str(topic);
     // [MQTT-2.3.1-5] (3.1.1) / [MQTT-2.2.1-2] (5): a packet identifier only for QoS > 0.
     let packet_id = if qos == QoS::AtMostOnce {
         0
@@ -48,33 +56,27 @@ pub(crate) fn decode(
         }
         id
     };
-    // Built in place: the packet model is large, so avoid moving it around.
-    let mut out = Ok(Some(Packet::Publish(Publish {
+    let properties = if version.is_v5() {
+        r.properties(PropertyContext::Publish)?
+    } else {
+        PropertyBox::new()
+    };
+    // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length and
+    // there is no Topic Alias."
+    if alias_expected && properties.topic_alias.is_none() {
+        return Err(DecodeError::EmptyTopicName);
+    }
+    // The rest is the payload: the body's own handle, advanced past the header fields.
+    body.advance(r.position());
+    Ok(Some(Packet::Publish(Publish {
         dup: flags & 0b1000 != 0,
         qos,
         retain: flags & 1 != 0,
         topic,
         packet_id,
-        properties: Properties::default(),
-        payload: Bytes::new(),
-    })));
-    if let Ok(Some(Packet::Publish(p))) = &mut out {
-        if version.is_v5() {
-            r.properties_into(PropertyContext::Publish, &mut p.properties)?;
-        }
-        if p.topic.is_empty() && version.is_v5() {
-            // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero
-            // length and there is no Topic Alias."
-            if p.properties.topic_alias.is_none() {
-                return Err(DecodeError::EmptyTopicName);
-            }
-        } else {
-            // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character.
-            validate_topic_name(&p.topic).map_err(|e| topic_name_error(e, &p.topic))?;
-        }
-        p.payload = r.into_rest();
-    }
-    out
+        properties,
+        payload: body,
+    })))
 }
 
 /// The body length of `p`, given the length of its property contents (0 before MQTT 5).

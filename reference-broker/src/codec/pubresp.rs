@@ -5,55 +5,48 @@ use bytes::{BufMut, BytesMut};
 
 use super::primitives::{properties_block_len, put_properties, Reader};
 use super::{
-    DecodeError, EncodeError, Packet, PacketType, Properties, PropertyContext, ProtocolVersion,
-    PubResponse, ReasonCode,
+    DecodeError, EncodeError, Packet, PacketType, PropertyContext, ProtocolVersion, PubResponse,
+    ReasonCode,
 };
 
-/// Decode the body of a PUBACK, PUBREC, PUBREL or PUBCOMP, built in place as the packet
-/// of `packet_type` (the packet model is large: this avoids moving it).
+/// Decode the body of a PUBACK, PUBREC, PUBREL or PUBCOMP as the packet of `packet_type`.
 pub(crate) fn decode(
-    mut r: Reader,
+    r: &mut Reader,
     packet_type: PacketType,
     version: ProtocolVersion,
-) -> Result<Option<Packet>, DecodeError> {
+) -> Result<Packet, DecodeError> {
     let packet_id = r.u16()?;
     // [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-5] (5): it names a PUBLISH, whose id is non-zero.
     if packet_id == 0 {
         return Err(DecodeError::ZeroPacketIdentifier);
     }
-    let body = PubResponse {
+    let mut body = PubResponse {
         packet_id,
         reason: ReasonCode::SUCCESS,
-        properties: Properties::default(),
+        properties: Default::default(),
     };
-    let mut out = Ok(Some(match packet_type {
+    // MQTT 5 section 3.4.2.1: a remaining length of 2 means reason 0x00 and no properties;
+    // "If the Remaining Length is less than 4 there is no Property Length".
+    if version.is_v5() && r.remaining() > 0 {
+        body.reason = ReasonCode(r.u8()?);
+        // [MQTT-3.4.2-1] [MQTT-3.6.2-1] (PUBREC 3.5.2.1, PUBCOMP 3.7.2.1)
+        if !body.reason.is_valid_for(packet_type, version) {
+            return Err(DecodeError::InvalidReasonCode {
+                packet_type,
+                code: body.reason.0,
+            });
+        }
+        if r.remaining() > 0 {
+            body.properties = r.properties(PropertyContext::PubResponse)?;
+        }
+    }
+    r.finish()?;
+    Ok(match packet_type {
         PacketType::PubAck => Packet::PubAck(body),
         PacketType::PubRec => Packet::PubRec(body),
         PacketType::PubRel => Packet::PubRel(body),
         _ => Packet::PubComp(body),
-    }));
-    if let Ok(Some(
-        Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p),
-    )) = &mut out
-    {
-        // MQTT 5 section 3.4.2.1: a remaining length of 2 means reason 0x00 and no
-        // properties; "If the Remaining Length is less than 4 there is no Property Length".
-        if version.is_v5() && r.remaining() > 0 {
-            p.reason = ReasonCode(r.u8()?);
-            // [MQTT-3.4.2-1] [MQTT-3.6.2-1] (PUBREC 3.5.2.1, PUBCOMP 3.7.2.1)
-            if !p.reason.is_valid_for(packet_type, version) {
-                return Err(DecodeError::InvalidReasonCode {
-                    packet_type,
-                    code: p.reason.0,
-                });
-            }
-            if r.remaining() > 0 {
-                r.properties_into(PropertyContext::PubResponse, &mut p.properties)?;
-            }
-        }
-    }
-    r.finish()?;
-    out
+    })
 }
 
 /// The body length of `p`: the reason code and properties are omitted when they are

@@ -5,7 +5,8 @@ use bytes::{BufMut, BytesMut};
 
 use super::primitives::{properties_block_len, put_properties, Reader};
 use super::{
-    DecodeError, EncodeError, PacketType, Properties, PropertyContext, ProtocolVersion, ReasonCode,
+    DecodeError, EncodeError, PacketType, Properties, PropertyBox, PropertyContext,
+    ProtocolVersion, ReasonCode,
 };
 
 /// Decode the `(reason, properties)` body of a v5 DISCONNECT or AUTH: a remaining length
@@ -15,7 +16,7 @@ pub(crate) fn decode_reason_body(
     r: &mut Reader,
     packet_type: PacketType,
     version: ProtocolVersion,
-) -> Result<(ReasonCode, Properties), DecodeError> {
+) -> Result<(ReasonCode, PropertyBox), DecodeError> {
     let ctx = match packet_type {
         PacketType::Auth => PropertyContext::Auth,
         _ => PropertyContext::Disconnect,
@@ -23,10 +24,10 @@ pub(crate) fn decode_reason_body(
     if !version.is_v5() {
         // 3.1.1 section 3.14: DISCONNECT has no variable header and no payload.
         r.finish()?;
-        return Ok((ReasonCode::SUCCESS, Properties::default()));
+        return Ok((ReasonCode::SUCCESS, PropertyBox::new()));
     }
     let mut reason = ReasonCode::SUCCESS;
-    let mut properties = Properties::default();
+    let mut properties = PropertyBox::new();
     if r.remaining() > 0 {
         reason = ReasonCode(r.u8()?);
         // [MQTT-3.14.2-1] / [MQTT-3.15.2-1]

@@ -45,7 +45,8 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
                     will_delay_interval: Some(5),
                     content_type: Some("text/plain".into()),
                     ..Default::default()
-                }),
+                })
+                .into(),
             }),
             username: Some("user".into()),
             password: Some(Bytes::from_static(b"pw")),
@@ -58,7 +59,8 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
                 authentication_method: Some("SCRAM".into()),
                 authentication_data: Some(Bytes::from_static(b"\x00\x01")),
                 ..Default::default()
-            }),
+            })
+            .into(),
         }),
         Packet::Connect(Connect {
             protocol: v,
@@ -68,7 +70,7 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         Packet::ConnAck(ConnAck {
             session_present: true,
@@ -79,7 +81,8 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
                 retain_available: Some(0),
                 server_keep_alive: Some(20),
                 ..Default::default()
-            }),
+            })
+            .into(),
         }),
         Packet::ConnAck(ConnAck {
             session_present: false,
@@ -88,7 +91,7 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
             } else {
                 reason::v3::NOT_AUTHORIZED
             },
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         Packet::Publish(Publish {
             dup: false,
@@ -96,7 +99,7 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
             retain: true,
             topic: "a/b".into(),
             packet_id: 0,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload: Bytes::from_static(b"hello"),
         }),
         Packet::Publish(Publish {
@@ -114,40 +117,42 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
                 topic_alias: Some(3),
                 user_properties: vec![("x".into(), "y".into())],
                 ..Default::default()
-            }),
+            })
+            .into(),
             payload: Bytes::new(),
         }),
         Packet::PubAck(PubResponse {
             packet_id: 1,
             reason: ReasonCode::SUCCESS,
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         Packet::PubAck(PubResponse {
             packet_id: 2,
             reason: rc(0x10),
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         Packet::PubRec(PubResponse {
             packet_id: 3,
             reason: rc(0x80),
-            properties: p(props()),
+            properties: p(props()).into(),
         }),
         Packet::PubRel(PubResponse {
             packet_id: 4,
             reason: rc(0x92),
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         Packet::PubComp(PubResponse {
             packet_id: 65535,
             reason: ReasonCode::SUCCESS,
-            properties: p(props()),
+            properties: p(props()).into(),
         }),
         Packet::Subscribe(Subscribe {
             packet_id: 10,
             properties: p(Properties {
                 subscription_identifiers: vec![42],
                 ..Default::default()
-            }),
+            })
+            .into(),
             subscriptions: vec![
                 Subscription {
                     filter: "a/+/c".into(),
@@ -170,7 +175,7 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
         }),
         Packet::SubAck(SubAck {
             packet_id: 10,
-            properties: p(props()),
+            properties: p(props()).into(),
             reason_codes: vec![ReasonCode(2), ReasonCode(0), ReasonCode(0x80)],
         }),
         Packet::Unsubscribe(Unsubscribe {
@@ -178,12 +183,13 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
             properties: p(Properties {
                 user_properties: vec![("u".into(), "".into())],
                 ..Default::default()
-            }),
+            })
+            .into(),
             filters: vec!["a/#".into(), "b".into()],
         }),
         Packet::UnsubAck(UnsubAck {
             packet_id: 11,
-            properties: p(props()),
+            properties: p(props()).into(),
             reason_codes: if v5 {
                 vec![ReasonCode::SUCCESS, ReasonCode::NO_SUBSCRIPTION_EXISTED]
             } else {
@@ -197,7 +203,7 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
     if v5 {
         out.push(Packet::Disconnect(Disconnect {
             reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
-            properties: Properties::default(),
+            properties: Default::default(),
         }));
         out.push(Packet::Disconnect(Disconnect {
             reason: ReasonCode::SERVER_MOVED,
@@ -205,7 +211,8 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
                 server_reference: Some("other:1883".into()),
                 session_expiry_interval: Some(0),
                 ..props()
-            },
+            }
+            .into(),
         }));
         out.push(Packet::Auth(Auth::default()));
         out.push(Packet::Auth(Auth {
@@ -214,18 +221,20 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
                 authentication_method: Some("SCRAM".into()),
                 authentication_data: Some(Bytes::from_static(b"data")),
                 ..props()
-            },
+            }
+            .into(),
         }));
         out.push(Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtLeastOnce,
             retain: false,
-            topic: String::new(),
+            topic: String::new().into(),
             packet_id: 9,
             properties: Properties {
                 topic_alias: Some(1),
                 ..Default::default()
-            },
+            }
+            .into(),
             payload: Bytes::from_static(b"aliased"),
         }));
     }
@@ -305,7 +314,7 @@ fn known_bytes_v5_puback_short_forms() {
             Some(Packet::PubAck(PubResponse {
                 packet_id: 1,
                 reason: ReasonCode(reason),
-                properties: Properties::default()
+                properties: Default::default()
             }))
         );
     }
@@ -368,7 +377,7 @@ fn publish_payload_is_not_copied() {
         retain: false,
         topic: "t".into(),
         packet_id: 1,
-        properties: Properties::default(),
+        properties: Default::default(),
         payload,
     });
     let mut buf = BytesMut::new();

@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::codec::{Properties, Publish, QoS};
+use crate::codec::{PropertyBox, Publish, QoS, TopicName};
 
 /// One application message, shared (`Arc`) by every subscriber it is delivered to; the payload
 /// is `Bytes`, so fan-out never copies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Topic name (aliases already resolved).
-    pub topic: String,
+    pub topic: TopicName,
     /// Payload.
     pub payload: Bytes,
     /// QoS it was published with.
@@ -20,7 +20,7 @@ pub struct Message {
     /// RETAIN flag it was published with.
     pub retain: bool,
     /// Properties forwarded to subscribers (no topic alias, no subscription identifiers).
-    pub properties: Properties,
+    pub properties: PropertyBox,
     /// When the message expires (MQTT 5 message expiry interval), if ever.
     pub expires_at: Option<Instant>,
     /// Client id of the publisher, for No Local; `None` for wills published by the broker.
@@ -31,8 +31,13 @@ impl Message {
     /// Build a message from a received PUBLISH whose topic alias is resolved.
     pub fn from_publish(now: Instant, publish: Publish, publisher: Option<Arc<str>>) -> Message {
         let mut properties = publish.properties;
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
+        // Only touched when set: writing through the box would allocate an empty set.
+        if properties.topic_alias.is_some() {
+            properties.topic_alias = None;
+        }
+        if !properties.subscription_identifiers.is_empty() {
+            properties.subscription_identifiers.clear();
+        }
         let expires_at = properties
             .message_expiry_interval
             .and_then(|secs| now.checked_add(Duration::from_secs(u64::from(secs))));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{
     encoded_len, Auth, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion,
-    PubResponse, Publish, QoS, ReasonCode, Subscribe, Unsubscribe, Will,
+    PubResponse, Publish, QoS, ReasonCode, Subscribe, TopicName, Unsubscribe, Will,
 };
 
 use super::session::{InflightOut, OutState};
@@ -164,9 +164,9 @@ pub struct ServerConnection {
     client_receive_maximum: u16,
     client_max_packet_size: Option<u32>,
     client_topic_alias_maximum: u16,
-    inbound_aliases: HashMap<u16, String>,
-    outbound_aliases: HashMap<String, u16>,
-    auth_method: Option<String>,
+    inbound_aliases: HashMap<u16, TopicName>,
+    outbound_aliases: HashMap<TopicName, u16>,
+    auth_method: Option<compact_str::CompactString>,
     transmits: VecDeque<Packet>,
     events: VecDeque<Event>,
     close_kind: Option<CloseKind>,
@@ -374,7 +374,7 @@ impl ServerConnection {
             let l = &self.limits;
             let p = &mut connack.properties;
             // [MQTT-3.2.2-22] the client uses the assigned identifier.
-            p.assigned_client_identifier = accept.assigned_client_id;
+            p.assigned_client_identifier = accept.assigned_client_id.map(Into::into);
             if l.max_session_expiry != u32::MAX {
                 p.session_expiry_interval = Some(self.session_expiry);
             }
@@ -392,9 +392,9 @@ impl ServerConnection {
             // [MQTT-3.2.2-21] the client must use the Server Keep Alive.
             p.server_keep_alive = l.server_keep_alive;
             // [MQTT-3.1.2-28] only when requested (the shell checks the request).
-            p.response_information = accept.response_information;
+            p.response_information = accept.response_information.map(Into::into);
             if let Some((method, data)) = accept.auth {
-                p.authentication_method = Some(method);
+                p.authentication_method = Some(method.into());
                 p.authentication_data = data;
             }
         }
@@ -431,7 +431,7 @@ impl ServerConnection {
             // Information says; it is short, so within any sane Maximum Packet Size.
             let fits = self.client_max_packet_size.is_none_or(|max| max >= 64);
             if fits {
-                properties.reason_string = code.name().map(str::to_owned);
+                properties.reason_string = code.name().map(str::to_owned).map(Into::into);
             }
             code
         } else {
@@ -440,7 +440,7 @@ impl ServerConnection {
         self.transmits.push_back(Packet::ConnAck(ConnAck {
             session_present: false,
             code,
-            properties,
+            properties: properties.into(),
         }));
         self.will = None;
         self.state = State::Closed;
@@ -763,7 +763,7 @@ impl ServerConnection {
         if self.version.is_v5() && self.client_topic_alias_maximum > 0 {
             if let Some(alias) = self.outbound_aliases.get(&publish.topic) {
                 publish.properties.topic_alias = Some(*alias);
-                publish.topic.clear();
+                publish.topic = TopicName::new();
             } else if self.outbound_aliases.len() < usize::from(self.client_topic_alias_maximum) {
                 // [MQTT-3.1.2-26] / [MQTT-3.3.2-11] (5) aliases stay within the client's Topic Alias Maximum.
                 let alias = u16::try_from(self.outbound_aliases.len() + 1).unwrap_or(u16::MAX);
@@ -797,11 +797,13 @@ impl ServerConnection {
                     .client_max_packet_size
                     .is_none_or(|max| text.len() + 16 <= max as usize);
                 if fits && text.len() <= 256 {
-                    properties.reason_string = Some(text);
+                    properties.reason_string = Some(text.into());
                 }
             }
-            self.transmits
-                .push_back(Packet::Disconnect(Disconnect { reason, properties }));
+            self.transmits.push_back(Packet::Disconnect(Disconnect {
+                reason,
+                properties: properties.into(),
+            }));
         }
         self.close_silently(kind);
     }

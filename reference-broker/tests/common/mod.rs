@@ -101,27 +101,31 @@ pub fn arb_properties(ctx: PropertyContext) -> impl Strategy<Value = Properties>
         let mut p = Properties {
             payload_format_indicator: t1.0,
             message_expiry_interval: t1.1,
-            content_type: t1.2,
-            response_topic: t1.3,
+            content_type: t1.2.map(Into::into),
+            response_topic: t1.3.map(Into::into),
             correlation_data: t1.4,
             subscription_identifiers: t1.5,
             session_expiry_interval: t1.6,
-            assigned_client_identifier: t1.7,
+            assigned_client_identifier: t1.7.map(Into::into),
             server_keep_alive: t1.8,
-            authentication_method: t2.0,
+            authentication_method: t2.0.map(Into::into),
             authentication_data: t2.1,
             request_problem_information: t2.2,
             will_delay_interval: t2.3,
             request_response_information: t2.4,
-            response_information: t2.5,
-            server_reference: t2.6,
-            reason_string: t2.7,
+            response_information: t2.5.map(Into::into),
+            server_reference: t2.6.map(Into::into),
+            reason_string: t2.7.map(Into::into),
             receive_maximum: t2.8,
             topic_alias_maximum: t3.0,
             topic_alias: t3.1,
             maximum_qos: t3.2,
             retain_available: t3.3,
-            user_properties: t3.4,
+            user_properties: t3
+                .4
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             maximum_packet_size: t3.5,
             wildcard_subscription_available: t3.6,
             subscription_identifier_available: t3.7,
@@ -214,7 +218,7 @@ pub fn arb_connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 payload,
                 qos,
                 retain,
-                properties,
+                properties: properties.into(),
             }),
     );
     (
@@ -242,7 +246,7 @@ pub fn arb_connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     will,
                     username,
                     password,
-                    properties,
+                    properties: properties.into(),
                 })
             },
         )
@@ -273,9 +277,9 @@ pub fn arb_publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     dup: dup && !zero,
                     qos,
                     retain,
-                    topic,
+                    topic: topic.into(),
                     packet_id: if zero { 0 } else { id },
-                    properties,
+                    properties: properties.into(),
                     payload: Bytes::from(payload),
                 })
             },
@@ -293,7 +297,7 @@ pub fn arb_pub_response(v: ProtocolVersion, t: PacketType) -> impl Strategy<Valu
             let r = PubResponse {
                 packet_id,
                 reason,
-                properties,
+                properties: properties.into(),
             };
             match t {
                 PacketType::PubAck => Packet::PubAck(r),
@@ -345,7 +349,7 @@ pub fn arb_subscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         .prop_map(|(packet_id, properties, subscriptions)| {
             Packet::Subscribe(Subscribe {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 subscriptions,
             })
         })
@@ -360,7 +364,7 @@ pub fn arb_suback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         .prop_map(|(packet_id, properties, reason_codes)| {
             Packet::SubAck(SubAck {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 reason_codes,
             })
         })
@@ -375,7 +379,7 @@ pub fn arb_unsubscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         .prop_map(|(packet_id, properties, filters)| {
             Packet::Unsubscribe(Unsubscribe {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 filters,
             })
         })
@@ -391,7 +395,7 @@ pub fn arb_unsuback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         |(packet_id, properties, reason_codes)| {
             Packet::UnsubAck(UnsubAck {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 reason_codes,
             })
         },
@@ -408,7 +412,7 @@ pub fn arb_packet(v: ProtocolVersion) -> BoxedStrategy<Packet> {
             Packet::ConnAck(ConnAck {
                 session_present,
                 code,
-                properties,
+                properties: properties.into(),
             })
         });
     let common = prop_oneof![
@@ -434,9 +438,20 @@ pub fn arb_packet(v: ProtocolVersion) -> BoxedStrategy<Packet> {
         reason(PacketType::Disconnect, v),
         props(v, PropertyContext::Disconnect),
     )
-        .prop_map(|(reason, properties)| Packet::Disconnect(Disconnect { reason, properties }));
-    let auth = (reason(PacketType::Auth, v), props(v, PropertyContext::Auth))
-        .prop_map(|(reason, properties)| Packet::Auth(Auth { reason, properties }));
+        .prop_map(|(reason, properties)| {
+            Packet::Disconnect(Disconnect {
+                reason,
+                properties: properties.into(),
+            })
+        });
+    let auth = (reason(PacketType::Auth, v), props(v, PropertyContext::Auth)).prop_map(
+        |(reason, properties)| {
+            Packet::Auth(Auth {
+                reason,
+                properties: properties.into(),
+            })
+        },
+    );
     prop_oneof![13 => common, 1 => disconnect, 1 => auth].boxed()
 }
 

@@ -38,7 +38,7 @@ pub fn connect_packet(version: ProtocolVersion, id: &str, clean: bool) -> Connec
         will: None,
         username: None,
         password: None,
-        properties: Properties::default(),
+        properties: Default::default(),
     }
 }
 
@@ -49,7 +49,7 @@ pub fn publish_packet(topic: &str, payload: &'static [u8], qos: QoS, id: u16) ->
         retain: false,
         topic: topic.into(),
         packet_id: id,
-        properties: Properties::default(),
+        properties: Default::default(),
         payload: Bytes::from_static(payload),
     }
 }
@@ -57,7 +57,7 @@ pub fn publish_packet(topic: &str, payload: &'static [u8], qos: QoS, id: u16) ->
 pub fn subscribe_packet(id: u16, filter: &str, qos: QoS) -> Subscribe {
     Subscribe {
         packet_id: id,
-        properties: Properties::default(),
+        properties: Default::default(),
         subscriptions: vec![Subscription {
             filter: filter.into(),
             options: SubscriptionOptions {

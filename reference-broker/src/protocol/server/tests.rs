@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::codec::{Properties, Subscription};
+use crate::codec::Subscription;
 use bytes::Bytes;
 
 fn connect(version: ProtocolVersion, keep_alive: u16) -> Connect {
@@ -16,11 +16,11 @@ fn connect(version: ProtocolVersion, keep_alive: u16) -> Connect {
             payload: Bytes::from_static(b"bye"),
             qos: QoS::AtMostOnce,
             retain: false,
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         username: None,
         password: None,
-        properties: Properties::default(),
+        properties: Default::default(),
     }
 }
 
@@ -31,7 +31,7 @@ fn publish(qos: QoS, id: u16, topic: &str) -> Publish {
         retain: false,
         topic: topic.into(),
         packet_id: id,
-        properties: Properties::default(),
+        properties: Default::default(),
         payload: Bytes::from_static(b"p"),
     }
 }
@@ -128,7 +128,7 @@ fn normal_disconnect_discards_will_and_0x04_keeps_it() {
         now,
         Packet::Disconnect(Disconnect {
             reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
     );
     assert!(c.take_will().is_some());
@@ -273,7 +273,7 @@ fn subscribe_is_an_event_and_pingreq_answered() {
         now,
         Packet::Subscribe(Subscribe {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Default::default(),
             subscriptions: vec![Subscription {
                 filter: "a/#".into(),
                 options: Default::default(),
