@@ -676,6 +676,23 @@ impl ServerConnection {
         }
     }
 
+    /// How many more deliveries [`ServerConnection::deliver`] queues without dropping one
+    /// (`max_queued_messages` minus the messages waiting for the client's Receive Maximum).
+    /// The broker takes no more than this from its channels, so an online client's queue is
+    /// never overrun; the rest waits upstream (back-pressure).
+    pub fn queue_room(&self) -> usize {
+        self.limits
+            .max_queued_messages
+            .saturating_sub(self.session.pending.len())
+    }
+
+    /// The broker holds back packets this client has sent (back-pressure) and does not read
+    /// more for now: count the client as active at `now`, so keep alive closes only silent
+    /// clients ([MQTT-3.1.2-24] is about the client's silence, not the server's reading).
+    pub fn hold_keep_alive(&mut self, now: Instant) {
+        self.last_rx = self.last_rx.max(now);
+    }
+
     /// Send (or queue) an application message to this client.
     pub fn deliver(&mut self, now: Instant, delivery: Delivery) {
         if self.state == State::Closed {
