@@ -33,7 +33,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 async fn broker() -> Broker {
     start_with(|c| {
         c.limits.channel_capacity = CHANNEL;
-        c.limits.max_queued_messages = QUEUE;
+        c.limits.max_queued_online = QUEUE;
     })
     .await
 }
@@ -263,7 +263,7 @@ async fn a_publisher_held_back_is_not_closed_by_keep_alive() {
     let broker = start_with(|c| {
         c.listeners.clear();
         c.limits.channel_capacity = CHANNEL;
-        c.limits.max_queued_messages = QUEUE;
+        c.limits.max_queued_online = QUEUE;
         // Held events: Receive Maximum (1) + 64 before the broker stops reading.
         c.limits.receive_maximum = 1;
     })

@@ -2,7 +2,7 @@
 //! ([`Wait`]) and the inbound events it holds back meanwhile ([`Held`]).
 //!
 //! The rule: a QoS 1/2 delivery to an online subscriber is never dropped. When the
-//! subscriber's channel is full and its overflow queue has reached `max_queued_messages`, the
+//! subscriber's channel is full and its overflow queue has reached `max_queued_online`, the
 //! router parks the delivery anyway (one over the limit) and hands the publisher's connection
 //! a [`Wait`] on that subscriber. Until it resolves (the subscriber's connection took the queue
 //! below the limit, or went away), the publisher's connection routes nothing more: it holds

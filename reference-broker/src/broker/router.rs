@@ -4,7 +4,7 @@
 //! Everything here runs under one mutex and never awaits: deliveries go to bounded
 //! per-connection channels with `try_send`, so no lock is held while a socket is written.
 //! When a connection's channel is full, deliveries are parked in its client's overflow queue
-//! (order kept). Once that queue has reached `max_queued_messages`:
+//! (order kept). Once that queue has reached `max_queued_online`:
 //! - QoS 0 deliveries are dropped and counted (`dropped_full`); at most once allows it, and
 //!   Mosquitto does the same.
 //! - QoS 1/2 deliveries are parked all the same and the publisher is told to wait
@@ -72,7 +72,7 @@ struct ClientEntry {
     filters: HashSet<String>,
     generation: u64,
     /// Deliveries routed while the connection's channel was full, in order; bounded by
-    /// `max_queued_messages`.
+    /// `max_queued_online` (plus one per waiting publisher).
     overflow: VecDeque<Delivery>,
     /// Session Expiry Interval of the last connection (for persistence).
     expiry: u32,
@@ -264,7 +264,7 @@ impl Router {
     /// channel was full, oldest first. Publishers waiting for room are released once the
     /// queue is below the limit again.
     pub fn take_overflow(&mut self, client_id: &str, conn_id: u64, max: usize) -> Vec<Delivery> {
-        let limit = self.limits.max_queued_messages;
+        let limit = self.limits.max_queued_online;
         let Some(entry) = self.clients.get_mut(client_id) else {
             return Vec::new();
         };
@@ -518,7 +518,7 @@ impl Router {
             } else {
                 delivery
             };
-            let full = entry.overflow.len() >= self.limits.max_queued_messages;
+            let full = entry.overflow.len() >= self.limits.max_queued_online;
             if full && delivery.qos == QoS::AtMostOnce {
                 self.stats.dropped_full += 1;
                 // Counted in stats; a log line per dropped message would cost more than the

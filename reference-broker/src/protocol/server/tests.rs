@@ -343,7 +343,7 @@ fn connack_fits_the_client_maximum_packet_size() {
 fn queue_room_counts_what_waits_for_the_receive_maximum() {
     let now = Instant::now();
     let limits = ServerLimits {
-        max_queued_messages: 3,
+        max_queued_online: 3,
         ..ServerLimits::default()
     };
     let mut c = ServerConnection::new(now, Arc::new(limits));
