@@ -54,3 +54,10 @@ async fn bench_refuses_a_payload_too_small_for_the_stamp() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--payload"));
 }
+
+#[tokio::test]
+async fn faults_need_a_soak() {
+    let out = bench(&["--faults", "--count", "1"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--soak"));
+}

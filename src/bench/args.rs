@@ -59,9 +59,26 @@ pub struct BenchArgs {
     #[arg(long, short = 'd', default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Soak mode: publish at a steady rate (--rate, default 1000/s) for this long, sample
-    /// memory, then fail if a QoS 1/2 message was lost.
+    /// memory, then fail if a QoS 1/2 message was lost (QoS 2: or duplicated) or memory
+    /// grew beyond the bound (--rss-growth, --rss-cap).
     #[arg(long, value_parser = parse_duration)]
     pub soak: Option<Duration>,
+    /// Soak with network faults: every client connects through its own proxy of an embedded
+    /// Toxiproxy-compatible engine; cuts, resets, latency, bandwidth limits, slicing and data
+    /// limits come and go on a schedule; clients reconnect to their persistent session and
+    /// publishers resend unacknowledged messages with DUP.
+    #[arg(long, requires = "soak")]
+    pub faults: bool,
+    /// With --faults: how long each fault lasts, and each pause between two faults.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub fault_every: Duration,
+    /// Soak memory bound: after warm-up (the first quarter of the soak), every sample must
+    /// stay below the first sample after warm-up times this factor, plus 16 MiB.
+    #[arg(long, default_value_t = 1.5)]
+    pub rss_growth: f64,
+    /// Soak memory bound: an absolute cap on every sample after warm-up, MiB.
+    #[arg(long)]
+    pub rss_cap: Option<u64>,
     /// Connections opened per second (0: as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub connect_rate: f64,
@@ -104,6 +121,10 @@ impl Default for BenchArgs {
             count: None,
             duration: Duration::from_secs(10),
             soak: None,
+            faults: false,
+            fault_every: Duration::from_secs(2),
+            rss_growth: 1.5,
+            rss_cap: None,
             connect_rate: 0.0,
             inflight: 64,
             protocol: ProtocolVersion::V5,
@@ -178,6 +199,18 @@ impl Plan {
             return bad("--pattern pairwise needs at least one publisher".into());
         }
         let soak = args.soak.is_some();
+        if args.faults && !soak {
+            return bad("--faults needs --soak".into());
+        }
+        if args.fault_every.is_zero() {
+            return bad("--fault-every must be above 0".into());
+        }
+        if !(args.rss_growth.is_finite() && args.rss_growth >= 1.0) {
+            return bad(format!(
+                "--rss-growth must be >= 1 (got {})",
+                args.rss_growth
+            ));
+        }
         if let Some(d) = args.soak {
             args.duration = d;
             if args.rate == 0.0 {

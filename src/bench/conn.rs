@@ -84,13 +84,42 @@ pub struct Lean {
     pub connack: ConnAck,
 }
 
+/// The session a connection asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOpts {
+    /// Clean Start (MQTT 5) / Clean Session (3.1.1).
+    pub clean_start: bool,
+    /// Session Expiry Interval in seconds (MQTT 5 only; 3.1.1 sessions last until a clean
+    /// connection).
+    pub expiry: Option<u32>,
+}
+
+impl SessionOpts {
+    /// A clean session that ends with the connection.
+    pub const CLEAN: SessionOpts = SessionOpts {
+        clean_start: true,
+        expiry: None,
+    };
+}
+
 impl Lean {
-    /// Open TCP, send CONNECT, wait for a successful CONNACK. Returns the connection and the
-    /// time the whole handshake took.
+    /// Open TCP, send CONNECT with a clean session, wait for a successful CONNACK. Returns
+    /// the connection and the time the whole handshake took.
     pub async fn connect(
         ep: &Endpoint,
         client_id: String,
         keep_alive: u16,
+    ) -> Result<(Lean, Duration), BenchError> {
+        Self::connect_with(ep, client_id, keep_alive, SessionOpts::CLEAN).await
+    }
+
+    /// [`Lean::connect`] asking for the session `session`; Session Present is in
+    /// `connack.session_present`.
+    pub async fn connect_with(
+        ep: &Endpoint,
+        client_id: String,
+        keep_alive: u16,
+        session: SessionOpts,
     ) -> Result<(Lean, Duration), BenchError> {
         let started = Instant::now();
         let what = format!("CONNACK for {client_id}");
@@ -110,7 +139,7 @@ impl Lean {
             };
             let connect = Packet::Connect(Connect {
                 protocol: ep.version,
-                clean_start: true,
+                clean_start: session.clean_start,
                 keep_alive,
                 client_id: client_id.clone(),
                 will: None,
@@ -123,6 +152,7 @@ impl Lean {
                 properties: Properties {
                     // Let the broker send as much as it likes to subscribers.
                     receive_maximum: ep.version.is_v5().then_some(u16::MAX),
+                    session_expiry_interval: session.expiry.filter(|_| ep.version.is_v5()),
                     ..Properties::default()
                 }
                 .into(),

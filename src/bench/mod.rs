@@ -12,6 +12,10 @@
 //! one), report. Payloads carry publisher, sequence number and send time ([`payload`]), so
 //! losses and duplicates are exact ([`tracker`]) and latency is end to end.
 //!
+//! `--soak` judges the run: no QoS 1/2 message lost, no QoS 2 message duplicated, memory
+//! within its bound after warm-up ([`memory`]). `--soak --faults` runs the clients through
+//! proxies whose links fail on a schedule, with persistent sessions and resends ([`soak`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), mqtt_conformance::bench::BenchError> {
 //! use mqtt_conformance::bench::{run, BenchArgs};
@@ -22,17 +26,21 @@
 
 mod args;
 pub mod conn;
+pub mod memory;
 pub mod payload;
 mod progress;
 pub mod publisher;
 mod report;
+mod sampler;
+pub mod soak;
 pub mod subscriber;
+mod summary;
 pub mod system;
 pub mod tracker;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -40,13 +48,14 @@ use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
 use reference_broker::broker::{Broker, BrokerConfig};
-use reference_broker::codec::{ProtocolVersion, QoS};
 
 pub use args::{parse_duration, BenchArgs, Pattern, Plan, Stop};
-pub use report::{BenchReport, QosLine, RssSample};
+pub use report::{BenchReport, FaultSummary, QosLine, RssSample};
 
 use conn::{Endpoint, Lean};
 use progress::Progress;
+use sampler::Sampler;
+use summary::{ConnectTimes, Measured};
 
 /// Handshakes in progress at once.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -69,6 +78,9 @@ pub enum BenchError {
     /// The broker broke the protocol or sent something unexpected.
     #[error("{0}")]
     Protocol(String),
+    /// The embedded proxy engine refused a proxy (soak with faults).
+    #[error("fault injection: {0}")]
+    Fault(#[from] crate::fault::FaultError),
     /// A handshake did not finish in time.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
@@ -106,7 +118,8 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// The `bench` subcommand: start a runtime, run, print the table (or `--json`) on stdout.
-/// Exit code 1 when a soak lost QoS 1/2 messages, else 0.
+/// Exit code 1 when a soak failed (a QoS 1/2 message lost, a QoS 2 message duplicated, or
+/// memory beyond its bound), else 0.
 pub fn run_cli(args: BenchArgs) -> Result<std::process::ExitCode, BenchError> {
     let json = args.json;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -165,11 +178,27 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
         }
         Some(url) => (Target::External, url.clone(), redact(url)),
     };
-    let result = run_against(&plan, &url, shown, in_process).await;
+    let result = if plan.args.faults {
+        soak::run(&plan, &url, shown, in_process).await
+    } else {
+        run_against(&plan, &url, shown, in_process).await
+    };
     if let Target::InProcess(broker) = target {
         broker.shutdown().await;
     }
     result
+}
+
+/// A tag unique to this run, for client ids and topics.
+fn run_id() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
 }
 
 fn redact(url: &str) -> String {
@@ -177,83 +206,6 @@ fn redact(url: &str) -> String {
         (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
         (None, Some((_, host))) => host.to_string(),
         _ => url.to_string(),
-    }
-}
-
-/// Memory sampling: the broker process, or this process when the broker is in-process.
-struct Sampler {
-    samples: Arc<Mutex<Vec<RssSample>>>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    pid: Option<u32>,
-    of: String,
-}
-
-impl Sampler {
-    fn start(plan: &Plan, in_process: bool, origin: Instant) -> Sampler {
-        let (stop, mut stopped) = watch::channel(false);
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (pid, of) = match (plan.args.broker_pid, in_process) {
-            (Some(p), _) => (Some(p), format!("broker pid {p}")),
-            (None, true) => (None, "self (in-process broker)".to_string()),
-            (None, false) if plan.soak => (None, "self (the load generator)".to_string()),
-            (None, false) => {
-                return Sampler {
-                    samples,
-                    stop,
-                    task: None,
-                    pid: None,
-                    of: "none".into(),
-                }
-            }
-        };
-        let every = plan.args.sample_every.max(Duration::from_millis(10));
-        let s = samples.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.wait_for(|v| *v) => return,
-                }
-                if let Some(kib) = system::rss_kib(pid) {
-                    if let Ok(mut v) = s.lock() {
-                        v.push(RssSample {
-                            at_s: origin.elapsed().as_secs_f64(),
-                            kib,
-                        });
-                    }
-                }
-            }
-        });
-        Sampler {
-            samples,
-            stop,
-            task: Some(task),
-            pid,
-            of,
-        }
-    }
-
-    fn sample_now(&self, origin: Instant) -> Option<u64> {
-        self.task.as_ref()?;
-        let kib = system::rss_kib(self.pid)?;
-        if let Ok(mut v) = self.samples.lock() {
-            v.push(RssSample {
-                at_s: origin.elapsed().as_secs_f64(),
-                kib,
-            });
-        }
-        Some(kib)
-    }
-
-    async fn finish(mut self) -> (String, Vec<RssSample>) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-        let v = self.samples.lock().map(|v| v.clone()).unwrap_or_default();
-        (self.of, v)
     }
 }
 
@@ -305,14 +257,7 @@ async fn run_against(
     let a = &plan.args;
     let ep = Endpoint::from_url(url, a.protocol, a.connect_timeout)?;
     let origin = Instant::now();
-    let run_id = format!(
-        "{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    );
+    let run_id = run_id();
     let prefix = format!("bench/{run_id}");
     let mut progress = Progress::new(!a.no_progress && !a.json);
     let sampler = Sampler::start(plan, in_process, origin);
@@ -375,15 +320,7 @@ async fn run_against(
         .chain(idle.iter())
         .map(|(_, t)| *t)
         .collect();
-    let connect_ms = if times.is_empty() {
-        0.0
-    } else {
-        times.iter().map(|t| t.as_secs_f64() * 1e3).sum::<f64>() / times.len() as f64
-    };
-    let connect_max_ms = times
-        .iter()
-        .map(|t| t.as_secs_f64() * 1e3)
-        .fold(0.0, f64::max);
+    let connect = ConnectTimes::of(&times, connect_total);
     let rss_connected_kib = sampler.sample_now(origin);
 
     // Publish: subscribers first, then every publisher from the same instant.
@@ -471,132 +408,40 @@ async fn run_against(
     }
 
     // Drain: wait for the expected deliveries, or for `drain` without a new one.
-    let expected_for = |j: usize| -> u64 {
-        (0..a.pubs)
-            .filter(|&i| plan.routes(i, j))
-            .map(|i| sent_by_pub[i])
-            .sum()
-    };
-    let expected: u64 = (0..a.subs).map(expected_for).sum();
-    let mut last_unique = counters.unique.load(Ordering::Relaxed);
-    let mut last_change = Instant::now();
-    let mut fast_tick = tokio::time::interval(Duration::from_millis(5));
-    loop {
-        let unique = counters.unique.load(Ordering::Relaxed);
-        if unique != last_unique {
-            last_unique = unique;
-            last_change = Instant::now();
-        }
-        if unique >= expected || last_change.elapsed() >= a.drain {
-            break;
-        }
-        fast_tick.tick().await;
-        progress.update(
-            "draining",
-            counters.sent.load(Ordering::Relaxed),
-            unique,
-            total_conns,
-        );
-    }
+    let expected = summary::expected(plan, &sent_by_pub);
+    summary::drain(&counters, expected, a.drain, &mut progress, total_conns).await;
     let _ = stop_tx.send(true);
     progress.finish();
 
-    let mut latency = new_histogram();
-    let mut per_qos: Vec<QosLine> = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
-        .iter()
-        .filter(|q| plan.pub_qos.contains(q))
-        .map(|q| QosLine {
-            qos: q.as_u8(),
-            publishers: plan.pub_qos.iter().filter(|p| *p == q).count(),
-            sent: (0..a.pubs)
-                .filter(|&i| plan.pub_qos[i] == *q)
-                .map(|i| sent_by_pub[i])
-                .sum(),
-            expected: 0,
-            received: 0,
-            lost: 0,
-            duplicated: 0,
-        })
-        .collect();
-    let mut foreign = 0;
-    for (j, t) in sub_tasks.into_iter().enumerate() {
-        let outcome = match t.await {
-            Ok(Ok(o)) => o,
+    let mut outcomes = Vec::with_capacity(sub_tasks.len());
+    for t in sub_tasks {
+        match t.await {
+            Ok(Ok(o)) => outcomes.push(o),
             Ok(Err(e)) => return Err(e),
             Err(join) => {
                 return Err(BenchError::Protocol(format!(
                     "subscriber task failed: {join}"
                 )))
             }
-        };
-        let _ = latency.add(&outcome.latency);
-        foreign += outcome.foreign;
-        for (i, (&sent_i, qos)) in sent_by_pub.iter().zip(&plan.pub_qos).enumerate() {
-            let Some(line) = per_qos.iter_mut().find(|l| l.qos == qos.as_u8()) else {
-                continue;
-            };
-            let got = outcome.tracker.unique(i);
-            line.received += got;
-            line.duplicated += outcome.tracker.duplicates(i);
-            if plan.routes(i, j) {
-                line.expected += sent_i;
-                line.lost += sent_i.saturating_sub(got);
-            }
         }
     }
     drop(idle);
     let (rss_of, rss) = sampler.finish().await;
-
-    let sent: u64 = sent_by_pub.iter().sum();
-    let received: u64 = per_qos.iter().map(|l| l.received).sum();
-    let lost: u64 = per_qos.iter().map(|l| l.lost).sum();
-    let duplicated: u64 = per_qos.iter().map(|l| l.duplicated).sum();
-    let publish_s = publish_end.duration_since(start).as_secs_f64();
-    let last_delivery =
-        origin + Duration::from_nanos(counters.last_delivery_ns.load(Ordering::Relaxed));
-    let deliver_s = last_delivery.saturating_duration_since(start).as_secs_f64();
-    let per_sec = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
-    let soak_passed = plan.soak.then(|| {
-        per_qos
-            .iter()
-            .all(|l| l.qos == 0 || (l.lost == 0 && (l.qos < 2 || l.duplicated == 0)))
-    });
-    let rss_max_kib = rss.iter().map(|s| s.kib).max();
-    Ok(BenchReport {
-        target: shown,
-        pubs: a.pubs,
-        subs: a.subs,
-        idle: a.idle,
-        pattern: a.pattern,
-        payload: a.payload,
-        protocol: match a.protocol {
-            ProtocolVersion::V5 => "5".into(),
-            ProtocolVersion::V3_1_1 => "3.1.1".into(),
-            ProtocolVersion::V3_1 => "3.1".into(),
+    Ok(summary::summarise(
+        plan,
+        &counters,
+        Measured {
+            target: shown,
+            sent_by_pub,
+            outcomes,
+            origin,
+            start,
+            publish_end,
+            connect,
+            rss_of,
+            rss,
+            rss_connected_kib,
+            faults: None,
         },
-        sent,
-        received,
-        expected,
-        lost,
-        duplicated,
-        foreign,
-        refused: counters.refused.load(Ordering::Relaxed),
-        publish_s,
-        deliver_s,
-        sent_per_sec: per_sec(sent, publish_s),
-        msgs_per_sec: per_sec(received, deliver_s),
-        p50_us: latency.value_at_quantile(0.50),
-        p90_us: latency.value_at_quantile(0.90),
-        p99_us: latency.value_at_quantile(0.99),
-        max_us: latency.max(),
-        connect_ms,
-        connect_max_ms,
-        connect_total_ms: connect_total.as_secs_f64() * 1e3,
-        per_qos,
-        rss_of,
-        rss,
-        rss_max_kib,
-        rss_connected_kib,
-        soak_passed,
-    })
+    ))
 }

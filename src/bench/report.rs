@@ -3,9 +3,12 @@
 
 use std::io::{self, Write};
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::args::Pattern;
+use super::memory::MemoryCheck;
 
 /// Deliveries of the publishers of one QoS.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -52,6 +55,21 @@ pub fn rss_timeline(samples: &[RssSample], points: usize) -> String {
         .map(|s| format!("t={:.0}s {:.1}MiB", s.at_s, s.kib as f64 / 1024.0))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What the fault schedule of a soak with faults did, and how the clients coped.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FaultSummary {
+    /// Faults applied, by kind (`cut`, `latency`, ...).
+    pub applied: BTreeMap<String, u64>,
+    /// Faults the proxy engine refused (should stay 0).
+    pub errors: u64,
+    /// Reconnections of publishers and subscribers.
+    pub reconnects: u64,
+    /// Publishes and PUBRELs sent again after a reconnection.
+    pub resent: u64,
+    /// QoS 1/2 publishes still unacknowledged when the publishers gave up.
+    pub unacked: u64,
 }
 
 /// The outcome of a bench run.
@@ -117,7 +135,12 @@ pub struct BenchReport {
     pub rss_max_kib: Option<u64>,
     /// Sample with every connection open, before publishing started, KiB.
     pub rss_connected_kib: Option<u64>,
-    /// Soak mode: whether no QoS 1/2 message was lost or (QoS 2) duplicated.
+    /// Soak mode: the memory verdict (none when no sample was taken after warm-up).
+    pub memory: Option<MemoryCheck>,
+    /// Soak with faults: what the fault schedule did.
+    pub faults: Option<FaultSummary>,
+    /// Soak mode: whether no QoS 1/2 message was lost or (QoS 2) duplicated, and memory
+    /// stayed within its bound.
     pub soak_passed: Option<bool>,
 }
 
@@ -205,27 +228,50 @@ impl BenchReport {
                 self.foreign, self.refused
             )?;
         }
-        if let Some(passed) = self.soak_passed {
+        if let Some(f) = &self.faults {
+            let applied: Vec<String> = f.applied.iter().map(|(k, n)| format!("{k} {n}")).collect();
             writeln!(
                 w,
-                "soak        {}",
-                if passed {
-                    "passed: no QoS 1/2 message lost".to_string()
-                } else {
-                    format!(
-                        "FAILED: {} QoS 1/2 deliveries lost or duplicated",
-                        self.lost_reliable()
-                            + self
-                                .per_qos
-                                .iter()
-                                .filter(|l| l.qos == 2)
-                                .map(|l| l.duplicated)
-                                .sum::<u64>()
-                    )
-                }
+                "faults      applied {} ({}), {} refused; {} reconnects, {} resent, {} unacked",
+                f.applied.values().sum::<u64>(),
+                applied.join(", "),
+                f.errors,
+                f.reconnects,
+                f.resent,
+                f.unacked
             )?;
         }
+        if let Some(m) = &self.memory {
+            writeln!(
+                w,
+                "memory check  after warm-up ({:.1} s): baseline {:.1} MiB, max {:.1} MiB, bound {:.1} MiB over {} samples: {}",
+                m.warmup_end_s,
+                m.baseline_kib as f64 / 1024.0,
+                m.max_kib as f64 / 1024.0,
+                m.bound_kib as f64 / 1024.0,
+                m.samples,
+                if m.passed { "ok" } else { "EXCEEDED" }
+            )?;
+        }
+        if let Some(passed) = self.soak_passed {
+            let bad = self.lost_reliable() + self.duplicated_qos2();
+            let verdict = match (passed, bad) {
+                (true, _) => "passed: no QoS 1/2 message lost, memory bounded".to_string(),
+                (false, 0) => "FAILED: memory grew beyond its bound".to_string(),
+                (false, n) => format!("FAILED: {n} QoS 1/2 deliveries lost or duplicated"),
+            };
+            writeln!(w, "soak        {verdict}")?;
+        }
         Ok(())
+    }
+
+    /// Duplicate QoS 2 deliveries (exactly once broken).
+    pub fn duplicated_qos2(&self) -> u64 {
+        self.per_qos
+            .iter()
+            .filter(|l| l.qos == 2)
+            .map(|l| l.duplicated)
+            .sum()
     }
 }
 

@@ -112,8 +112,11 @@ pub struct LimitsConfig {
     pub max_session_expiry: u32,
     /// Outbound in-flight QoS 1/2 messages per client.
     pub max_inflight: u16,
-    /// Messages queued per session.
+    /// Messages queued per session (offline sessions drop beyond it).
     pub max_queued_messages: usize,
+    /// Messages queued per online client, twice (in its connection and in the broker's
+    /// overflow queue), before its publishers are slowed down.
+    pub max_queued_online: usize,
     /// Queue QoS 0 messages for offline clients.
     pub queue_qos0: bool,
     /// Simultaneous connections.
@@ -149,9 +152,10 @@ impl Default for LimitsConfig {
             max_session_expiry: l.max_session_expiry,
             max_inflight: l.max_inflight,
             max_queued_messages: l.max_queued_messages,
+            max_queued_online: l.max_queued_online,
             queue_qos0: l.queue_qos0,
             max_connections: 100_000,
-            channel_capacity: 4096,
+            channel_capacity: 1024,
             max_subscriptions_per_client: 10_000,
             max_retained_messages: 100_000,
             wildcard_subscriptions: true,
@@ -170,9 +174,9 @@ impl LimitsConfig {
         if self.receive_maximum == 0 {
             return Err(ConfigError::Invalid("receive_maximum must be > 0".into()));
         }
-        if self.max_inflight == 0 || self.channel_capacity == 0 {
+        if self.max_inflight == 0 || self.channel_capacity == 0 || self.max_queued_online == 0 {
             return Err(ConfigError::Invalid(
-                "max_inflight and channel_capacity must be > 0".into(),
+                "max_inflight, channel_capacity and max_queued_online must be > 0".into(),
             ));
         }
         Ok(ServerLimits {
@@ -189,6 +193,7 @@ impl LimitsConfig {
             max_session_expiry: self.max_session_expiry,
             max_inflight: self.max_inflight,
             max_queued_messages: self.max_queued_messages,
+            max_queued_online: self.max_queued_online,
             queue_qos0: self.queue_qos0,
         })
     }

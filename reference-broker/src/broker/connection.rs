@@ -1,5 +1,12 @@
 //! One task per network connection: read bytes, decode, drive the [`ServerConnection`] state
 //! machine, act on its events against the shared [`Router`], write what it transmits.
+//!
+//! Flow control both ways: the task takes deliveries from its channel only while the state
+//! machine's queue has room (so nothing is dropped for an online subscriber), and when routing
+//! a message makes it wait for a slow subscriber it holds its client's next events back and
+//! eventually stops reading ([`super::backpressure`]).
+//!
+//! [`Router`]: super::router::Router
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tracing::{debug, warn};
 
 use crate::codec::{
@@ -21,6 +28,7 @@ use crate::protocol::{
 };
 
 use super::auth::{self, Identity, CHALLENGE_METHOD};
+use super::backpressure::Held;
 use super::router::Online;
 use super::Shared;
 
@@ -43,7 +51,14 @@ struct Ctx {
     kick: Option<oneshot::Sender<ReasonCode>>,
     done: watch::Receiver<()>,
     overflow: Arc<AtomicBool>,
+    parked: Arc<Notify>,
+    /// Events held back while a slow subscriber makes this publisher wait.
+    held: Held,
 }
+
+/// Events held beyond the server's Receive Maximum before the socket is no longer read: room
+/// for QoS 0 PUBLISHes and other packets between the QoS 1/2 ones a client may send.
+const HELD_SLACK: usize = 64;
 
 /// Serve one connection until it closes.
 pub(crate) async fn serve<S>(
@@ -62,6 +77,7 @@ pub(crate) async fn serve<S>(
     let (kick_tx, mut kick_rx) = oneshot::channel::<ReasonCode>();
     let (done_tx, done_rx) = watch::channel(());
     let conn_id = shared.next_conn_id();
+    let parked = Arc::new(Notify::new());
     let mut ctx = Ctx {
         shared: Arc::clone(&shared),
         peer,
@@ -76,6 +92,8 @@ pub(crate) async fn serve<S>(
         kick: Some(kick_tx),
         done: done_rx,
         overflow: Arc::new(AtomicBool::new(false)),
+        parked: Arc::clone(&parked),
+        held: Held::new(usize::from(limits.receive_maximum) + HELD_SLACK),
     };
     let write_timeout = Duration::from_secs(shared.config.limits.write_timeout_secs);
     // Small to start: an idle connection holds little; the buffers grow under load.
@@ -95,13 +113,17 @@ pub(crate) async fn serve<S>(
                 None => std::future::pending().await,
             }
         };
+        // Deliveries are taken only while the state machine can queue them.
+        let room = ctx.attached && conn.queue_room() > 0;
+        let reading = !ctx.held.is_full();
+        let waiting = ctx.held.is_waiting();
         // Biased: what the client sent is handled before new deliveries, so a DISCONNECT
         // already received wins over a message routed meanwhile (which then stays queued in
         // the session instead of being sent to a departing client). Deliveries still get
         // their turn after every read.
         tokio::select! {
             biased;
-            read = rd.read_buf(&mut inbuf) => match read {
+            read = rd.read_buf(&mut inbuf), if reading => match read {
                 Ok(0) | Err(_) => conn.close_silently(CloseKind::NetworkLost),
                 Ok(_) => {
                     read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
@@ -114,7 +136,7 @@ pub(crate) async fn serve<S>(
                 debug!(peer = %peer, client = %conn.client_id(), "session taken over");
                 // Packets the client sent before the new connection (an acknowledgement just
                 // before a reconnect) are still handled, so the session handed over is current.
-                while !conn.is_closed() {
+                while !conn.is_closed() && !ctx.held.is_full() {
                     match rd.read_buf(&mut inbuf).now_or_never() {
                         Some(Ok(n)) if n > 0 => {
                             read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
@@ -124,12 +146,35 @@ pub(crate) async fn serve<S>(
                 }
                 conn.close(reason, CloseKind::TakenOver);
             }
-            () = sleep => conn.handle_timeout(now()),
+            () = ctx.held.ready(), if waiting => {
+                resume(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+                if ctx.attached && !conn.is_closed() {
+                    deliver_batch(&ctx, &mut conn, &mut rx);
+                }
+            }
+            () = sleep => {
+                let t = now();
+                if !reading {
+                    // Not reading is our doing: the client is not silent.
+                    conn.hold_keep_alive(t);
+                }
+                conn.handle_timeout(t);
+            }
             _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
-            Some(d) = rx.recv(), if ctx.attached => {
+            Some(d) = rx.recv(), if room => {
                 conn.deliver(now(), d);
                 deliver_batch(&ctx, &mut conn, &mut rx);
             }
+            () = parked.notified(), if room => deliver_batch(&ctx, &mut conn, &mut rx),
+        }
+    }
+    // Held events are routed without waiting: the connection is gone, and a QoS 2 PUBLISH
+    // already recorded in the session must not be lost.
+    let held: Vec<Event> = ctx.held.drain().collect();
+    let client = conn.client_id().clone();
+    for event in held {
+        if let Event::Publish(p) = event {
+            route(&mut ctx, &client, p);
         }
     }
     let _ = flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await;
@@ -138,26 +183,48 @@ pub(crate) async fn serve<S>(
     drop(done_tx);
 }
 
-/// Hand the state machine the deliveries already waiting in the channel (at most 64); once
-/// the channel is empty, also those the router parked in the overflow queue while it was full.
+/// Hand the state machine the deliveries already waiting in the channel (at most 64), as
+/// many as it can queue; once the channel is empty, also those the router parked in the
+/// overflow queue while it was full.
 fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
     let t = now();
     for _ in 0..64 {
+        if conn.queue_room() == 0 {
+            return;
+        }
         match rx.try_recv() {
             Ok(d) => conn.deliver(t, d),
-            Err(_) => {
-                if ctx.overflow.load(Ordering::Acquire) {
-                    let parked = ctx
-                        .shared
-                        .router()
-                        .take_overflow(conn.client_id(), ctx.conn_id);
-                    for d in parked {
-                        conn.deliver(t, d);
-                    }
-                }
-                break;
-            }
+            Err(_) => break,
         }
+    }
+    let room = conn.queue_room();
+    if room > 0 && rx.is_empty() && ctx.overflow.load(Ordering::Acquire) {
+        let parked = ctx
+            .shared
+            .router()
+            .take_overflow(conn.client_id(), ctx.conn_id, room);
+        for d in parked {
+            conn.deliver(t, d);
+        }
+    }
+}
+
+/// A wait for slow subscribers is over: handle the held events in order until one makes the
+/// connection wait again, then decode what is still buffered.
+async fn resume(
+    ctx: &mut Ctx,
+    conn: &mut ServerConnection,
+    decoder: &mut Decoder,
+    inbuf: &mut BytesMut,
+) {
+    while let Some(event) = ctx.held.next_ready() {
+        if conn.is_closed() {
+            return;
+        }
+        handle_event(ctx, conn, event).await;
+    }
+    if !ctx.held.is_holding() {
+        read_packets(ctx, conn, decoder, inbuf).await;
     }
 }
 
@@ -196,7 +263,8 @@ async fn read_packets(
     decoder: &mut Decoder,
     inbuf: &mut BytesMut,
 ) {
-    while !conn.is_closed() {
+    // Once full, the rest stays in `inbuf` until the held events are handled.
+    while !conn.is_closed() && !ctx.held.is_full() {
         match decoder.decode(inbuf) {
             Ok(Some(packet)) => {
                 conn.handle_packet(now(), packet);
@@ -237,54 +305,63 @@ fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: De
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
     while let Some(event) = conn.poll_event() {
-        match event {
-            Event::Connect(c) => on_connect(ctx, conn, c).await,
-            Event::Auth(a) => on_auth(ctx, conn, a).await,
-            Event::Publish(p) => on_publish(ctx, conn, p),
-            Event::Subscribe(s) => {
-                let client = conn.client_id().clone();
-                let who = Identity {
-                    client_id: &client,
-                    username: ctx.username.as_deref(),
-                };
-                let config = &ctx.shared.config;
-                let result = ctx.shared.router().subscribe(
-                    &client,
-                    conn.version(),
-                    &s,
-                    |f| auth::may_subscribe(config, who, f),
-                    now(),
-                );
-                match result {
-                    Ok(r) => {
-                        // [MQTT-3.8.4-1] SUBACK with [MQTT-3.8.4-2] the same packet id.
-                        conn.send(Packet::SubAck(SubAck {
-                            packet_id: s.packet_id,
-                            properties: Default::default(),
-                            reason_codes: r.codes,
-                        }));
-                        let t = now();
-                        for d in r.retained {
-                            conn.deliver(t, d);
-                        }
+        if ctx.held.is_holding() {
+            // Waiting for a slow subscriber: keep the client's order, route nothing new.
+            ctx.held.hold(event);
+        } else {
+            handle_event(ctx, conn, event).await;
+        }
+    }
+}
+
+async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) {
+    match event {
+        Event::Connect(c) => on_connect(ctx, conn, c).await,
+        Event::Auth(a) => on_auth(ctx, conn, a).await,
+        Event::Publish(p) => on_publish(ctx, conn, p),
+        Event::Subscribe(s) => {
+            let client = conn.client_id().clone();
+            let who = Identity {
+                client_id: &client,
+                username: ctx.username.as_deref(),
+            };
+            let config = &ctx.shared.config;
+            let result = ctx.shared.router().subscribe(
+                &client,
+                conn.version(),
+                &s,
+                |f| auth::may_subscribe(config, who, f),
+                now(),
+            );
+            match result {
+                Ok(r) => {
+                    // [MQTT-3.8.4-1] SUBACK with [MQTT-3.8.4-2] the same packet id.
+                    conn.send(Packet::SubAck(SubAck {
+                        packet_id: s.packet_id,
+                        properties: Default::default(),
+                        reason_codes: r.codes,
+                    }));
+                    let t = now();
+                    for d in r.retained {
+                        conn.deliver(t, d);
                     }
-                    Err(code) => conn.close(code, CloseKind::ProtocolError),
                 }
+                Err(code) => conn.close(code, CloseKind::ProtocolError),
             }
-            Event::Unsubscribe(u) => {
-                let client = conn.client_id().clone();
-                let codes = ctx.shared.router().unsubscribe(&client, &u);
-                // [MQTT-3.10.4-4] / [MQTT-3.10.4-5] always UNSUBACK, same packet id.
-                conn.send(Packet::UnsubAck(UnsubAck {
-                    packet_id: u.packet_id,
-                    properties: Default::default(),
-                    reason_codes: if conn.version().is_v5() {
-                        codes
-                    } else {
-                        Vec::new()
-                    },
-                }));
-            }
+        }
+        Event::Unsubscribe(u) => {
+            let client = conn.client_id().clone();
+            let codes = ctx.shared.router().unsubscribe(&client, &u);
+            // [MQTT-3.10.4-4] / [MQTT-3.10.4-5] always UNSUBACK, same packet id.
+            conn.send(Packet::UnsubAck(UnsubAck {
+                packet_id: u.packet_id,
+                properties: Default::default(),
+                reason_codes: if conn.version().is_v5() {
+                    codes
+                } else {
+                    Vec::new()
+                },
+            }));
         }
     }
 }
@@ -411,6 +488,8 @@ async fn finish_connect(
         kick: Some(kick),
         done: ctx.done.clone(),
         overflow: Arc::clone(&ctx.overflow),
+        parked: Arc::clone(&ctx.parked),
+        room: watch::Sender::new(()),
     };
     let (session, session_present) =
         shared
@@ -456,13 +535,28 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
         conn.publish_done(p.packet_id, p.qos, ReasonCode::TOPIC_NAME_INVALID);
         return;
     }
-    let recipients = ctx.shared.router().publish(Arc::new(p.message));
+    let packet_id = p.packet_id;
+    let qos = p.qos;
+    let recipients = route(ctx, &client, p);
     let reason = if recipients == 0 && v5 {
         ReasonCode::NO_MATCHING_SUBSCRIBERS
     } else {
         ReasonCode::SUCCESS
     };
-    conn.publish_done(p.packet_id, p.qos, reason);
+    // Acknowledged at once: the broker holds the message now (parked if need be). What waits
+    // is the next one.
+    conn.publish_done(packet_id, qos, reason);
+}
+
+/// Route an inbound message; if a subscriber is over its limit, hold this connection's next
+/// events until it has room. Returns the number of recipients.
+fn route(ctx: &mut Ctx, client: &Arc<str>, p: InboundPublish) -> usize {
+    let published = ctx.shared.router().publish(Arc::new(p.message));
+    if !published.wait.is_empty() {
+        debug!(client = %client, "a subscriber is over its limit: publisher waits");
+    }
+    ctx.held.wait_for(published.wait);
+    published.recipients
 }
 
 /// The connection is over: hand the session back, schedule expiry, publish or schedule the will.

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod auth;
+mod backpressure;
 pub mod config;
 mod connection;
 mod listener;

@@ -3,13 +3,24 @@
 //!
 //! Everything here runs under one mutex and never awaits: deliveries go to bounded
 //! per-connection channels with `try_send`, so no lock is held while a socket is written.
+//! When a connection's channel is full, deliveries are parked in its client's overflow queue
+//! (order kept). Once that queue has reached `max_queued_online`:
+//! - QoS 0 deliveries are dropped and counted (`dropped_full`); at most once allows it, and
+//!   Mosquitto does the same.
+//! - QoS 1/2 deliveries are parked all the same and the publisher is told to wait
+//!   ([`Wait`] in [`Published`]): back-pressure, see [`super::backpressure`].
+//!
+//! Offline sessions keep a plain bounded queue: deliveries beyond `max_queued_messages` (and
+//! QoS 0 unless `queue_qos0`) are dropped and counted (`dropped_offline`), which MQTT allows
+//! for a client that is not connected. Deliveries accepted while the client was online are
+//! kept when it goes offline, even over the limit.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::codec::reason::v3;
 use crate::codec::{
@@ -18,6 +29,7 @@ use crate::codec::{
 use crate::protocol::{Delivery, Message, ServerLimits, Session};
 use crate::topic::{too_deep, SharedFilter, SubscriptionTree};
 
+use super::backpressure::Wait;
 use super::retained::RetainedStore;
 
 #[path = "persist.rs"]
@@ -46,6 +58,11 @@ pub(crate) struct Online {
     pub done: watch::Receiver<()>,
     /// Set while `overflow` of the client entry holds deliveries for this connection.
     pub overflow: Arc<AtomicBool>,
+    /// Notified when a delivery is parked in `overflow`, so an idle connection takes it.
+    pub parked: Arc<Notify>,
+    /// Changed when `overflow` drops below the limit; publishers waiting for room hold
+    /// receivers, which also resolve when this is dropped with the connection.
+    pub room: watch::Sender<()>,
 }
 
 #[derive(Debug, Default)]
@@ -55,7 +72,7 @@ struct ClientEntry {
     filters: HashSet<String>,
     generation: u64,
     /// Deliveries routed while the connection's channel was full, in order; bounded by
-    /// `max_queued_messages`.
+    /// `max_queued_online` (plus one per waiting publisher).
     overflow: VecDeque<Delivery>,
     /// Session Expiry Interval of the last connection (for persistence).
     expiry: u32,
@@ -63,6 +80,15 @@ struct ClientEntry {
 
 /// A member of a shared group matching a message: client, granted QoS, subscription id.
 type SharedMember = (Arc<str>, QoS, Option<u32>);
+
+/// Outcome of routing one message ([`Router::publish`]).
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// Clients and shared groups the message went to.
+    pub recipients: usize,
+    /// Slow subscribers the publisher must wait for before routing its next message.
+    pub wait: Wait,
+}
 
 /// Outcome of SUBSCRIBE.
 #[derive(Debug)]
@@ -74,10 +100,13 @@ pub(crate) struct SubscribeResult {
 /// Counters for tests and logs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RouterStats {
-    /// Deliveries dropped because a connection's channel and its overflow queue were full.
+    /// QoS 0 deliveries to an online client dropped because its channel and its overflow
+    /// queue were full (QoS 1/2 deliveries are never dropped there: see `waits`).
     pub dropped_full: u64,
     /// Deliveries parked in an overflow queue because a connection's channel was full.
     pub parked: u64,
+    /// QoS 1/2 deliveries parked over the overflow limit, each making its publisher wait.
+    pub waits: u64,
     /// Deliveries dropped because an offline queue was full (or QoS 0 not queued).
     pub dropped_offline: u64,
 }
@@ -219,8 +248,9 @@ impl Router {
         if let Some(entry) = self.clients.get_mut(client_id) {
             parked.extend(entry.overflow.drain(..));
         }
+        // Accepted while online: kept even over the offline limit (QoS 0 only if queued).
         for d in parked {
-            if !session.enqueue(d, self.limits.max_queued_messages, self.limits.queue_qos0) {
+            if !session.enqueue(d, usize::MAX, self.limits.queue_qos0) {
                 self.stats.dropped_offline += 1;
             }
         }
@@ -230,18 +260,27 @@ impl Router {
         generation
     }
 
-    /// Deliveries parked for connection `conn_id` of `client_id` while its channel was full.
-    pub fn take_overflow(&mut self, client_id: &str, conn_id: u64) -> VecDeque<Delivery> {
-        match self.clients.get_mut(client_id) {
-            Some(entry) => match &entry.online {
-                Some(online) if online.conn_id == conn_id => {
-                    online.overflow.store(false, Ordering::Release);
-                    std::mem::take(&mut entry.overflow)
-                }
-                _ => VecDeque::new(),
-            },
-            None => VecDeque::new(),
+    /// Up to `max` of the deliveries parked for connection `conn_id` of `client_id` while its
+    /// channel was full, oldest first. Publishers waiting for room are released once the
+    /// queue is below the limit again.
+    pub fn take_overflow(&mut self, client_id: &str, conn_id: u64, max: usize) -> Vec<Delivery> {
+        let limit = self.limits.max_queued_online;
+        let Some(entry) = self.clients.get_mut(client_id) else {
+            return Vec::new();
+        };
+        let Some(online) = entry.online.as_ref().filter(|o| o.conn_id == conn_id) else {
+            return Vec::new();
+        };
+        let before = entry.overflow.len();
+        let taken: Vec<Delivery> = entry.overflow.drain(..max.min(before)).collect();
+        let after = entry.overflow.len();
+        if after == 0 {
+            online.overflow.store(false, Ordering::Release);
         }
+        if before >= limit && after < limit {
+            online.room.send_replace(());
+        }
+        taken
     }
 
     /// Session expiry timer: end the session if it is still offline at `generation`.
@@ -392,10 +431,11 @@ impl Router {
 
     /// Route one message: update the retained store if it is retained, then deliver one copy to
     /// each matching client and to one member of each matching shared group. Returns the
-    /// number of recipients.
-    pub fn publish(&mut self, msg: Arc<Message>) -> usize {
+    /// number of recipients and the slow subscribers the publisher must now wait for.
+    pub fn publish(&mut self, msg: Arc<Message>) -> Published {
+        let mut out = Published::default();
         if too_deep(&msg.topic) {
-            return 0;
+            return out;
         }
         if msg.retain
             && self.limits.retain_available
@@ -426,7 +466,7 @@ impl Router {
                 .or_default()
                 .push((c.clone(), e.options.qos, e.id)),
         });
-        let recipients = direct.len() + groups.len();
+        out.recipients = direct.len() + groups.len();
         for (client, (granted, retain, ids)) in direct {
             let d = Delivery {
                 message: Arc::clone(&msg),
@@ -435,7 +475,7 @@ impl Router {
                 retain,
                 subscription_ids: ids,
             };
-            self.dispatch(&client, d);
+            self.dispatch(&client, d, &mut out.wait);
         }
         let mut groups: Vec<_> = groups.into_values().collect();
         groups.sort_by(|a, b| a[0].0.cmp(&b[0].0));
@@ -457,12 +497,14 @@ impl Router {
                 retain: false,
                 subscription_ids: id.into_iter().collect(),
             };
-            self.dispatch(&client, d);
+            self.dispatch(&client, d, &mut out.wait);
         }
-        recipients
+        out
     }
 
-    fn dispatch(&mut self, client: &Arc<str>, delivery: Delivery) {
+    /// Hand `delivery` to `client`'s connection, park it, or queue it in the offline session;
+    /// adds to `wait` when the client is an online subscriber over its limit.
+    fn dispatch(&mut self, client: &Arc<str>, delivery: Delivery, wait: &mut Wait) {
         let Some(entry) = self.clients.get_mut(client) else {
             return;
         };
@@ -476,16 +518,24 @@ impl Router {
             } else {
                 delivery
             };
-            if entry.overflow.len() < self.limits.max_queued_messages {
-                entry.overflow.push_back(delivery);
-                online.overflow.store(true, Ordering::Release);
-                self.stats.parked += 1;
-            } else {
+            let full = entry.overflow.len() >= self.limits.max_queued_online;
+            if full && delivery.qos == QoS::AtMostOnce {
                 self.stats.dropped_full += 1;
                 // Counted in stats; a log line per dropped message would cost more than the
                 // delivery itself under overload.
-                tracing::debug!(client = %client, "delivery queue full, message dropped");
+                tracing::debug!(client = %client, "delivery queue full, QoS 0 message dropped");
+                return;
             }
+            if full {
+                // Never drop QoS 1/2 for an online client: park it over the limit and make
+                // the publisher wait for room (its connection stops routing meanwhile).
+                wait.push(online.room.subscribe());
+                self.stats.waits += 1;
+            }
+            entry.overflow.push_back(delivery);
+            online.overflow.store(true, Ordering::Release);
+            online.parked.notify_one();
+            self.stats.parked += 1;
         } else if let Some(session) = &mut entry.session {
             if !session.enqueue(
                 delivery,

@@ -45,8 +45,13 @@ pub struct ServerLimits {
     pub max_session_expiry: u32,
     /// Most outbound QoS 1/2 messages in flight per client, whatever its receive maximum.
     pub max_inflight: u16,
-    /// Most messages queued per session.
+    /// Most messages queued per session (offline sessions drop beyond it).
     pub max_queued_messages: usize,
+    /// Most messages queued per online client before its publishers are slowed down: in its
+    /// connection (waiting for its Receive Maximum) and again in the broker's overflow queue.
+    /// Small, so that a slow consumer slows its publishers instead of holding seconds of
+    /// messages (latency); capped by `max_queued_messages`.
+    pub max_queued_online: usize,
     /// Whether QoS 0 messages are queued for offline or flow-controlled clients.
     pub queue_qos0: bool,
 }
@@ -67,6 +72,7 @@ impl Default for ServerLimits {
             max_session_expiry: u32::MAX,
             max_inflight: 1024,
             max_queued_messages: 10_000,
+            max_queued_online: 1000,
             queue_qos0: false,
         }
     }
@@ -674,6 +680,24 @@ impl ServerConnection {
                 self.transmits.push_back(Packet::PubRec(ack));
             }
         }
+    }
+
+    /// How many more deliveries the broker should hand [`ServerConnection::deliver`]:
+    /// `max_queued_online` (at most `max_queued_messages`) minus the messages waiting for the
+    /// client's Receive Maximum. The broker takes no more than this from its channels, so an
+    /// online client's queue is never overrun; the rest waits upstream (back-pressure).
+    pub fn queue_room(&self) -> usize {
+        self.limits
+            .max_queued_online
+            .min(self.limits.max_queued_messages)
+            .saturating_sub(self.session.pending.len())
+    }
+
+    /// The broker holds back packets this client has sent (back-pressure) and does not read
+    /// more for now: count the client as active at `now`, so keep alive closes only silent
+    /// clients ([MQTT-3.1.2-24] is about the client's silence, not the server's reading).
+    pub fn hold_keep_alive(&mut self, now: Instant) {
+        self.last_rx = self.last_rx.max(now);
     }
 
     /// Send (or queue) an application message to this client.

@@ -187,9 +187,15 @@ impl Client {
 
     /// Assert nothing arrives for a short while.
     pub async fn expect_nothing(&mut self) {
-        if let Some(p) = self.recv_within(QUIET).await {
+        self.expect_nothing_within(QUIET).await;
+    }
+
+    /// Assert nothing arrives (and the connection stays open) for `wait` (paused-time tests).
+    pub async fn expect_nothing_within(&mut self, wait: Duration) {
+        if let Some(p) = self.recv_within(wait).await {
             panic!("unexpected packet {p:?}");
         }
+        assert!(!self.closed, "connection closed");
     }
 
     /// Wait until the broker closes the connection; returns the packets received before.

@@ -338,3 +338,39 @@ fn connack_fits_the_client_maximum_packet_size() {
     assert_eq!(ack.properties.retain_available, Some(1));
     assert!(ack.properties.topic_alias_maximum.is_some());
 }
+
+#[test]
+fn queue_room_counts_what_waits_for_the_receive_maximum() {
+    let now = Instant::now();
+    let limits = ServerLimits {
+        max_queued_online: 3,
+        ..ServerLimits::default()
+    };
+    let mut c = ServerConnection::new(now, Arc::new(limits));
+    let mut conn = connect(ProtocolVersion::V5, 0);
+    conn.properties.receive_maximum = Some(1);
+    c.handle_packet(now, Packet::Connect(conn));
+    c.poll_event();
+    c.accept(now, Accept::default());
+    drain(&mut c);
+    assert_eq!(c.queue_room(), 3);
+    // The first goes out (in flight), the next two wait: one slot left.
+    for _ in 0..3 {
+        c.deliver(now, delivery(QoS::AtLeastOnce, "t"));
+    }
+    assert_eq!(c.queue_room(), 1);
+    c.deliver(now, delivery(QoS::AtLeastOnce, "t"));
+    assert_eq!(c.queue_room(), 0);
+    assert_eq!(c.dropped(), 0, "within the room nothing is dropped");
+}
+
+#[test]
+fn held_keep_alive_moves_the_deadline() {
+    let (mut c, now) = connected(ProtocolVersion::V5, 10);
+    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(15)));
+    let later = now + Duration::from_secs(14);
+    c.hold_keep_alive(later);
+    c.handle_timeout(now + Duration::from_secs(20));
+    assert!(!c.is_closed());
+    assert_eq!(c.poll_timeout(), Some(later + Duration::from_secs(15)));
+}
