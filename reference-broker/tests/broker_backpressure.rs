@@ -52,7 +52,7 @@ fn numbered(topic: &str, qos: QoS, i: u16) -> Publish {
         retain: false,
         topic: topic.into(),
         packet_id: if qos == QoS::AtMostOnce { 0 } else { i },
-        properties: Properties::default(),
+        properties: Default::default(),
         payload: Bytes::from(i.to_be_bytes().to_vec()),
     }
 }

@@ -156,7 +156,7 @@ impl ConnectOptions {
             properties: if v5 {
                 self.properties.clone().into()
             } else {
-                Properties::default().into()
+                Default::default()
             },
         }
     }

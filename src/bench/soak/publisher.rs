@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use reference_broker::codec::{
-    encode, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS,
-};
+use reference_broker::codec::{encode, Packet, ProtocolVersion, PubResponse, Publish, QoS};
 
 use super::session::{goodbye, Beat, Durable, Liveness};
 use crate::bench::conn::Lean;
@@ -189,9 +187,9 @@ impl State {
             dup: false,
             qos: self.job.qos,
             retain: false,
-            topic: self.job.topic.clone(),
+            topic: self.job.topic.clone().into(),
             packet_id,
-            properties: Properties::default(),
+            properties: Default::default(),
             payload,
         };
         push(out, &Packet::Publish(publish.clone()), version)?;

@@ -81,7 +81,8 @@ pub fn goodbye() -> Packet {
         properties: Properties {
             session_expiry_interval: Some(0),
             ..Properties::default()
-        },
+        }
+        .into(),
         ..Disconnect::default()
     })
 }
