@@ -73,7 +73,7 @@ fn decode_ours(mut buf: BytesMut, v: ProtocolVersion) -> (usize, BytesMut) {
     let mut d = Decoder::with_version(v, usize::MAX);
     let mut n = 0;
     // Matched by reference, as a protocol handler would, so neither side pays for moving
-    // its packet model (ours is large: see the report on `size_of::<Packet>()`).
+    // its packet model.
     while let Ok(Some(ref p)) = d.decode(&mut buf) {
         std::hint::black_box(p);
         n += 1;
