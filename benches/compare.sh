@@ -94,12 +94,14 @@ EOF
 }
 
 # name | bench arguments. Unlimited rates measure throughput (and losses under overload);
-# the @20k variants offer both brokers the same load, so their p99 latencies compare.
+# the @20k and @30k variants offer both brokers the same load, so their p99 latencies compare
+# (30k is close to what Mosquitto sustains here).
 WORKLOADS=(
     "qos0-fan-in|--pubs 8 --subs 1 --qos 0 --pattern fan-in --duration $DURATION"
     "qos1-fan-in|--pubs 8 --subs 1 --qos 1 --pattern fan-in --inflight 20 --duration $DURATION"
     "qos0-fan-in@20k|--pubs 8 --subs 1 --qos 0 --pattern fan-in --rate 20000 --duration $DURATION"
     "qos1-fan-in@20k|--pubs 8 --subs 1 --qos 1 --pattern fan-in --inflight 20 --rate 20000 --duration $DURATION"
+    "qos1-fan-in@30k|--pubs 8 --subs 1 --qos 1 --pattern fan-in --inflight 20 --rate 30000 --duration $DURATION"
     "qos1-fan-out|--pubs 1 --subs 16 --qos 1 --pattern fan-out --inflight 20 --duration $DURATION"
     "idle-$IDLE|--pubs 0 --subs 0 --idle $IDLE --duration 5s"
 )
