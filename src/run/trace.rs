@@ -1,7 +1,8 @@
 //! Rendering a connection trace for reports, with credentials redacted.
 
 use reference_broker::client::{Direction, Trace, TraceEvent};
-use reference_broker::codec::Packet;
+use reference_broker::codec::reason::v3;
+use reference_broker::codec::{ConnAck, Packet, ProtocolVersion};
 
 /// The Debug form of a packet without its unset fields (`x: None`, `y: []`, empty properties).
 pub fn compact(debug: &str) -> String {
@@ -70,8 +71,23 @@ pub fn redacted(packet: &Packet) -> String {
     })
 }
 
-/// One line per trace entry: `+0.012s -> CONNECT {...}`.
+/// A CONNACK as shown in reports under MQTT 3.1.x: its return code named by the 3.1.1 table,
+/// not by the MQTT 5 reason code of the same value.
+fn connack_v3(c: &ConnAck) -> String {
+    let code = match v3::connack_name(c.code) {
+        Some(name) => format!("0x{:02X} ({name})", c.code.0),
+        None => format!("0x{:02X}", c.code.0),
+    };
+    format!(
+        "ConnAck {{ session_present: {}, return_code: {code} }}",
+        c.session_present
+    )
+}
+
+/// One line per trace entry: `+0.012s -> CONNECT {...}`. The protocol version of the trace's
+/// CONNECT decides how CONNACK codes are named.
 pub fn render(trace: &Trace) -> Vec<String> {
+    let mut version = None;
     trace
         .entries
         .iter()
@@ -81,7 +97,17 @@ pub fn render(trace: &Trace) -> Vec<String> {
                 Direction::Received => "<-",
             };
             let what = match &e.event {
-                TraceEvent::Packet(p) => redacted(p),
+                TraceEvent::Packet(Packet::ConnAck(c))
+                    if version.is_some_and(|v: ProtocolVersion| !v.is_v5()) =>
+                {
+                    connack_v3(c)
+                }
+                TraceEvent::Packet(p) => {
+                    if let Packet::Connect(c) = p {
+                        version = Some(c.protocol);
+                    }
+                    redacted(p)
+                }
                 TraceEvent::Raw(bytes) => format!(
                     "raw {}",
                     bytes
@@ -121,6 +147,46 @@ mod tests {
             "P { x: 1 }"
         );
         assert_eq!(compact("P { will: None }"), "P {}");
+    }
+
+    #[test]
+    fn connack_codes_are_named_by_the_version_of_the_connect() {
+        use reference_broker::codec::{Connect, ReasonCode};
+        let trace_for = |protocol| {
+            let mut t = Trace::default();
+            let connect = Connect {
+                protocol,
+                clean_start: true,
+                keep_alive: 0,
+                client_id: "c".into(),
+                will: None,
+                username: None,
+                password: None,
+                properties: Default::default(),
+            };
+            t.push(
+                std::time::Duration::ZERO,
+                Direction::Sent,
+                TraceEvent::Packet(Packet::Connect(connect)),
+            );
+            let ack = ConnAck {
+                code: ReasonCode(4),
+                ..ConnAck::default()
+            };
+            t.push(
+                std::time::Duration::ZERO,
+                Direction::Received,
+                TraceEvent::Packet(Packet::ConnAck(ack)),
+            );
+            render(&t)
+        };
+        let v311 = trace_for(ProtocolVersion::V3_1_1);
+        assert!(
+            v311[1].contains("0x04 (bad user name or password)"),
+            "{v311:?}"
+        );
+        let v5 = trace_for(ProtocolVersion::V5);
+        assert!(!v5[1].contains("bad user name"), "{v5:?}");
     }
 
     #[test]

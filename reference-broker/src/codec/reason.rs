@@ -93,6 +93,21 @@ pub mod v3 {
     pub const NOT_AUTHORIZED: ReasonCode = ReasonCode(5);
     /// 0x80 SUBACK Failure.
     pub const SUBACK_FAILURE: ReasonCode = ReasonCode(0x80);
+
+    /// The MQTT 3.1.1 meaning of a CONNACK return code (section 3.2.2.3), for traces: the
+    /// same byte means something else in MQTT 5 (0x04 is "Bad user name or password" here,
+    /// "Disconnect with Will Message" there).
+    pub fn connack_name(code: ReasonCode) -> Option<&'static str> {
+        Some(match code.0 {
+            0 => "Connection Accepted",
+            1 => "unacceptable protocol version",
+            2 => "identifier rejected",
+            3 => "Server unavailable",
+            4 => "bad user name or password",
+            5 => "not authorized",
+            _ => return None,
+        })
+    }
 }
 
 impl ReasonCode {
