@@ -305,14 +305,11 @@ async fn run_against(
         .await?;
         Ok::<_, BenchError>((subs, pubs, idle))
     };
-    tokio::pin!(connecting);
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let (subs, pubs, idle) = loop {
-        tokio::select! {
-            r = &mut connecting => break r?,
-            _ = tick.tick() => progress.update("connecting", 0, 0, opened.load(Ordering::Relaxed)),
-        }
-    };
+    let (subs, pubs, idle) = progress
+        .during("connecting", connecting, || {
+            (0, 0, opened.load(Ordering::Relaxed))
+        })
+        .await?;
     let connect_total = connect_started.elapsed();
     let times: Vec<Duration> = subs
         .iter()
@@ -371,18 +368,15 @@ async fn run_against(
         }
         results
     };
-    tokio::pin!(publishing);
-    let pub_results = loop {
-        tokio::select! {
-            r = &mut publishing => break r,
-            _ = tick.tick() => progress.update(
-                "publishing",
+    let pub_results = progress
+        .during("publishing", publishing, || {
+            (
                 counters.sent.load(Ordering::Relaxed),
                 counters.unique.load(Ordering::Relaxed),
                 total_conns,
-            ),
-        }
-    };
+            )
+        })
+        .await;
     let publish_end = Instant::now();
     let mut sent_by_pub = Vec::with_capacity(pub_results.len());
     let mut first_error = None;

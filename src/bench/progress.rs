@@ -13,6 +13,27 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Await `work`, refreshing the line every 100 ms under `phase` with the counts
+    /// (sent, received, connections) that `counts` reads at that moment.
+    pub async fn during<T>(
+        &mut self,
+        phase: &str,
+        work: impl std::future::Future<Output = T>,
+        counts: impl Fn() -> (u64, u64, usize),
+    ) -> T {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tick.tick() => {
+                    let (sent, received, connections) = counts();
+                    self.update(phase, sent, received, connections);
+                }
+            }
+        }
+    }
+
     /// A progress line; `visible = false` draws nothing.
     pub fn new(visible: bool) -> Progress {
         let bar = if visible {

@@ -154,19 +154,15 @@ pub(crate) async fn run(
         .collect();
     let total_conns = a.pubs + a.subs + a.idle;
     let publishing = futures::future::join_all(pub_tasks);
-    tokio::pin!(publishing);
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let pub_results = loop {
-        tokio::select! {
-            r = &mut publishing => break r,
-            _ = tick.tick() => progress.update(
-                "soaking with faults",
+    let pub_results = progress
+        .during("soaking with faults", publishing, || {
+            (
                 counters.sent.load(Ordering::Relaxed),
                 counters.unique.load(Ordering::Relaxed),
                 total_conns,
-            ),
-        }
-    };
+            )
+        })
+        .await;
     let publish_end = Instant::now();
     let log = schedule
         .await
