@@ -147,20 +147,10 @@ impl<'a> Reader<'a> {
         Ok(CompactString::new(utf8(raw)?))
     }
 
-    /// The MQTT 5 property block of a packet: Property Length, then properties.
-    pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<PropertyBox, DecodeError> {
-        let mut props = PropertyBox::new();
-        self.properties_into(ctx, &mut props)?;
-        Ok(props)
-    }
-
-    /// [`Reader::properties`] into a property set that already sits in its packet. An empty
+    /// The MQTT 5 property block of a packet: Property Length, then properties. An empty
     /// block (the common case) leaves the box unallocated.
-    pub(crate) fn properties_into(
-        &mut self,
-        ctx: PropertyContext,
-        boxed: &mut PropertyBox,
-    ) -> Result<(), DecodeError> {
+    pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<PropertyBox, DecodeError> {
+        let mut boxed = PropertyBox::new();
         let len = self.vbi()? as usize;
         if self.remaining() < len {
             return Err(DecodeError::LengthMismatch(
@@ -168,9 +158,9 @@ impl<'a> Reader<'a> {
             ));
         }
         if len == 0 {
-            return Ok(());
+            return Ok(boxed);
         }
-        let props: &mut Properties = boxed;
+        let props: &mut Properties = &mut boxed;
         let end = self.pos + len;
         // Bit n set: property id n already seen. Every id is below 64.
         let mut seen: u64 = 0;
@@ -203,7 +193,7 @@ impl<'a> Reader<'a> {
                 ));
             }
         }
-        Ok(())
+        Ok(boxed)
     }
 
     fn property_value(&mut self, id: PropertyId, p: &mut Properties) -> Result<(), DecodeError> {
