@@ -42,7 +42,7 @@ fn login(
 
 async fn refused(addr: std::net::SocketAddr, c: Connect) -> ReasonCode {
     let mut client = Client::open(addr, c.protocol).await;
-    client.send(Packet::Connect(c)).await;
+    client.send(Packet::Connect(Box::new(c))).await;
     let got = client.expect_closed().await;
     match got.as_slice() {
         [Packet::ConnAck(a)] => a.code,
@@ -149,7 +149,7 @@ async fn enhanced_authentication_challenge() {
         let mut c = Client::open(addr, V5).await;
         let mut conn = connect_packet(V5, "ea", true);
         conn.properties.authentication_method = Some(CHALLENGE_METHOD.into());
-        c.send(Packet::Connect(conn)).await;
+        c.send(Packet::Connect(Box::new(conn))).await;
         // [MQTT-4.12.0-2] AUTH 0x18 with the challenge.
         let nonce = match c.recv().await {
             Packet::Auth(a) => {

@@ -359,7 +359,7 @@ async fn first_packet_must_be_connect_and_only_once() {
     // [MQTT-3.1.0-1] closed without CONNACK.
     assert!(c.expect_closed().await.is_empty());
     let (mut c, _) = Client::connect(addr, V5, "twice", true).await;
-    c.send(Packet::Connect(connect_packet(V5, "twice", true)))
+    c.send(Packet::Connect(Box::new(connect_packet(V5, "twice", true))))
         .await;
     // [MQTT-3.1.0-2] a second CONNECT is a Protocol Error.
     let got = c.expect_closed().await;
@@ -368,8 +368,10 @@ async fn first_packet_must_be_connect_and_only_once() {
         "{got:?}"
     );
     let (mut c, _) = Client::connect(addr, V4, "twice4", true).await;
-    c.send(Packet::Connect(connect_packet(V4, "twice4", true)))
-        .await;
+    c.send(Packet::Connect(Box::new(connect_packet(
+        V4, "twice4", true,
+    ))))
+    .await;
     assert!(c.expect_closed().await.is_empty());
     broker.shutdown().await;
 }
@@ -418,7 +420,8 @@ async fn client_id_rules() {
     let addr = broker.tcp_addr().unwrap();
     // [MQTT-3.1.3-8] (3.1.1) zero-length id with Clean Session 0: CONNACK 0x02.
     let mut c = Client::open(addr, V4).await;
-    c.send(Packet::Connect(connect_packet(V4, "", false))).await;
+    c.send(Packet::Connect(Box::new(connect_packet(V4, "", false))))
+        .await;
     let got = c.expect_closed().await;
     assert!(
         matches!(got.as_slice(), [Packet::ConnAck(a)] if a.code == reason::v3::IDENTIFIER_REJECTED),
@@ -488,14 +491,16 @@ async fn connection_limit_enforced() {
     let (_a, _) = Client::connect(addr, V4, "a", true).await;
     let (_b, _) = Client::connect(addr, V5, "b", true).await;
     let mut c = Client::open(addr, V5).await;
-    c.send(Packet::Connect(connect_packet(V5, "c", true))).await;
+    c.send(Packet::Connect(Box::new(connect_packet(V5, "c", true))))
+        .await;
     let got = c.expect_closed().await;
     assert!(
         matches!(got.as_slice(), [Packet::ConnAck(a)] if a.code == ReasonCode::SERVER_BUSY),
         "{got:?}"
     );
     let mut c = Client::open(addr, V4).await;
-    c.send(Packet::Connect(connect_packet(V4, "d", true))).await;
+    c.send(Packet::Connect(Box::new(connect_packet(V4, "d", true))))
+        .await;
     let got = c.expect_closed().await;
     assert!(
         matches!(got.as_slice(), [Packet::ConnAck(a)] if a.code == reason::v3::SERVER_UNAVAILABLE),

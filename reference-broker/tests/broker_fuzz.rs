@@ -164,7 +164,7 @@ fn valid_packet(rng: &mut StdRng, worker: usize, version: ProtocolVersion) -> Pa
         }),
         82..=86 => Packet::PubComp(resp(rng)),
         87..=94 => Packet::PingReq,
-        95 => Packet::Connect(connect(rng, worker, version)),
+        95 => Packet::Connect(Box::new(connect(rng, worker, version))),
         96 => Packet::Disconnect(Disconnect {
             reason: if v5 && rng.random_bool(0.5) {
                 ReasonCode::DISCONNECT_WITH_WILL_MESSAGE
@@ -262,7 +262,10 @@ async fn one_connection(
         })
     };
     let mut frames = Vec::new();
-    let first = encode_packet(&Packet::Connect(connect(rng, worker, version)), version);
+    let first = encode_packet(
+        &Packet::Connect(Box::new(connect(rng, worker, version))),
+        version,
+    );
     frames.push(if rng.random_bool(0.1) {
         mutate(rng, first)
     } else {

@@ -172,7 +172,7 @@ async fn will_published_after_protocol_error() {
     w.subscribe("will/#", QoS::AtMostOnce).await;
     let mut c = connect(&b, with_will("rude", 0, 0)).await;
     // A second CONNECT is a protocol error: DISCONNECT 0x82, close, will published.
-    c.send(Packet::Connect(connect_packet(V5, "rude", true)))
+    c.send(Packet::Connect(Box::new(connect_packet(V5, "rude", true))))
         .await;
     let got = c.expect_closed().await;
     assert!(

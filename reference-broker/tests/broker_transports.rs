@@ -41,7 +41,7 @@ async fn round_trip(url: &str) {
     };
     let mut c = Connection::open(url, &options).await.unwrap();
     c.set_version(ProtocolVersion::V5);
-    c.send(&Packet::Connect(connect_packet(V5, "t", true)))
+    c.send(&Packet::Connect(Box::new(connect_packet(V5, "t", true))))
         .await
         .unwrap();
     let wait = Duration::from_secs(5);

@@ -587,7 +587,7 @@ async fn retain_unavailable_and_will_beyond_capabilities() {
             w.retain = retain;
         }
         let mut c = Client::open(addr, V5).await;
-        c.send(Packet::Connect(conn)).await;
+        c.send(Packet::Connect(Box::new(conn))).await;
         let got = c.expect_closed().await;
         // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] a will beyond the server's capabilities.
         assert!(

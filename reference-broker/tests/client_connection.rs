@@ -53,7 +53,7 @@ async fn read_packet(s: &mut TcpStream) -> Vec<u8> {
 }
 
 fn connect(version: ProtocolVersion) -> Packet {
-    Packet::Connect(Connect {
+    Packet::Connect(Box::new(Connect {
         protocol: version,
         clean_start: true,
         keep_alive: 60,
@@ -62,7 +62,7 @@ fn connect(version: ProtocolVersion) -> Packet {
         username: None,
         password: None,
         properties: Default::default(),
-    })
+    }))
 }
 
 async fn recv_packet(c: &mut Connection) -> Packet {

@@ -455,9 +455,11 @@ async fn close_by_broker_says_after_which_packet() {
         .await
         .unwrap();
     // A second CONNECT is a protocol error: the broker closes.
-    c.send_packet(Packet::Connect(ConnectOptions::new("bad").to_packet()))
-        .await
-        .unwrap();
+    c.send_packet(Packet::Connect(Box::new(
+        ConnectOptions::new("bad").to_packet(),
+    )))
+    .await
+    .unwrap();
     let err = c.recv_message(T).await.unwrap_err();
     match &err {
         ClientError::Closed(text) => {

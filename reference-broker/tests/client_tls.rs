@@ -126,7 +126,7 @@ async fn tls_peer(acceptor: TlsAcceptor) -> (String, tokio::task::JoinHandle<boo
 }
 
 fn connect() -> Packet {
-    Packet::Connect(Connect {
+    Packet::Connect(Box::new(Connect {
         protocol: ProtocolVersion::V3_1_1,
         clean_start: true,
         keep_alive: 60,
@@ -135,7 +135,7 @@ fn connect() -> Packet {
         username: None,
         password: None,
         properties: Default::default(),
-    })
+    }))
 }
 
 async fn exchange(c: &mut Connection) {

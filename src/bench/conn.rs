@@ -137,7 +137,7 @@ impl Lean {
                 version: ep.version,
                 connack: ConnAck::default(),
             };
-            let connect = Packet::Connect(Connect {
+            let connect = Packet::Connect(Box::new(Connect {
                 protocol: ep.version,
                 clean_start: session.clean_start,
                 keep_alive,
@@ -156,7 +156,7 @@ impl Lean {
                     ..Properties::default()
                 }
                 .into(),
-            });
+            }));
             lean.send(&connect).await?;
             match lean.next().await? {
                 Some(Packet::ConnAck(ack)) if ack.code.0 == 0 => {

@@ -711,7 +711,7 @@ impl<'a> Interpreter<'a> {
             // a larger one fails the case (see recv_one).
             conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
         }
-        send(c, &Packet::Connect(connect)).await?;
+        send(c, &Packet::Connect(Box::new(connect))).await?;
         let ack = wait_for(c, within, |p| matches!(p, Packet::ConnAck(_))).await?;
         let Packet::ConnAck(ack) = ack else {
             return Err(StepError::new("internal: not a CONNACK"));
@@ -958,7 +958,7 @@ impl<'a> Interpreter<'a> {
             properties: properties.clone().into(),
         };
         Ok(match s.packet {
-            PacketKind::Connect => Packet::Connect(self.connect_packet(&s.client, None)?),
+            PacketKind::Connect => Packet::Connect(Box::new(self.connect_packet(&s.client, None)?)),
             PacketKind::Publish => Packet::Publish(Publish {
                 dup: s.dup,
                 qos: QoS::from_u8(s.qos).ok_or_else(|| StepError::new("invalid qos"))?,

@@ -167,7 +167,7 @@ mod tests {
             t.push(
                 std::time::Duration::ZERO,
                 Direction::Sent,
-                TraceEvent::Packet(Packet::Connect(connect)),
+                TraceEvent::Packet(Packet::Connect(Box::new(connect))),
             );
             let ack = ConnAck {
                 code: ReasonCode(4),

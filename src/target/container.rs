@@ -267,7 +267,7 @@ async fn try_connect(url: &str, attempt: u32) -> Result<(), String> {
         password: None,
         properties: Properties::default().into(),
     };
-    conn.send(&Packet::Connect(connect))
+    conn.send(&Packet::Connect(Box::new(connect)))
         .await
         .map_err(|e| e.to_string())?;
     let answer = conn.recv(Duration::from_secs(2)).await;

@@ -271,7 +271,7 @@ pub async fn probe(
         password,
         properties: Properties::default().into(),
     };
-    conn.send(&Packet::Connect(connect))
+    conn.send(&Packet::Connect(Box::new(connect)))
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     let received = conn.recv(Duration::from_secs(5)).await;

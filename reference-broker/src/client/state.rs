@@ -430,7 +430,7 @@ impl ClientState {
         self.reset_connection();
         self.phase = Phase::Connecting;
         self.transmits
-            .push_back(Packet::Connect(self.options.to_packet()));
+            .push_back(Packet::Connect(Box::new(self.options.to_packet())));
     }
 
     /// The network connection is gone (either side): per-connection state is dropped.

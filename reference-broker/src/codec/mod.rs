@@ -44,6 +44,7 @@ mod pubresp;
 pub mod raw;
 pub mod reason;
 mod reason_body;
+mod scan;
 mod suback;
 mod subscribe;
 #[cfg(test)]

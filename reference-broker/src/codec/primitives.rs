@@ -4,7 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use compact_str::CompactString;
 
-use super::properties::{Properties, PropertyContext, PropertyId};
+use super::properties::{Properties, PropertyContext, PropertyId, PropertyType};
+use super::scan::is_ascii_without_nul;
 use super::PropertyBox;
 use super::{DecodeError, EncodeError};
 
@@ -38,6 +39,15 @@ impl<'a> Reader<'a> {
         Reader {
             buf,
             pos: 0,
+            shared: Some(buf),
+        }
+    }
+
+    /// A reader over a body split off as `Bytes`, starting at `pos`; binary fields share it.
+    pub(crate) fn shared_at(buf: &'a Bytes, pos: usize) -> Self {
+        Reader {
+            buf,
+            pos,
             shared: Some(buf),
         }
     }
@@ -127,17 +137,6 @@ impl<'a> Reader<'a> {
         Ok(utf8(raw)?.to_owned())
     }
 
-    /// A UTF-8 Encoded String borrowed from the body (topic names). The caller checks
-    /// U+0000 ([MQTT-1.5.4-2]) together with the wildcards, so the bytes are scanned once
-    /// for both, before they are copied anywhere.
-    #[inline]
-    pub(crate) fn str_unchecked_nul(&mut self) -> Result<&'a str, DecodeError> {
-        let len = usize::from(self.u16()?);
-        let raw = self.take(len)?;
-        // [MQTT-1.5.4-1] / [MQTT-1.5.3-1]: well-formed UTF-8, no encoded surrogates.
-        std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)
-    }
-
     /// A UTF-8 Encoded String as a [`CompactString`] (property values): inline up to 24
     /// bytes, so a short value costs no allocation.
     #[inline]
@@ -147,10 +146,29 @@ impl<'a> Reader<'a> {
         Ok(CompactString::new(utf8(raw)?))
     }
 
-    /// The MQTT 5 property block of a packet: Property Length, then properties. An empty
-    /// block (the common case) leaves the box unallocated.
+    /// A UTF-8 Encoded String, validated and borrowed from the body.
+    #[inline]
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let len = usize::from(self.u16()?);
+        utf8(self.take(len)?)
+    }
+
+    /// Skip a UTF-8 Encoded String after checking it ([MQTT-1.5.4-1], [MQTT-1.5.4-2]).
+    #[inline]
+    fn check_str(&mut self) -> Result<(), DecodeError> {
+        let len = usize::from(self.u16()?);
+        let raw = self.take(len)?;
+        if is_ascii_without_nul(raw) {
+            return Ok(());
+        }
+        utf8(raw).map(drop)
+    }
+
+    /// The MQTT 5 property block of a packet: Property Length, then properties. Every rule
+    /// is checked here; the set itself is built only when first read, except for packets
+    /// decoded in place (they share no buffer to keep the block in). An empty block (the
+    /// common case) costs nothing more.
     pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<PropertyBox, DecodeError> {
-        let mut boxed = PropertyBox::new();
         let len = self.vbi()? as usize;
         if self.remaining() < len {
             return Err(DecodeError::LengthMismatch(
@@ -158,10 +176,10 @@ impl<'a> Reader<'a> {
             ));
         }
         if len == 0 {
-            return Ok(boxed);
+            return Ok(PropertyBox::new());
         }
-        let props: &mut Properties = &mut boxed;
-        let end = self.pos + len;
+        let start = self.pos;
+        let end = start + len;
         // Bit n set: property id n already seen. Every id is below 64.
         let mut seen: u64 = 0;
         while self.pos < end {
@@ -186,45 +204,73 @@ impl<'a> Reader<'a> {
                 return Err(DecodeError::DuplicateProperty(id as u8));
             }
             seen |= bit;
-            self.property_value(id, props)?;
+            self.check_property_value(id)?;
             if self.pos > end {
                 return Err(DecodeError::LengthMismatch(
                     "a property runs past the property length",
                 ));
             }
         }
-        Ok(boxed)
+        Ok(match self.shared {
+            Some(buf) => PropertyBox::from_validated(buf.slice(start..end)),
+            None => parse_properties(Reader::new(&self.buf[start..end])).into(),
+        })
     }
 
-    fn property_value(&mut self, id: PropertyId, p: &mut Properties) -> Result<(), DecodeError> {
+    /// Read one property value and check it against the rules on its value; build nothing.
+    fn check_property_value(&mut self, id: PropertyId) -> Result<(), DecodeError> {
         let bad = || DecodeError::InvalidPropertyValue(id as u8);
-        // A Byte property whose only legal values are 0 and 1.
-        let flag = |r: &mut Reader| -> Result<u8, DecodeError> {
-            let v = r.u8()?;
-            if v > 1 {
-                return Err(bad());
-            }
-            Ok(v)
-        };
+        let fails = |broken: bool| if broken { Err(bad()) } else { Ok(()) };
         match id {
-            PropertyId::PayloadFormatIndicator => p.payload_format_indicator = Some(flag(self)?),
+            // Byte properties whose only legal values are 0 and 1.
+            PropertyId::PayloadFormatIndicator
+            | PropertyId::RequestProblemInformation
+            | PropertyId::RequestResponseInformation
+            | PropertyId::MaximumQos
+            | PropertyId::RetainAvailable
+            | PropertyId::WildcardSubscriptionAvailable
+            | PropertyId::SubscriptionIdentifierAvailable
+            | PropertyId::SharedSubscriptionAvailable => fails(self.u8()? > 1),
+            // v5 3.8.2.1.2: "It is a Protocol Error if the Subscription Identifier has a
+            // value of 0".
+            PropertyId::SubscriptionIdentifier => fails(self.vbi()? == 0),
+            // v5 3.1.2.11.3 / 3.2.2.3.3: "It is a Protocol Error to include the Receive
+            // Maximum value of 0".
+            PropertyId::ReceiveMaximum => fails(self.u16()? == 0),
+            // v5 3.1.2.11.4: "It is a Protocol Error to include ... Maximum Packet Size ...
+            // zero".
+            PropertyId::MaximumPacketSize => fails(self.u32()? == 0),
+            // [MQTT-3.3.2-14] the Response Topic must not contain wildcards.
+            PropertyId::ResponseTopic => {
+                crate::topic::validate_topic_name(self.str()?).map_err(|_| bad())
+            }
+            // Topic Alias 0 [MQTT-3.3.2-8] and aliases above the maximum are checked by the
+            // protocol layer, which knows the maximum and answers 0x94 Topic Alias invalid.
+            _ => match id.value_type() {
+                PropertyType::Byte => self.u8().map(drop),
+                PropertyType::TwoByteInteger => self.u16().map(drop),
+                PropertyType::FourByteInteger => self.u32().map(drop),
+                PropertyType::VariableByteInteger => self.vbi().map(drop),
+                PropertyType::Utf8String => self.check_str(),
+                // [MQTT-1.5.7-1] both strings of the pair are UTF-8 Encoded Strings.
+                PropertyType::Utf8StringPair => self.check_str().and_then(|()| self.check_str()),
+                PropertyType::BinaryData => {
+                    let len = usize::from(self.u16()?);
+                    self.take(len).map(drop)
+                }
+            },
+        }
+    }
+
+    /// Read one property value, already validated, into `p`.
+    fn store_property(&mut self, id: PropertyId, p: &mut Properties) -> Result<(), DecodeError> {
+        match id {
+            PropertyId::PayloadFormatIndicator => p.payload_format_indicator = Some(self.u8()?),
             PropertyId::MessageExpiryInterval => p.message_expiry_interval = Some(self.u32()?),
             PropertyId::ContentType => p.content_type = Some(self.compact_string()?),
-            PropertyId::ResponseTopic => {
-                let topic = self.compact_string()?;
-                // [MQTT-3.3.2-14] the Response Topic must not contain wildcards.
-                crate::topic::validate_topic_name(&topic).map_err(|_| bad())?;
-                p.response_topic = Some(topic);
-            }
+            PropertyId::ResponseTopic => p.response_topic = Some(self.compact_string()?),
             PropertyId::CorrelationData => p.correlation_data = Some(self.binary()?),
-            PropertyId::SubscriptionIdentifier => {
-                let v = self.vbi()?;
-                // v5 3.8.2.1.2: "It is a Protocol Error if the Subscription Identifier has a value of 0".
-                if v == 0 {
-                    return Err(bad());
-                }
-                p.subscription_identifiers.push(v);
-            }
+            PropertyId::SubscriptionIdentifier => p.subscription_identifiers.push(self.vbi()?),
             PropertyId::SessionExpiryInterval => p.session_expiry_interval = Some(self.u32()?),
             PropertyId::AssignedClientIdentifier => {
                 p.assigned_client_identifier = Some(self.compact_string()?)
@@ -235,57 +281,66 @@ impl<'a> Reader<'a> {
             }
             PropertyId::AuthenticationData => p.authentication_data = Some(self.binary()?),
             PropertyId::RequestProblemInformation => {
-                p.request_problem_information = Some(flag(self)?)
+                p.request_problem_information = Some(self.u8()?)
             }
             PropertyId::WillDelayInterval => p.will_delay_interval = Some(self.u32()?),
             PropertyId::RequestResponseInformation => {
-                p.request_response_information = Some(flag(self)?)
+                p.request_response_information = Some(self.u8()?)
             }
             PropertyId::ResponseInformation => {
                 p.response_information = Some(self.compact_string()?)
             }
             PropertyId::ServerReference => p.server_reference = Some(self.compact_string()?),
             PropertyId::ReasonString => p.reason_string = Some(self.compact_string()?),
-            PropertyId::ReceiveMaximum => {
-                let v = self.u16()?;
-                // v5 3.1.2.11.3 / 3.2.2.3.3: "It is a Protocol Error to include the Receive Maximum value of 0".
-                if v == 0 {
-                    return Err(bad());
-                }
-                p.receive_maximum = Some(v);
-            }
+            PropertyId::ReceiveMaximum => p.receive_maximum = Some(self.u16()?),
             PropertyId::TopicAliasMaximum => p.topic_alias_maximum = Some(self.u16()?),
-            // Topic Alias 0 [MQTT-3.3.2-8] and aliases above the maximum are checked by the
-            // protocol layer, which knows the maximum and answers 0x94 Topic Alias invalid.
             PropertyId::TopicAlias => p.topic_alias = Some(self.u16()?),
-            PropertyId::MaximumQos => p.maximum_qos = Some(flag(self)?),
-            PropertyId::RetainAvailable => p.retain_available = Some(flag(self)?),
+            PropertyId::MaximumQos => p.maximum_qos = Some(self.u8()?),
+            PropertyId::RetainAvailable => p.retain_available = Some(self.u8()?),
             PropertyId::UserProperty => {
-                // [MQTT-1.5.7-1] both strings of the pair are UTF-8 Encoded Strings.
                 let k = self.compact_string()?;
                 let v = self.compact_string()?;
                 p.user_properties.push((k, v));
             }
-            PropertyId::MaximumPacketSize => {
-                let v = self.u32()?;
-                // v5 3.1.2.11.4: "It is a Protocol Error to include ... Maximum Packet Size ... zero".
-                if v == 0 {
-                    return Err(bad());
-                }
-                p.maximum_packet_size = Some(v);
-            }
+            PropertyId::MaximumPacketSize => p.maximum_packet_size = Some(self.u32()?),
             PropertyId::WildcardSubscriptionAvailable => {
-                p.wildcard_subscription_available = Some(flag(self)?)
+                p.wildcard_subscription_available = Some(self.u8()?)
             }
             PropertyId::SubscriptionIdentifierAvailable => {
-                p.subscription_identifier_available = Some(flag(self)?)
+                p.subscription_identifier_available = Some(self.u8()?)
             }
             PropertyId::SharedSubscriptionAvailable => {
-                p.shared_subscription_available = Some(flag(self)?)
+                p.shared_subscription_available = Some(self.u8()?)
             }
         }
         Ok(())
     }
+}
+
+/// Build the set from property block contents that [`Reader::properties`] has validated;
+/// binary values share `raw`.
+pub(crate) fn parse_validated_properties(raw: &Bytes) -> Properties {
+    parse_properties(Reader::shared(raw))
+}
+
+/// Build the set from validated property block contents.
+fn parse_properties(mut r: Reader) -> Properties {
+    let mut p = Properties::default();
+    while r.remaining() > 0 {
+        let id = r
+            .vbi()
+            .ok()
+            .and_then(|id| u8::try_from(id).ok())
+            .and_then(PropertyId::from_u8);
+        // The block was validated, so neither can fail; were one to, the set read so far
+        // is the answer rather than a panic.
+        let stored = id.map(|id| r.store_property(id, &mut p));
+        if !matches!(stored, Some(Ok(()))) {
+            debug_assert!(false, "a validated property block failed to parse");
+            break;
+        }
+    }
+    p
 }
 
 /// The name of a property context, for error messages.
@@ -388,8 +443,18 @@ pub(crate) fn str_len(len: usize) -> usize {
     2 + len
 }
 
-/// The length of the property block contents (without the Property Length itself).
-pub(crate) fn properties_len(p: &Properties) -> usize {
+/// The length of the property block contents (without the Property Length itself). A
+/// received set that was never written is as long as the block it came in.
+#[inline]
+pub(crate) fn properties_len(p: &PropertyBox) -> usize {
+    match p.validated_block() {
+        Some(raw) => raw.len(),
+        None => structured_properties_len(p),
+    }
+}
+
+/// [`properties_len`] of a structured set.
+fn structured_properties_len(p: &Properties) -> usize {
     let mut n = 0;
     let byte = |o: &Option<u8>| o.map_or(0, |_| 2);
     let two = |o: &Option<u16>| o.map_or(0, |_| 3);
@@ -436,27 +501,33 @@ pub(crate) fn properties_len(p: &Properties) -> usize {
 
 /// The length of a whole property block: Property Length plus contents.
 #[inline]
-pub(crate) fn properties_block_len(p: &Properties) -> usize {
+pub(crate) fn properties_block_len(p: &PropertyBox) -> usize {
     let n = properties_len(p);
     vbi_len(n) + n
 }
 
 /// Append a property block (Property Length, then every set property in identifier order;
 /// user properties and subscription identifiers in list order).
-pub(crate) fn put_properties(dst: &mut BytesMut, p: &Properties) -> Result<(), EncodeError> {
+pub(crate) fn put_properties(dst: &mut BytesMut, p: &PropertyBox) -> Result<(), EncodeError> {
     put_properties_with_len(dst, p, properties_len(p))
 }
 
 /// [`put_properties`] when the caller already knows `len == properties_len(p)`.
 pub(crate) fn put_properties_with_len(
     dst: &mut BytesMut,
-    p: &Properties,
+    p: &PropertyBox,
     len: usize,
 ) -> Result<(), EncodeError> {
     put_vbi(dst, len);
     if len == 0 {
         return Ok(());
     }
+    // A received set that was never written: its block, as it came.
+    if let Some(raw) = p.validated_block() {
+        dst.put_slice(raw);
+        return Ok(());
+    }
+    let p: &Properties = p;
     #[inline]
     fn byte(dst: &mut BytesMut, id: PropertyId, v: Option<u8>) {
         if let Some(v) = v {

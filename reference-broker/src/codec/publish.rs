@@ -6,6 +6,7 @@ use super::connect::topic_name_error;
 use super::primitives::{
     properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader,
 };
+use super::scan::is_plain_ascii;
 use super::{
     DecodeError, EncodeError, Packet, PacketType, PropertyBox, PropertyContext, ProtocolVersion,
     Publish, QoS, TopicName, MAX_REMAINING_LENGTH,
@@ -28,46 +29,65 @@ pub(crate) fn check_flags(flags: u8) -> Result<QoS, DecodeError> {
     Ok(qos)
 }
 
-/// Decode a PUBLISH body. The topic and the payload are slices of the body: no copy.
+/// Decode the PUBLISH at the front of `buf` (fixed header of `header_len` bytes, `size`
+/// bytes in all, flags already checked by [`check_flags`]) and consume it. The payload is a
+/// slice of the read buffer: no copy. PUBLISH is the packet a broker decodes most, so this
+/// is written as straight-line code over the borrowed bytes, and the packet is split off
+/// the buffer (one reference count) only once its header fields are known to be valid.
+#[inline]
 pub(crate) fn decode(
     flags: u8,
-    mut body: Bytes,
+    buf: &mut BytesMut,
+    header_len: usize,
+    size: usize,
     version: ProtocolVersion,
 ) -> Result<Option<Packet>, DecodeError> {
-    let qos = check_flags(flags)?;
-    let mut r = Reader::shared(&body);
-    // [MQTT-3.3.2-1] the topic name is the first field, a UTF-8 Encoded String.
-    let topic = r.str_unchecked_nul()?;
-    let alias_expected = topic.is_empty() && version.is_v5();
-    if !alias_expected {
-        // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character; U+0000
-        // ([MQTT-1.5.4-2]) in the same pass.
-        validate_topic_name(topic).map_err(|e| topic_name_error(e, topic))?;
-    }
-    let topic = TopicName::from_str(topic);
+    let body = &buf[header_len..size];
+    let topic_len = match body.get(..2) {
+        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+        _ => return Err(TRUNCATED),
+    };
+    let mut pos = 2 + topic_len;
+    let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
     // [MQTT-2.3.1-5] (3.1.1) / [MQTT-2.2.1-2] (5): a packet identifier only for QoS > 0.
     let packet_id = if qos == QoS::AtMostOnce {
         0
     } else {
-        let id = r.u16()?;
+        let id = match body.get(pos..pos + 2) {
+            Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+            _ => return Err(TRUNCATED),
+        };
+        pos += 2;
         // [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-3] (5): non-zero.
         if id == 0 {
             return Err(DecodeError::ZeroPacketIdentifier);
         }
         id
     };
+    if pos > body.len() {
+        return Err(TRUNCATED);
+    }
+    let mut packet = buf.split_to(size).freeze();
+    // [MQTT-3.3.2-1] the topic name is the first field, a UTF-8 Encoded String; it stays a
+    // slice of the packet.
+    let topic_start = header_len + 2;
+    let topic = topic_name(packet.slice(topic_start..topic_start + topic_len), version)?;
     let properties = if version.is_v5() {
-        r.properties(PropertyContext::Publish)?
+        let mut r = Reader::shared_at(&packet, header_len + pos);
+        let properties = r.properties(PropertyContext::Publish)?;
+        pos = r.position() - header_len;
+        // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length
+        // and there is no Topic Alias."
+        if topic.is_empty() && properties.topic_alias.is_none() {
+            return Err(DecodeError::EmptyTopicName);
+        }
+        properties
     } else {
         PropertyBox::new()
     };
-    // MQTT 5 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length and
-    // there is no Topic Alias."
-    if alias_expected && properties.topic_alias.is_none() {
-        return Err(DecodeError::EmptyTopicName);
-    }
-    // The rest is the payload: the body's own handle, advanced past the header fields.
-    body.advance(r.position());
+    // The rest is the payload: the packet's own handle, advanced past the header fields.
+    packet.advance(header_len + pos);
+    // Built where it is returned (a `Packet` is large; moving it costs).
     Ok(Some(Packet::Publish(Publish {
         dup: flags & 0b1000 != 0,
         qos,
@@ -75,8 +95,30 @@ pub(crate) fn decode(
         topic,
         packet_id,
         properties,
-        payload: body,
+        payload: packet,
     })))
+}
+
+const TRUNCATED: DecodeError = DecodeError::LengthMismatch("body ends inside a field");
+
+/// A PUBLISH topic name, validated.
+#[inline]
+fn topic_name(raw: Bytes, version: ProtocolVersion) -> Result<TopicName, DecodeError> {
+    // [MQTT-1.5.4-1] / [MQTT-1.5.3-1]: well-formed UTF-8, no encoded surrogates.
+    let topic = TopicName::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+    // The common topic is non-empty ASCII without wildcards or U+0000: one branch-free
+    // pass over the bytes says so. Anything else takes the full check, which names the
+    // rule broken.
+    if !is_plain_ascii(topic.as_bytes()) || topic.is_empty() {
+        // MQTT 5: an empty topic name is allowed when a Topic Alias stands in for it (the
+        // caller checks the alias).
+        if !(topic.is_empty() && version.is_v5()) {
+            // [MQTT-3.3.2-2] no wildcards; [MQTT-4.7.3-1] at least one character;
+            // [MQTT-1.5.4-2] no U+0000.
+            validate_topic_name(&topic).map_err(|e| topic_name_error(e, &topic))?;
+        }
+    }
+    Ok(topic)
 }
 
 /// The body length of `p`, given the length of its property contents (0 before MQTT 5).

@@ -5,16 +5,16 @@ use bytes::{BufMut, BytesMut};
 
 use super::primitives::{properties_block_len, put_properties, Reader};
 use super::{
-    DecodeError, EncodeError, Packet, PacketType, PropertyContext, ProtocolVersion, PubResponse,
-    ReasonCode,
+    DecodeError, EncodeError, PacketType, PropertyContext, ProtocolVersion, PubResponse, ReasonCode,
 };
 
-/// Decode the body of a PUBACK, PUBREC, PUBREL or PUBCOMP as the packet of `packet_type`.
+/// Decode the body of a PUBACK, PUBREC, PUBREL or PUBCOMP (`packet_type`).
+#[inline]
 pub(crate) fn decode(
     r: &mut Reader,
     packet_type: PacketType,
     version: ProtocolVersion,
-) -> Result<Packet, DecodeError> {
+) -> Result<PubResponse, DecodeError> {
     let packet_id = r.u16()?;
     // [MQTT-2.3.1-1] (3.1.1) / [MQTT-2.2.1-5] (5): it names a PUBLISH, whose id is non-zero.
     if packet_id == 0 {
@@ -41,12 +41,7 @@ pub(crate) fn decode(
         }
     }
     r.finish()?;
-    Ok(match packet_type {
-        PacketType::PubAck => Packet::PubAck(body),
-        PacketType::PubRec => Packet::PubRec(body),
-        PacketType::PubRel => Packet::PubRel(body),
-        _ => Packet::PubComp(body),
-    })
+    Ok(body)
 }
 
 /// The body length of `p`: the reason code and properties are omitted when they are

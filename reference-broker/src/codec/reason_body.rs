@@ -5,8 +5,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::primitives::{properties_block_len, put_properties, Reader};
 use super::{
-    DecodeError, EncodeError, PacketType, Properties, PropertyBox, PropertyContext,
-    ProtocolVersion, ReasonCode,
+    DecodeError, EncodeError, PacketType, PropertyBox, PropertyContext, ProtocolVersion, ReasonCode,
 };
 
 /// Decode the `(reason, properties)` body of a v5 DISCONNECT or AUTH: a remaining length
@@ -48,7 +47,7 @@ pub(crate) fn decode_reason_body(
 /// The body length of a reason-code-and-properties body, omitting what can be omitted.
 pub(crate) fn reason_body_len(
     reason: ReasonCode,
-    properties: &Properties,
+    properties: &PropertyBox,
     version: ProtocolVersion,
 ) -> usize {
     if !version.is_v5() {
@@ -64,7 +63,7 @@ pub(crate) fn reason_body_len(
 /// Write a reason-code-and-properties body.
 pub(crate) fn write_reason_body(
     reason: ReasonCode,
-    properties: &Properties,
+    properties: &PropertyBox,
     version: ProtocolVersion,
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {

@@ -31,7 +31,7 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
         }
     };
     let mut out = vec![
-        Packet::Connect(Connect {
+        Packet::Connect(Box::new(Connect {
             protocol: v,
             clean_start: true,
             keep_alive: 30,
@@ -61,8 +61,8 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
                 ..Default::default()
             })
             .into(),
-        }),
-        Packet::Connect(Connect {
+        })),
+        Packet::Connect(Box::new(Connect {
             protocol: v,
             clean_start: false,
             keep_alive: 0,
@@ -71,7 +71,7 @@ pub(crate) fn samples(v: ProtocolVersion) -> Vec<Packet> {
             username: None,
             password: None,
             properties: Default::default(),
-        }),
+        })),
         Packet::ConnAck(ConnAck {
             session_present: true,
             code: ReasonCode::SUCCESS,

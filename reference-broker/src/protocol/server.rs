@@ -311,7 +311,7 @@ impl ServerConnection {
         match self.state {
             State::Closed => {}
             State::AwaitConnect => match packet {
-                Packet::Connect(connect) => self.handle_connect(connect),
+                Packet::Connect(connect) => self.handle_connect(*connect),
                 // [MQTT-3.1.0-1] the first packet must be CONNECT; close without CONNACK.
                 _ => self.close_silently(CloseKind::ProtocolError),
             },

@@ -238,7 +238,7 @@ pub fn arb_connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 } else {
                     None
                 };
-                Packet::Connect(Connect {
+                Packet::Connect(Box::new(Connect {
                     protocol: v,
                     clean_start,
                     keep_alive,
@@ -247,7 +247,7 @@ pub fn arb_connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     username,
                     password,
                     properties: properties.into(),
-                })
+                }))
             },
         )
 }

@@ -111,7 +111,7 @@ impl Client {
 
     /// Send CONNECT on an opened client and expect CONNACK 0.
     pub async fn handshake(mut self, connect: Connect) -> (Client, ConnAck) {
-        self.send(Packet::Connect(connect)).await;
+        self.send(Packet::Connect(Box::new(connect))).await;
         match self.recv().await {
             Packet::ConnAck(a) => {
                 assert_eq!(a.code, ReasonCode::SUCCESS, "CONNACK {a:?}");
@@ -133,7 +133,7 @@ impl Client {
 
     pub async fn connect_with(addr: SocketAddr, connect: Connect) -> (Client, ConnAck) {
         let mut c = Client::open(addr, connect.protocol).await;
-        c.send(Packet::Connect(connect)).await;
+        c.send(Packet::Connect(Box::new(connect))).await;
         match c.recv().await {
             Packet::ConnAck(a) => {
                 assert_eq!(a.code, ReasonCode::SUCCESS, "CONNACK {a:?}");

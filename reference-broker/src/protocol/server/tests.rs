@@ -39,7 +39,7 @@ fn publish(qos: QoS, id: u16, topic: &str) -> Publish {
 fn connected(version: ProtocolVersion, keep_alive: u16) -> (ServerConnection, Instant) {
     let now = Instant::now();
     let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
-    c.handle_packet(now, Packet::Connect(connect(version, keep_alive)));
+    c.handle_packet(now, Packet::Connect(Box::new(connect(version, keep_alive))));
     assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
     c.accept(now, Accept::default());
     assert!(matches!(c.poll_transmit(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::SUCCESS));
@@ -78,7 +78,10 @@ fn first_packet_must_be_connect() {
 #[test]
 fn second_connect_is_protocol_error() {
     let (mut c, now) = connected(ProtocolVersion::V5, 0);
-    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 0)));
+    c.handle_packet(
+        now,
+        Packet::Connect(Box::new(connect(ProtocolVersion::V5, 0))),
+    );
     assert!(c.is_closed());
     assert!(matches!(drain(&mut c).as_slice(),
         [Packet::Disconnect(d)] if d.reason == ReasonCode::PROTOCOL_ERROR));
@@ -179,7 +182,7 @@ fn outbound_respects_client_receive_maximum_and_redelivers_with_dup() {
     let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
     let mut conn = connect(ProtocolVersion::V5, 0);
     conn.properties.receive_maximum = Some(2);
-    c.handle_packet(now, Packet::Connect(conn));
+    c.handle_packet(now, Packet::Connect(Box::new(conn)));
     c.poll_event();
     c.accept(now, Accept::default());
     drain(&mut c);
@@ -204,7 +207,10 @@ fn outbound_respects_client_receive_maximum_and_redelivers_with_dup() {
     let session = c.take_session();
     assert_eq!(session.inflight_len(), 2);
     let mut c2 = ServerConnection::new(now, Arc::new(ServerLimits::default()));
-    c2.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 0)));
+    c2.handle_packet(
+        now,
+        Packet::Connect(Box::new(connect(ProtocolVersion::V5, 0))),
+    );
     c2.poll_event();
     c2.accept(
         now,
@@ -289,7 +295,10 @@ fn subscribe_is_an_event_and_pingreq_answered() {
 fn rejection_carries_a_reason_string_in_v5_only() {
     let now = Instant::now();
     let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
-    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 0)));
+    c.handle_packet(
+        now,
+        Packet::Connect(Box::new(connect(ProtocolVersion::V5, 0))),
+    );
     c.poll_event();
     c.reject(ReasonCode::NOT_AUTHORIZED);
     assert!(matches!(drain(&mut c).as_slice(), [Packet::ConnAck(a)]
@@ -298,7 +307,10 @@ fn rejection_carries_a_reason_string_in_v5_only() {
     assert!(c.is_closed());
 
     let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
-    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V3_1_1, 0)));
+    c.handle_packet(
+        now,
+        Packet::Connect(Box::new(connect(ProtocolVersion::V3_1_1, 0))),
+    );
     c.poll_event();
     c.reject(ReasonCode::NOT_AUTHORIZED);
     assert!(matches!(drain(&mut c).as_slice(), [Packet::ConnAck(a)]
@@ -311,7 +323,7 @@ fn connack_fits_the_client_maximum_packet_size() {
     let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
     let mut conn = connect(ProtocolVersion::V5, 60);
     conn.properties.maximum_packet_size = Some(20);
-    c.handle_packet(now, Packet::Connect(conn));
+    c.handle_packet(now, Packet::Connect(Box::new(conn)));
     assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
     c.accept(now, Accept::default());
     let Some(Packet::ConnAck(ack)) = c.poll_transmit() else {
@@ -329,7 +341,10 @@ fn connack_fits_the_client_maximum_packet_size() {
 
     // Without a limit, the full CONNACK is sent.
     let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
-    c.handle_packet(now, Packet::Connect(connect(ProtocolVersion::V5, 60)));
+    c.handle_packet(
+        now,
+        Packet::Connect(Box::new(connect(ProtocolVersion::V5, 60))),
+    );
     assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
     c.accept(now, Accept::default());
     let Some(Packet::ConnAck(ack)) = c.poll_transmit() else {
@@ -349,7 +364,7 @@ fn queue_room_counts_what_waits_for_the_receive_maximum() {
     let mut c = ServerConnection::new(now, Arc::new(limits));
     let mut conn = connect(ProtocolVersion::V5, 0);
     conn.properties.receive_maximum = Some(1);
-    c.handle_packet(now, Packet::Connect(conn));
+    c.handle_packet(now, Packet::Connect(Box::new(conn)));
     c.poll_event();
     c.accept(now, Accept::default());
     drain(&mut c);
