@@ -6,7 +6,7 @@ use super::connect::topic_name_error;
 use super::primitives::{
     properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader,
 };
-use super::scan::is_plain_ascii;
+use super::scan::has_no_wildcard_or_nul;
 use super::{
     DecodeError, EncodeError, Packet, PacketType, PropertyBox, PropertyContext, ProtocolVersion,
     Publish, QoS, TopicName, MAX_REMAINING_LENGTH,
@@ -106,10 +106,9 @@ const TRUNCATED: DecodeError = DecodeError::LengthMismatch("body ends inside a f
 fn topic_name(raw: Bytes, version: ProtocolVersion) -> Result<TopicName, DecodeError> {
     // [MQTT-1.5.4-1] / [MQTT-1.5.3-1]: well-formed UTF-8, no encoded surrogates.
     let topic = TopicName::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
-    // The common topic is non-empty ASCII without wildcards or U+0000: one branch-free
-    // pass over the bytes says so. Anything else takes the full check, which names the
-    // rule broken.
-    if !is_plain_ascii(topic.as_bytes()) || topic.is_empty() {
+    // The common topic is non-empty without wildcards or U+0000: one branch-free pass over
+    // the bytes says so. Anything else takes the full check, which names the rule broken.
+    if !has_no_wildcard_or_nul(topic.as_bytes()) || topic.is_empty() {
         // MQTT 5: an empty topic name is allowed when a Topic Alias stands in for it (the
         // caller checks the alias).
         if !(topic.is_empty() && version.is_v5()) {
