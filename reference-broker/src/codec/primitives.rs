@@ -165,8 +165,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The MQTT 5 property block of a packet: Property Length, then properties. Every rule
-    /// is checked here; the set itself is built only when first read, except for packets
-    /// decoded in place (they share no buffer to keep the block in). An empty block (the
+    /// is checked here; the set itself is built only when first read. An empty block (the
     /// common case) costs nothing more.
     pub(crate) fn properties(&mut self, ctx: PropertyContext) -> Result<PropertyBox, DecodeError> {
         let len = self.vbi()? as usize;
@@ -211,10 +210,10 @@ impl<'a> Reader<'a> {
                 ));
             }
         }
-        Ok(match self.shared {
-            Some(buf) => PropertyBox::from_validated(buf.slice(start..end)),
-            None => parse_properties(Reader::new(&self.buf[start..end])).into(),
-        })
+        let shared = self.shared;
+        Ok(PropertyBox::from_validated(&self.buf[start..end], || {
+            shared.map(|buf| buf.slice(start..end))
+        }))
     }
 
     /// Read one property value and check it against the rules on its value; build nothing.
@@ -321,6 +320,12 @@ impl<'a> Reader<'a> {
 /// binary values share `raw`.
 pub(crate) fn parse_validated_properties(raw: &Bytes) -> Properties {
     parse_properties(Reader::shared(raw))
+}
+
+/// Build the set from property block contents that [`Reader::properties`] has validated;
+/// binary values are copied.
+pub(crate) fn parse_validated_slice(raw: &[u8]) -> Properties {
+    parse_properties(Reader::new(raw))
 }
 
 /// Build the set from validated property block contents.

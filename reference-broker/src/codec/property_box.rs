@@ -23,14 +23,50 @@ use super::Properties;
 ///
 /// Read fields through `Deref` (`packet.properties.topic_alias`); write them through
 /// `DerefMut` (`packet.properties.reason_string = Some(..)`). Build one from a
-/// [`Properties`] with `.into()`.
+/// [`Properties`] with `.into()`. An empty set is one null pointer: every 3.1.1 packet and
+/// most 5.0 ones carry nothing more.
 #[derive(Clone, Default)]
-pub struct PropertyBox {
+pub struct PropertyBox(Option<Box<Held>>);
+
+/// A set that is not empty, or was written.
+#[derive(Clone, Default)]
+struct Held {
     /// The property block as received (contents, without the Property Length), already
     /// validated, while it still says everything: the first write clears it.
-    raw: Option<Bytes>,
+    raw: Option<Block>,
     /// The structured set: built from `raw` on the first read, or by a writer.
-    parsed: OnceLock<Box<Properties>>,
+    parsed: OnceLock<Properties>,
+}
+
+/// The bytes of a received property block. A short block (the usual: a content type, a
+/// user property or two) is copied next to the set it will become, which is cheaper than
+/// sharing the packet buffer (a reference count taken and released); a long one shares.
+#[derive(Clone)]
+enum Block {
+    /// Up to [`SHORT_BLOCK`] bytes, copied.
+    Short { len: u8, bytes: [u8; SHORT_BLOCK] },
+    /// A slice of the packet.
+    Shared(Bytes),
+}
+
+/// The longest block kept as a copy.
+const SHORT_BLOCK: usize = 62;
+
+impl Block {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Block::Short { len, bytes } => &bytes[..usize::from(*len)],
+            Block::Shared(b) => b,
+        }
+    }
+
+    /// The set the block holds; binary values share the packet buffer if the block does.
+    fn parse(&self) -> Properties {
+        match self {
+            Block::Short { .. } => super::primitives::parse_validated_slice(self.as_slice()),
+            Block::Shared(b) => super::primitives::parse_validated_properties(b),
+        }
+    }
 }
 
 /// What an empty box reads as.
@@ -39,51 +75,52 @@ static EMPTY: Properties = Properties::EMPTY;
 impl PropertyBox {
     /// An empty set (no allocation).
     pub const fn new() -> Self {
-        PropertyBox {
-            raw: None,
-            parsed: OnceLock::new(),
-        }
+        PropertyBox(None)
     }
 
     /// A set decoded later, on first read, from a property block the decoder has already
-    /// validated in full (`raw` holds the contents, without the Property Length).
-    pub(crate) fn from_validated(raw: Bytes) -> Self {
-        PropertyBox {
+    /// validated in full (`block` holds the contents, without the Property Length;
+    /// `shared`, if given, is the same bytes as a slice of the packet buffer).
+    pub(crate) fn from_validated(block: &[u8], shared: impl FnOnce() -> Option<Bytes>) -> Self {
+        let raw = match (u8::try_from(block.len()), shared()) {
+            (Ok(len), _) if block.len() <= SHORT_BLOCK => {
+                let mut bytes = [0u8; SHORT_BLOCK];
+                bytes[..block.len()].copy_from_slice(block);
+                Block::Short { len, bytes }
+            }
+            (_, Some(shared)) => Block::Shared(shared),
+            (_, None) => Block::Shared(Bytes::copy_from_slice(block)),
+        };
+        PropertyBox(Some(Box::new(Held {
             raw: Some(raw),
             parsed: OnceLock::new(),
-        }
+        })))
     }
 
     /// The property block exactly as received, if the set came from the wire and has not
     /// been written since: the encoder copies it instead of rebuilding it.
+    #[inline]
     pub(crate) fn validated_block(&self) -> Option<&[u8]> {
-        self.raw.as_deref()
+        self.0
+            .as_ref()
+            .and_then(|held| held.raw.as_ref().map(Block::as_slice))
     }
 
     /// True when no property is set.
     pub fn is_empty(&self) -> bool {
-        match (&self.raw, self.parsed.get()) {
-            (Some(raw), _) => raw.is_empty(),
-            (None, Some(parsed)) => parsed.is_empty(),
-            (None, None) => true,
+        match &self.0 {
+            None => true,
+            Some(held) => match (&held.raw, held.parsed.get()) {
+                (Some(raw), _) => raw.as_slice().is_empty(),
+                (None, Some(parsed)) => parsed.is_empty(),
+                (None, None) => true,
+            },
         }
     }
 
     /// The properties by value (an empty set if none were ever written).
     pub fn into_inner(mut self) -> Properties {
-        self.materialize();
-        self.parsed.take().map(|b| *b).unwrap_or_default()
-    }
-
-    /// Make sure `parsed` holds the set, building it from `raw` if needed.
-    fn materialize(&self) -> &Properties {
-        match (&self.raw, self.parsed.get()) {
-            (_, Some(parsed)) => parsed,
-            (Some(raw), None) => self
-                .parsed
-                .get_or_init(|| Box::new(super::primitives::parse_validated_properties(raw))),
-            (None, None) => &EMPTY,
-        }
+        std::mem::take(&mut *self)
     }
 }
 
@@ -92,23 +129,30 @@ impl Deref for PropertyBox {
 
     #[inline]
     fn deref(&self) -> &Properties {
-        self.materialize()
+        match &self.0 {
+            None => &EMPTY,
+            Some(held) => held.parsed.get_or_init(|| match &held.raw {
+                Some(raw) => raw.parse(),
+                None => Properties::default(),
+            }),
+        }
     }
 }
 
 impl DerefMut for PropertyBox {
     fn deref_mut(&mut self) -> &mut Properties {
-        if self.parsed.get().is_none() {
-            let built = match &self.raw {
-                Some(raw) => super::primitives::parse_validated_properties(raw),
+        let held = self.0.get_or_insert_with(Box::default);
+        if held.parsed.get().is_none() {
+            let built = match &held.raw {
+                Some(raw) => raw.parse(),
                 None => Properties::default(),
             };
-            self.parsed = OnceLock::from(Box::new(built));
+            held.parsed = OnceLock::from(built);
         }
         // From here the structured set is the truth: the received block may no longer say
         // the same.
-        self.raw = None;
-        match self.parsed.get_mut() {
+        held.raw = None;
+        match held.parsed.get_mut() {
             Some(parsed) => parsed,
             None => unreachable!("`parsed` was filled just above"),
         }
@@ -121,10 +165,10 @@ impl From<Properties> for PropertyBox {
         if p.is_empty() {
             PropertyBox::new()
         } else {
-            PropertyBox {
+            PropertyBox(Some(Box::new(Held {
                 raw: None,
-                parsed: OnceLock::from(Box::new(p)),
-            }
+                parsed: OnceLock::from(p),
+            })))
         }
     }
 }
@@ -164,9 +208,9 @@ mod tests {
     fn reads_do_not_allocate_and_writes_do() {
         let mut p = PropertyBox::new();
         assert_eq!(p.topic_alias, None);
-        assert!(p.parsed.get().is_none());
+        assert!(p.0.is_none());
         p.topic_alias = Some(3);
-        assert!(p.parsed.get().is_some());
+        assert!(p.0.is_some());
         assert_eq!(p.topic_alias, Some(3));
     }
 
@@ -174,14 +218,11 @@ mod tests {
     fn empty_sets_compare_equal_however_stored() {
         let mut allocated = PropertyBox::new();
         allocated.reason_string = None;
-        assert!(allocated.parsed.get().is_some());
+        assert!(allocated.0.is_some());
         assert_eq!(allocated, PropertyBox::new());
-        assert!(PropertyBox::from(Properties::default())
-            .parsed
-            .get()
-            .is_none());
+        assert!(PropertyBox::from(Properties::default()).0.is_none());
         assert!(allocated.is_empty());
-        assert!(PropertyBox::from_validated(Bytes::new()).is_empty());
+        assert!(PropertyBox::from_validated(&[], || None).is_empty());
     }
 
     #[test]
@@ -196,10 +237,30 @@ mod tests {
     }
 
     /// Content Type "a/b", then Topic Alias 7, as they stand in a PUBLISH.
+    const BLOCK: &[u8] = &[0x03, 0x00, 0x03, b'a', b'/', b'b', 0x23, 0x00, 0x07];
+
     fn received() -> PropertyBox {
-        PropertyBox::from_validated(Bytes::from_static(&[
-            0x03, 0x00, 0x03, b'a', b'/', b'b', 0x23, 0x00, 0x07,
-        ]))
+        PropertyBox::from_validated(BLOCK, || None)
+    }
+
+    #[test]
+    fn short_blocks_are_copied_and_long_ones_shared() {
+        let short = received();
+        assert!(matches!(
+            short.0.as_deref().and_then(|h| h.raw.as_ref()),
+            Some(Block::Short { .. })
+        ));
+        // A long block: a user property of 70 bytes, kept as the packet's slice.
+        let mut long = vec![0x26, 0x00, 0x01, b'k', 0x00, 70];
+        long.extend([b'v'; 70]);
+        let shared = Bytes::from(long.clone());
+        let boxed = PropertyBox::from_validated(&long, || Some(shared.clone()));
+        assert!(matches!(
+            boxed.0.as_deref().and_then(|h| h.raw.as_ref()),
+            Some(Block::Shared(b)) if b.as_ptr() == shared.as_ptr()
+        ));
+        assert_eq!(boxed.user_properties[0].1.len(), 70);
+        assert_eq!(boxed.validated_block(), Some(&long[..]));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::connect::topic_name_error;
 use super::primitives::{
     properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader,
 };
-use super::scan::has_no_wildcard_or_nul;
+use super::scan::{has_no_wildcard_or_nul, is_plain_ascii};
 use super::{
     DecodeError, EncodeError, Packet, PacketType, PropertyBox, PropertyContext, ProtocolVersion,
     Publish, QoS, TopicName, MAX_REMAINING_LENGTH,
@@ -104,10 +104,20 @@ const TRUNCATED: DecodeError = DecodeError::LengthMismatch("body ends inside a f
 /// A PUBLISH topic name, validated.
 #[inline]
 fn topic_name(raw: Bytes, version: ProtocolVersion) -> Result<TopicName, DecodeError> {
+    // The common topic: non-empty ASCII without wildcards or U+0000. One word-at-a-time
+    // pass says so, and then the bytes need no UTF-8 decoding: this skips `from_utf8`,
+    // measured at a tenth of the time to decode a 3.1.1 PUBLISH. The only `unsafe` in the
+    // workspace (which otherwise denies it).
+    if !raw.is_empty() && is_plain_ascii(&raw) {
+        #[allow(unsafe_code)]
+        // SAFETY: `is_plain_ascii` holds only if every byte is below 0x80 (tested against
+        // the byte-by-byte definition in `scan`), and ASCII bytes are valid UTF-8.
+        return Ok(unsafe { TopicName::from_bytes_unchecked(raw) });
+    }
     // [MQTT-1.5.4-1] / [MQTT-1.5.3-1]: well-formed UTF-8, no encoded surrogates.
     let topic = TopicName::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
-    // The common topic is non-empty without wildcards or U+0000: one branch-free pass over
-    // the bytes says so. Anything else takes the full check, which names the rule broken.
+    // A non-ASCII topic without wildcards or U+0000 is valid too; anything else takes the
+    // full check, which names the rule broken.
     if !has_no_wildcard_or_nul(topic.as_bytes()) || topic.is_empty() {
         // MQTT 5: an empty topic name is allowed when a Topic Alias stands in for it (the
         // caller checks the alias).

@@ -57,6 +57,17 @@ pub(crate) fn is_ascii_without_nul(raw: &[u8]) -> bool {
     scan(raw, |w| w | has_zero_byte(w)) == 0
 }
 
+/// True when every byte is ASCII other than NUL, `+` and `#`: such bytes are a valid topic
+/// name as they stand, if there is at least one. The decoder relies on this for memory
+/// safety (it then skips UTF-8 decoding), so the tests check it against the byte-by-byte
+/// definition.
+#[inline]
+pub(crate) fn is_plain_ascii(raw: &[u8]) -> bool {
+    scan(raw, |w| {
+        w | has_zero_byte(w) | has_zero_byte(w ^ PLUS) | has_zero_byte(w ^ HASH)
+    }) == 0
+}
+
 /// True when no byte is NUL, `+` or `#`: valid UTF-8 without them is a valid topic name,
 /// if it has at least one character. (Bytes of multi-byte characters are never any of the
 /// three, so non-ASCII names pass too.)
@@ -69,7 +80,7 @@ pub(crate) fn has_no_wildcard_or_nul(raw: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_no_wildcard_or_nul, is_ascii_without_nul};
+    use super::{has_no_wildcard_or_nul, is_ascii_without_nul, is_plain_ascii};
     use proptest::prelude::*;
 
     proptest! {
@@ -92,8 +103,9 @@ mod tests {
         ) {
             let ascii_no_nul = raw.iter().all(|&b| b.is_ascii() && b != 0);
             prop_assert_eq!(is_ascii_without_nul(&raw), ascii_no_nul);
-            let plain = !raw.iter().any(|&b| b == b'+' || b == b'#' || b == 0);
-            prop_assert_eq!(has_no_wildcard_or_nul(&raw), plain);
+            let no_wildcard_or_nul = !raw.iter().any(|&b| b == b'+' || b == b'#' || b == 0);
+            prop_assert_eq!(has_no_wildcard_or_nul(&raw), no_wildcard_or_nul);
+            prop_assert_eq!(is_plain_ascii(&raw), no_wildcard_or_nul && ascii_no_nul);
         }
     }
 
@@ -105,16 +117,22 @@ mod tests {
                     let mut raw = vec![b'a'; len];
                     raw[at] = suspect;
                     assert!(!is_ascii_without_nul(&raw), "{suspect:#x} at {at} of {len}");
-                    assert!(has_no_wildcard_or_nul(&raw), "{suspect:#x} at {at} of {len}");
+                    assert!(!is_plain_ascii(&raw), "{suspect:#x} at {at} of {len}");
+                    assert!(
+                        has_no_wildcard_or_nul(&raw),
+                        "{suspect:#x} at {at} of {len}"
+                    );
                 }
                 for suspect in [0, b'+', b'#'] {
                     let mut raw = vec![b'a'; len];
                     raw[at] = suspect;
                     assert_eq!(is_ascii_without_nul(&raw), suspect != 0);
+                    assert!(!is_plain_ascii(&raw), "{suspect} at {at} of {len}");
                     assert!(!has_no_wildcard_or_nul(&raw), "{suspect} at {at} of {len}");
                 }
             }
             assert!(has_no_wildcard_or_nul(&vec![b'/'; len]));
+            assert!(is_plain_ascii(&vec![0x7F; len]));
             assert!(is_ascii_without_nul(&vec![0x7F; len]));
         }
         assert!(has_no_wildcard_or_nul(b""));
