@@ -22,7 +22,8 @@ pub(crate) struct Reader<'a> {
     shared: Option<&'a Bytes>,
 }
 
-const TRUNCATED: DecodeError = DecodeError::LengthMismatch("body ends inside a field");
+/// A field runs past the end of the body.
+pub(crate) const TRUNCATED: DecodeError = DecodeError::LengthMismatch("body ends inside a field");
 
 impl<'a> Reader<'a> {
     /// A reader over a body borrowed from the read buffer; binary fields are copied.

@@ -4,7 +4,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::connect::topic_name_error;
 use super::primitives::{
-    properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader,
+    properties_len, put_properties_with_len, put_str, put_vbi, str_len, vbi_len, Reader, TRUNCATED,
 };
 use super::scan::{has_no_wildcard_or_nul, is_plain_ascii};
 use super::{
@@ -48,7 +48,7 @@ pub(crate) fn decode(
         _ => return Err(TRUNCATED),
     };
     let mut pos = 2 + topic_len;
-    let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
+    let qos = check_flags(flags)?;
     // [MQTT-2.3.1-5] (3.1.1) / [MQTT-2.2.1-2] (5): a packet identifier only for QoS > 0.
     let packet_id = if qos == QoS::AtMostOnce {
         0
@@ -98,8 +98,6 @@ pub(crate) fn decode(
         payload: packet,
     })))
 }
-
-const TRUNCATED: DecodeError = DecodeError::LengthMismatch("body ends inside a field");
 
 /// A PUBLISH topic name, validated.
 #[inline]
