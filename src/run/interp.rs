@@ -1046,15 +1046,8 @@ fn connack_text(code: ReasonCode, version: Version) -> String {
     if version == Version::V5 {
         return format!("{code:?}");
     }
-    let name = match code.0 {
-        0 => "Connection Accepted",
-        1 => "unacceptable protocol version",
-        2 => "identifier rejected",
-        3 => "Server unavailable",
-        4 => "bad user name or password",
-        5 => "not authorized",
-        _ => "not a 3.1.1 return code",
-    };
+    let name = reference_broker::codec::reason::v3::connack_name(code)
+        .unwrap_or("not a 3.1.1 return code");
     format!("0x{:02X} ({name})", code.0)
 }
 
