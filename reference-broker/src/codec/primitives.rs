@@ -133,18 +133,14 @@ impl<'a> Reader<'a> {
     /// A UTF-8 Encoded String.
     #[inline]
     pub(crate) fn string(&mut self) -> Result<String, DecodeError> {
-        let len = usize::from(self.u16()?);
-        let raw = self.take(len)?;
-        Ok(utf8(raw)?.to_owned())
+        Ok(self.str()?.to_owned())
     }
 
     /// A UTF-8 Encoded String as a [`CompactString`] (property values): inline up to 24
     /// bytes, so a short value costs no allocation.
     #[inline]
     pub(crate) fn compact_string(&mut self) -> Result<CompactString, DecodeError> {
-        let len = usize::from(self.u16()?);
-        let raw = self.take(len)?;
-        Ok(CompactString::new(utf8(raw)?))
+        Ok(CompactString::new(self.str()?))
     }
 
     /// A UTF-8 Encoded String, validated and borrowed from the body.

@@ -7,9 +7,9 @@
 //! content type and one user property cost two allocations, three string copies and their
 //! frees before anyone looked at them, which measured as most of the time spent decoding
 //! an MQTT 5 PUBLISH. Now the decoder checks every rule on the property block (identifiers,
-//! placement, duplicates, values, UTF-8) and keeps the block as a slice of the packet it
-//! came in; the first read builds the [`Properties`] from it, once. An unchanged set is
-//! encoded by copying the block back out.
+//! placement, duplicates, values, UTF-8) and keeps the block as it came (copied when short,
+//! a slice of the packet when long); the first read builds the [`Properties`] from it,
+//! once. An unchanged set is encoded by copying the block back out.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -69,6 +69,17 @@ impl Block {
     }
 }
 
+impl Held {
+    /// The structured set, built from the received block on first use.
+    fn structured(&self) -> &Properties {
+        self.parsed.get_or_init(|| {
+            self.raw
+                .as_ref()
+                .map_or_else(Properties::default, Block::parse)
+        })
+    }
+}
+
 /// What an empty box reads as.
 static EMPTY: Properties = Properties::EMPTY;
 
@@ -82,14 +93,14 @@ impl PropertyBox {
     /// validated in full (`block` holds the contents, without the Property Length;
     /// `shared`, if given, is the same bytes as a slice of the packet buffer).
     pub(crate) fn from_validated(block: &[u8], shared: impl FnOnce() -> Option<Bytes>) -> Self {
-        let raw = match (u8::try_from(block.len()), shared()) {
-            (Ok(len), _) if block.len() <= SHORT_BLOCK => {
+        let raw = match u8::try_from(block.len()) {
+            Ok(len) if block.len() <= SHORT_BLOCK => {
                 let mut bytes = [0u8; SHORT_BLOCK];
                 bytes[..block.len()].copy_from_slice(block);
                 Block::Short { len, bytes }
             }
-            (_, Some(shared)) => Block::Shared(shared),
-            (_, None) => Block::Shared(Bytes::copy_from_slice(block)),
+            // Only a long block takes a reference to the packet.
+            _ => Block::Shared(shared().unwrap_or_else(|| Bytes::copy_from_slice(block))),
         };
         PropertyBox(Some(Box::new(Held {
             raw: Some(raw),
@@ -131,10 +142,7 @@ impl Deref for PropertyBox {
     fn deref(&self) -> &Properties {
         match &self.0 {
             None => &EMPTY,
-            Some(held) => held.parsed.get_or_init(|| match &held.raw {
-                Some(raw) => raw.parse(),
-                None => Properties::default(),
-            }),
+            Some(held) => held.structured(),
         }
     }
 }
@@ -142,13 +150,7 @@ impl Deref for PropertyBox {
 impl DerefMut for PropertyBox {
     fn deref_mut(&mut self) -> &mut Properties {
         let held = self.0.get_or_insert_with(Box::default);
-        if held.parsed.get().is_none() {
-            let built = match &held.raw {
-                Some(raw) => raw.parse(),
-                None => Properties::default(),
-            };
-            held.parsed = OnceLock::from(built);
-        }
+        held.structured();
         // From here the structured set is the truth: the received block may no longer say
         // the same.
         held.raw = None;

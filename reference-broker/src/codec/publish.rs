@@ -33,7 +33,7 @@ pub(crate) fn check_flags(flags: u8) -> Result<QoS, DecodeError> {
 /// bytes in all, flags already checked by [`check_flags`]) and consume it. The payload is a
 /// slice of the read buffer: no copy. PUBLISH is the packet a broker decodes most, so this
 /// is written as straight-line code over the borrowed bytes, and the packet is split off
-/// the buffer (one reference count) only once its header fields are known to be valid.
+/// the buffer only once its lengths and packet identifier are known to be valid.
 #[inline]
 pub(crate) fn decode(
     flags: u8,
