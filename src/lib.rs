@@ -13,5 +13,6 @@ pub mod pubsub;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod selftest;
 pub mod suite;
 pub mod target;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use reference_broker::broker::BrokerConfig;
 use reference_broker::client::{Connection, Received, TransportOptions};
 use reference_broker::codec::{Connect, Disconnect, Packet, Properties, ProtocolVersion};
 
@@ -119,16 +120,8 @@ pub fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
 pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
     match spec {
         TargetSpec::Reference => {
-            let secret = format!("mqttc-{}", crate::run::new_run_id());
-            let (broker, bound) = reference::start(&secret).await?;
-            Ok(RunningTarget {
-                url: format!("mqtt://{bound}"),
-                name: "reference".into(),
-                credentials: None,
-                features: vec![Feature::Authentication, Feature::EnhancedAuth],
-                broker: Some(broker),
-                container: None,
-            })
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            start_reference(BrokerConfig::default_tcp(addr)).await
         }
         TargetSpec::External { url, name } => {
             let (clean, credentials) = split_credentials(url);
@@ -158,6 +151,21 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
             })
         }
     }
+}
+
+/// Start the in-process reference broker with `config` (a variant or a defect in selftest),
+/// listening on 127.0.0.1, port 0, with its test user and challenge authentication.
+pub async fn start_reference(config: BrokerConfig) -> Result<RunningTarget, TargetError> {
+    let secret = format!("mqttc-{}", crate::run::new_run_id());
+    let (broker, bound) = reference::start(&secret, config).await?;
+    Ok(RunningTarget {
+        url: format!("mqtt://{bound}"),
+        name: "reference".into(),
+        credentials: None,
+        features: vec![Feature::Authentication, Feature::EnhancedAuth],
+        broker: Some(broker),
+        container: None,
+    })
 }
 
 /// What a target supports, from its MQTT 5 CONNACK and its URL.

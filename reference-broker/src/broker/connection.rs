@@ -23,8 +23,9 @@ use crate::codec::{
     encode, Connect, DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode, SubAck, UnsubAck,
     Will,
 };
+use crate::protocol::variants::{NoSubscribersAck, UnsupportedLevel};
 use crate::protocol::{
-    Accept, CloseKind, Delivery, Event, InboundPublish, Message, ServerConnection,
+    Accept, CloseKind, Defect, Delivery, Event, InboundPublish, Message, ServerConnection,
 };
 
 use super::auth::{self, Identity, CHALLENGE_METHOD};
@@ -286,10 +287,17 @@ fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: De
             // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 in the 3.1.1 format, then close.
             // The level is not 5, so the client is not known to read the MQTT 5 format (whose
             // 0x84 is optional there); every version reads this one (as Mosquitto does).
-            conn.reject_version(
-                ProtocolVersion::V3_1_1,
-                crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
-            );
+            match ctx.shared.limits.variants.unsupported_level {
+                UnsupportedLevel::V3Connack => conn.reject_version(
+                    ProtocolVersion::V3_1_1,
+                    crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+                ),
+                UnsupportedLevel::V5Connack => conn.reject_version(
+                    ProtocolVersion::V5,
+                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                ),
+                UnsupportedLevel::CloseOnly => conn.close_silently(CloseKind::Rejected),
+            }
             return;
         }
         conn.close_silently(CloseKind::ProtocolError);
@@ -337,7 +345,11 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
                 Ok(r) => {
                     // [MQTT-3.8.4-1] SUBACK with [MQTT-3.8.4-2] the same packet id.
                     conn.send(Packet::SubAck(SubAck {
-                        packet_id: s.packet_id,
+                        packet_id: if ctx.shared.limits.defects.has(Defect::SubackWrongPacketId) {
+                            s.packet_id % u16::MAX + 1
+                        } else {
+                            s.packet_id
+                        },
                         properties: Default::default(),
                         reason_codes: r.codes,
                     }));
@@ -352,6 +364,9 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
         Event::Unsubscribe(u) => {
             let client = conn.client_id().clone();
             let codes = ctx.shared.router().unsubscribe(&client, &u);
+            if ctx.shared.limits.defects.has(Defect::UnsubackMissing) {
+                return;
+            }
             // [MQTT-3.10.4-4] / [MQTT-3.10.4-5] always UNSUBACK, same packet id.
             conn.send(Packet::UnsubAck(UnsubAck {
                 packet_id: u.packet_id,
@@ -463,7 +478,7 @@ async fn finish_connect(
     let mut assigned = None;
     let client_id: Arc<str> = if c.client_id.is_empty() {
         let id = shared.router().assign_client_id();
-        if c.protocol.is_v5() {
+        if c.protocol.is_v5() && !shared.limits.defects.has(Defect::AssignedClientIdMissing) {
             assigned = Some(id.clone());
         }
         Arc::from(id.as_str())
@@ -473,9 +488,11 @@ async fn finish_connect(
     ctx.username = c.username.clone();
     ctx.clean_start = c.clean_start;
     // [MQTT-3.1.4-3] take over an existing connection with the same client id.
+    let mut took_over = false;
     for _ in 0..3 {
         let waiting = shared.router().take_over(&client_id);
         let Some(mut done) = waiting else { break };
+        took_over = true;
         let _ = tokio::time::timeout(Duration::from_secs(5), done.changed()).await;
     }
     let (Some(tx), Some(kick)) = (ctx.tx.take(), ctx.kick.take()) else {
@@ -491,10 +508,18 @@ async fn finish_connect(
         parked: Arc::clone(&ctx.parked),
         room: watch::Sender::new(()),
     };
-    let (session, session_present) =
+    let (session, mut session_present) =
         shared
             .router()
             .attach(client_id.clone(), online, c.clean_start);
+    if took_over
+        && shared
+            .limits
+            .defects
+            .has(Defect::SessionPresentWrongAfterTakeover)
+    {
+        session_present = false;
+    }
     ctx.attached = true;
     debug!(peer = %ctx.peer, client = %client_id, session_present, "client connected");
     conn.accept(
@@ -538,7 +563,9 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
     let packet_id = p.packet_id;
     let qos = p.qos;
     let recipients = route(ctx, &client, p);
-    let reason = if recipients == 0 && v5 {
+    let zero_is_success =
+        ctx.shared.limits.variants.no_subscribers_ack == NoSubscribersAck::Success;
+    let reason = if recipients == 0 && v5 && !zero_is_success {
         ReasonCode::NO_MATCHING_SUBSCRIBERS
     } else {
         ReasonCode::SUCCESS
@@ -581,14 +608,21 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<De
         });
     }
     let Some(will) = will else { return };
-    let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
+    let d = shared.limits.defects;
+    let mut delay = will.properties.will_delay_interval.unwrap_or(0);
+    if !d.has(Defect::WillDelayPastSessionEnd) {
+        delay = delay.min(expiry);
+    }
+    if d.has(Defect::WillDelayIgnored) {
+        delay = 0;
+    }
     if delay == 0 {
         publish_will(&shared, &client_id, ctx.username.as_deref(), will);
     } else {
         // [MQTT-3.1.3-9] (5) published after the delay unless the session is resumed first.
         let username = ctx.username.clone();
         shared.after(Duration::from_secs(u64::from(delay)), move |s| {
-            if s.router().will_due(&client_id, generation) {
+            if s.router().will_due(&client_id, generation) || d.has(Defect::WillDespiteReconnect) {
                 publish_will(s, &client_id, username.as_deref(), will);
             }
         });
@@ -608,7 +642,7 @@ fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, w
     let publish = crate::codec::Publish {
         dup: false,
         qos: will.qos,
-        retain: will.retain,
+        retain: will.retain && !shared.limits.defects.has(Defect::WillRetainIgnored),
         topic: will.topic.into(),
         packet_id: 0,
         properties,

@@ -16,7 +16,8 @@ use crate::codec::{
 };
 
 use super::session::{InflightOut, OutState};
-use super::{Delivery, Message, Session};
+use super::variants::{ErrorDisconnect, ReasonStrings, RefusedConnect, ServerTopicAliases};
+use super::{Defect, Defects, Delivery, Message, Session, Variants};
 
 /// Limits and capabilities of the server, announced in CONNACK (MQTT 5) and enforced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,24 @@ pub struct ServerLimits {
     pub max_queued_online: usize,
     /// Whether QoS 0 messages are queued for offline or flow-controlled clients.
     pub queue_qos0: bool,
+    /// The choices the specification leaves to the server.
+    pub variants: Variants,
+    /// Deliberate defects (selftest only; none unless built with the `defects` feature).
+    pub defects: Defects,
+}
+
+impl ServerLimits {
+    /// How long a client with Keep Alive `ka` may stay silent: one and a half times
+    /// ([MQTT-3.1.2-24] / [MQTT-3.1.2-22]), or less under the `early` variant.
+    pub fn keep_alive_limit(&self, ka: Duration) -> Duration {
+        if self.defects.has(Defect::KeepAliveDoubled) {
+            return ka * 5 / 2;
+        }
+        match self.variants.keep_alive_grace {
+            super::variants::KeepAliveGrace::Exact => ka + ka / 2,
+            super::variants::KeepAliveGrace::Early => ka + ka / 4,
+        }
+    }
 }
 
 impl Default for ServerLimits {
@@ -74,6 +93,8 @@ impl Default for ServerLimits {
             max_queued_messages: 10_000,
             max_queued_online: 1000,
             queue_qos0: false,
+            variants: Variants::default(),
+            defects: Defects::default(),
         }
     }
 }
@@ -279,7 +300,10 @@ impl ServerConnection {
                 Some(self.connect_deadline)
             }
             // [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5): one and a half times keep alive.
-            State::Connected => self.keep_alive.map(|ka| self.last_rx + ka + ka / 2),
+            State::Connected => self
+                .keep_alive
+                .filter(|_| !self.limits.defects.has(Defect::KeepAliveIgnored))
+                .map(|ka| self.last_rx + self.limits.keep_alive_limit(ka)),
             State::Closed => None,
         }
     }
@@ -307,7 +331,11 @@ impl ServerConnection {
 
     /// A decoded packet arrived at `now`.
     pub fn handle_packet(&mut self, now: Instant, packet: Packet) {
-        self.last_rx = now;
+        if !(self.state == State::Connected
+            && self.limits.defects.has(Defect::KeepAliveFromConnect))
+        {
+            self.last_rx = now;
+        }
         match self.state {
             State::Closed => {}
             State::AwaitConnect => match packet {
@@ -335,6 +363,9 @@ impl ServerConnection {
                 keep_alive = server;
             }
         }
+        if keep_alive == 0 && self.limits.defects.has(Defect::KeepAliveZeroEnforced) {
+            keep_alive = 1;
+        }
         self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
         self.will = connect.will.clone();
         if connect.protocol.is_v5() {
@@ -353,7 +384,14 @@ impl ServerConnection {
             self.connect_session_expiry_zero = connect.clean_start;
         }
         // [MQTT-3.1.3-8] (3.1.1): a zero-byte client id requires Clean Session 1.
-        if connect.client_id.is_empty() && !connect.clean_start && !connect.protocol.is_v5() {
+        if connect.client_id.is_empty()
+            && !connect.clean_start
+            && !connect.protocol.is_v5()
+            && !self
+                .limits
+                .defects
+                .has(Defect::EmptyClientIdNoCleanAccepted)
+        {
             self.reject(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
             return;
         }
@@ -369,7 +407,8 @@ impl ServerConnection {
         }
         self.session = accept.session;
         let mut connack = ConnAck {
-            session_present: accept.session_present,
+            session_present: accept.session_present
+                && !self.limits.defects.has(Defect::SessionPresentAlwaysZero),
             code: ReasonCode::SUCCESS,
             properties: Default::default(),
         };
@@ -411,13 +450,16 @@ impl ServerConnection {
         self.state = State::Connected;
         self.last_rx = now;
         // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP set) and PUBREL on reconnection.
-        let inflight: Vec<InflightOut> = self.session.inflight.iter().cloned().collect();
+        let mut inflight: Vec<InflightOut> = self.session.inflight.iter().cloned().collect();
+        if self.limits.defects.has(Defect::InflightNotResent) {
+            inflight.clear();
+        }
         for entry in inflight {
             match entry.state {
                 OutState::AwaitPubAck | OutState::AwaitPubRec => {
                     let mut publish = entry.publish;
                     // [MQTT-3.3.1-1] DUP is set on a redelivery.
-                    publish.dup = true;
+                    publish.dup = !self.limits.defects.has(Defect::RedeliveryWithoutDup);
                     self.transmit_publish(publish);
                 }
                 OutState::AwaitPubComp => self.transmits.push_back(Packet::PubRel(PubResponse {
@@ -436,18 +478,22 @@ impl ServerConnection {
             // [MQTT-3.1.2-29] a Reason String is allowed on CONNACK whatever Request Problem
             // Information says; it is short, so within any sane Maximum Packet Size.
             let fits = self.client_max_packet_size.is_none_or(|max| max >= 64);
-            if fits {
+            if fits && self.limits.variants.reason_strings == ReasonStrings::Send {
                 properties.reason_string = code.name().map(str::to_owned).map(Into::into);
             }
             code
         } else {
             code.to_v3_connack()
         };
-        self.transmits.push_back(Packet::ConnAck(ConnAck {
-            session_present: false,
-            code,
-            properties: properties.into(),
-        }));
+        if !(self.version.is_v5()
+            && self.limits.variants.refused_connect == RefusedConnect::CloseOnly)
+        {
+            self.transmits.push_back(Packet::ConnAck(ConnAck {
+                session_present: false,
+                code,
+                properties: properties.into(),
+            }));
+        }
         self.will = None;
         self.state = State::Closed;
         self.close_kind = Some(CloseKind::Rejected);
@@ -496,6 +542,7 @@ impl ServerConnection {
         let v5 = self.version.is_v5();
         match packet {
             // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+            Packet::Connect(_) if self.limits.defects.has(Defect::SecondConnectAccepted) => {}
             Packet::Connect(_) => self.protocol_error(),
             Packet::Publish(publish) => self.handle_publish(now, publish),
             Packet::PubAck(ack) => {
@@ -531,6 +578,9 @@ impl ServerConnection {
             Packet::PubRel(rel) => {
                 // [MQTT-4.3.3-11] PUBREL releases the packet identifier; answer PUBCOMP.
                 let found = self.session.inbound_qos2.remove(&rel.packet_id);
+                if self.limits.defects.has(Defect::PubcompMissing) {
+                    return;
+                }
                 self.transmits.push_back(Packet::PubComp(PubResponse {
                     packet_id: rel.packet_id,
                     reason: if found || !v5 {
@@ -549,6 +599,7 @@ impl ServerConnection {
             Packet::Subscribe(s) => self.events.push_back(Event::Subscribe(s)),
             Packet::Unsubscribe(u) => self.events.push_back(Event::Unsubscribe(u)),
             // [MQTT-3.12.4-1] answer PINGREQ with PINGRESP.
+            Packet::PingReq if self.limits.defects.has(Defect::PingrespMissing) => {}
             Packet::PingReq => self.transmits.push_back(Packet::PingResp),
             Packet::Disconnect(d) => self.handle_disconnect(d),
             Packet::Auth(auth) if v5 => self.events.push_back(Event::Auth(auth)),
@@ -561,7 +612,13 @@ impl ServerConnection {
         if self.version.is_v5() {
             if let Some(expiry) = d.properties.session_expiry_interval {
                 // [MQTT-3.14.2-2] a zero session expiry from CONNECT cannot become non-zero.
-                if self.connect_session_expiry_zero && expiry != 0 {
+                if self.connect_session_expiry_zero
+                    && expiry != 0
+                    && !self
+                        .limits
+                        .defects
+                        .has(Defect::DisconnectExpiryFromZeroAccepted)
+                {
                     self.close(ReasonCode::PROTOCOL_ERROR, CloseKind::ProtocolError);
                     return;
                 }
@@ -574,7 +631,13 @@ impl ServerConnection {
             }
         }
         // [MQTT-3.14.4-3] (3.1.1) / [MQTT-3.1.2-10] (5): a normal DISCONNECT discards the will.
-        self.will = None;
+        if !self
+            .limits
+            .defects
+            .has(Defect::WillPublishedOnNormalDisconnect)
+        {
+            self.will = None;
+        }
         self.close_silently(CloseKind::NormalDisconnect);
     }
 
@@ -592,13 +655,19 @@ impl ServerConnection {
         }
         if v5 {
             // [MQTT-3.3.4-6] a client must not send subscription identifiers.
-            if !publish.properties.subscription_identifiers.is_empty() {
+            if !publish.properties.subscription_identifiers.is_empty()
+                && !self
+                    .limits
+                    .defects
+                    .has(Defect::ClientSubscriptionIdAccepted)
+            {
                 self.protocol_error();
                 return;
             }
             if let Some(alias) = publish.properties.topic_alias {
                 // [MQTT-3.3.2-8] / [MQTT-3.3.2-9] alias 0 or above Topic Alias Maximum.
-                if alias == 0 || alias > self.limits.topic_alias_maximum {
+                let zero = alias == 0 && !self.limits.defects.has(Defect::TopicAliasZeroAccepted);
+                if zero || alias > self.limits.topic_alias_maximum {
                     self.close(ReasonCode::TOPIC_ALIAS_INVALID, CloseKind::ProtocolError);
                     return;
                 }
@@ -622,7 +691,9 @@ impl ServerConnection {
         }
         match publish.qos {
             QoS::ExactlyOnce => {
-                if self.session.inbound_qos2.contains(&publish.packet_id) {
+                if self.session.inbound_qos2.contains(&publish.packet_id)
+                    && !self.limits.defects.has(Defect::Qos2DuplicateOnResend)
+                {
                     // [MQTT-4.3.3-10] duplicate before PUBREL: PUBREC again, no duplicate delivery.
                     self.transmits.push_back(Packet::PubRec(PubResponse {
                         packet_id: publish.packet_id,
@@ -671,6 +742,7 @@ impl ServerConnection {
         match qos {
             QoS::AtMostOnce => {}
             // [MQTT-4.3.2-4] acknowledge QoS 1 with PUBACK.
+            QoS::AtLeastOnce if self.limits.defects.has(Defect::PubackMissing) => {}
             QoS::AtLeastOnce => self.transmits.push_back(Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_success() {
@@ -720,7 +792,10 @@ impl ServerConnection {
 
     /// Send queued messages while flow control allows.
     fn pump(&mut self, now: Instant) {
-        let window = usize::from(self.client_receive_maximum.min(self.limits.max_inflight));
+        let mut window = usize::from(self.client_receive_maximum.min(self.limits.max_inflight));
+        if self.limits.defects.has(Defect::ReceiveMaximumIgnored) {
+            window = usize::MAX;
+        }
         while let Some(front) = self.session.pending.front() {
             if front.qos != QoS::AtMostOnce && self.session.inflight.len() >= window {
                 // [MQTT-3.3.4-9] (5) no more than Receive Maximum unacknowledged QoS 1/2.
@@ -731,13 +806,16 @@ impl ServerConnection {
             };
             let msg = &delivery.message;
             // [MQTT-3.3.2-5] (5) an expired message is not forwarded.
-            if msg.is_expired(now) {
+            if msg.is_expired(now) && !self.limits.defects.has(Defect::ExpiredQueuedMessageSent) {
                 self.dropped += 1;
                 continue;
             }
             let mut properties = msg.properties.clone();
             // [MQTT-3.3.2-6] (5) forward the remaining expiry interval.
-            properties.message_expiry_interval = msg.remaining_expiry(now);
+            if !self.limits.defects.has(Defect::MessageExpiryNotDecremented) {
+                properties.message_expiry_interval = msg.remaining_expiry(now);
+            }
+            self.limits.defects.mangle_forwarded(&mut properties);
             if self.version.is_v5() {
                 // [MQTT-3.3.4-3] every matching subscription identifier.
                 properties.subscription_identifiers = delivery.subscription_ids.clone();
@@ -753,7 +831,10 @@ impl ServerConnection {
                 properties,
                 payload: msg.payload.clone(),
             };
-            if let Some(max) = self.client_max_packet_size {
+            if let Some(max) = self
+                .client_max_packet_size
+                .filter(|_| !self.limits.defects.has(Defect::ClientMaxPacketSizeIgnored))
+            {
                 // [MQTT-3.1.2-24] / [MQTT-3.1.2-25] (5) never send a packet larger than the client's maximum;
                 // the message is discarded as if delivered.
                 let size = encoded_len(&Packet::Publish(publish.clone()), self.version);
@@ -784,13 +865,22 @@ impl ServerConnection {
 
     /// Queue a PUBLISH, replacing its topic by an alias when the client accepts aliases.
     fn transmit_publish(&mut self, mut publish: Publish) {
-        if self.version.is_v5() && self.client_topic_alias_maximum > 0 {
+        if self.version.is_v5()
+            && self.client_topic_alias_maximum > 0
+            && self.limits.variants.server_topic_aliases == ServerTopicAliases::Use
+        {
             if let Some(alias) = self.outbound_aliases.get(&publish.topic) {
                 publish.properties.topic_alias = Some(*alias);
                 publish.topic = TopicName::new();
             } else if self.outbound_aliases.len() < usize::from(self.client_topic_alias_maximum) {
                 // [MQTT-3.1.2-26] / [MQTT-3.3.2-11] (5) aliases stay within the client's Topic Alias Maximum.
-                let alias = u16::try_from(self.outbound_aliases.len() + 1).unwrap_or(u16::MAX);
+                let above = usize::from(
+                    self.limits
+                        .defects
+                        .has(Defect::ServerAliasAboveClientMaximum),
+                );
+                let alias =
+                    u16::try_from(self.outbound_aliases.len() + 1 + above).unwrap_or(u16::MAX);
                 self.outbound_aliases.insert(publish.topic.clone(), alias);
                 publish.properties.topic_alias = Some(alias);
             }
@@ -814,8 +904,14 @@ impl ServerConnection {
         if self.state == State::Closed {
             return;
         }
-        if self.version.is_v5() && matches!(self.state, State::Connected | State::Authenticating) {
+        let close_only = kind == CloseKind::ProtocolError
+            && self.limits.variants.error_disconnect == ErrorDisconnect::CloseOnly;
+        if self.version.is_v5()
+            && matches!(self.state, State::Connected | State::Authenticating)
+            && !close_only
+        {
             let mut properties = crate::codec::Properties::default();
+            let text = text.filter(|_| self.limits.variants.reason_strings == ReasonStrings::Send);
             if let Some(text) = text {
                 let fits = self
                     .client_max_packet_size
@@ -845,6 +941,17 @@ impl ServerConnection {
     /// DISCONNECT or a rejected CONNECT.
     pub fn take_will(&mut self) -> Option<Will> {
         match self.close_kind {
+            Some(CloseKind::NormalDisconnect)
+                if self
+                    .limits
+                    .defects
+                    .has(Defect::WillPublishedOnNormalDisconnect) =>
+            {
+                self.will.take()
+            }
+            Some(CloseKind::NetworkLost) if self.limits.defects.has(Defect::WillNotPublished) => {
+                None
+            }
             Some(CloseKind::NormalDisconnect) | Some(CloseKind::Rejected) | None => None,
             Some(_) => self.will.take(),
         }
