@@ -72,6 +72,8 @@ pub struct SubjectResult {
     pub subject: Subject,
     /// Failing runs, as `case [version]`, sorted.
     pub failing: Vec<String>,
+    /// Why each failing run failed: the step and the message.
+    pub why: std::collections::BTreeMap<String, String>,
     /// Runs executed (skipped ones not counted).
     pub executed: usize,
     /// Wall time.
@@ -183,6 +185,7 @@ async fn run_subject(
         }),
     };
     let mut failing = BTreeSet::new();
+    let mut why = std::collections::BTreeMap::new();
     let mut executed = 0;
     for batch in [first, rest] {
         if batch.is_empty() || (!failing.is_empty() && matches!(subject.kind, Kind::Defect { .. }))
@@ -195,7 +198,11 @@ async fn run_subject(
                 executed += 1;
             }
             if r.verdict.is_failure() {
-                failing.insert(label(&r.case, r.version));
+                let l = label(&r.case, r.version);
+                if let Some(f) = r.verdict.failure() {
+                    why.insert(l.clone(), format!("step {}: {}", f.step_text, f.message));
+                }
+                failing.insert(l);
             }
         }
     }
@@ -203,6 +210,7 @@ async fn run_subject(
     Ok(SubjectResult {
         subject,
         failing: failing.into_iter().collect(),
+        why,
         executed,
         elapsed: started.elapsed(),
     })

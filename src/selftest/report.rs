@@ -23,6 +23,8 @@ pub struct VariantLine {
     pub allowed_by: String,
     /// Cases that failed on it (each pinned one allowed behaviour).
     pub failing: Vec<String>,
+    /// Why each failed.
+    pub why: BTreeMap<String, String>,
     /// Runs executed.
     pub executed: usize,
     /// Seconds.
@@ -122,6 +124,7 @@ pub fn summarise(
                 name: r.subject.name.trim_start_matches("variant:").to_string(),
                 allowed_by: allowed_by.clone(),
                 failing: r.failing.clone(),
+                why: r.why.clone(),
                 executed: r.executed,
                 seconds,
             }),
@@ -218,6 +221,9 @@ pub fn print(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
             v.failing.join(", ")
         };
         writeln!(out, "  {:<40} {verdict}", v.name)?;
+        for (case, why) in &v.why {
+            writeln!(out, "      {case}: {why}")?;
+        }
     }
     writeln!(out, "defects -> catching cases (must be at least one)")?;
     for d in &s.defects.details {

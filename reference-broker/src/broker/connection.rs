@@ -23,7 +23,7 @@ use crate::codec::{
     encode, Connect, DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode, SubAck, UnsubAck,
     Will,
 };
-use crate::protocol::variants::{NoSubscribersAck, UnsupportedLevel};
+use crate::protocol::variants::NoSubscribersAck;
 use crate::protocol::{
     Accept, CloseKind, Defect, Delivery, Event, InboundPublish, Message, ServerConnection,
 };
@@ -287,17 +287,10 @@ fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: De
             // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 in the 3.1.1 format, then close.
             // The level is not 5, so the client is not known to read the MQTT 5 format (whose
             // 0x84 is optional there); every version reads this one (as Mosquitto does).
-            match ctx.shared.limits.variants.unsupported_level {
-                UnsupportedLevel::V3Connack => conn.reject_version(
-                    ProtocolVersion::V3_1_1,
-                    crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
-                ),
-                UnsupportedLevel::V5Connack => conn.reject_version(
-                    ProtocolVersion::V5,
-                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
-                ),
-                UnsupportedLevel::CloseOnly => conn.close_silently(CloseKind::Rejected),
-            }
+            conn.reject_version(
+                ProtocolVersion::V3_1_1,
+                crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
+            );
             return;
         }
         conn.close_silently(CloseKind::ProtocolError);
@@ -385,7 +378,8 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
     let shared = Arc::clone(&ctx.shared);
     let limits = &shared.limits;
     // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] (5) a will the server cannot honour.
-    if let Some(w) = &c.will {
+    // 3.1.1 has neither: its wills are accepted whatever the MQTT 5 limits say.
+    if let Some(w) = c.will.as_ref().filter(|_| c.protocol.is_v5()) {
         if w.qos > limits.maximum_qos {
             conn.reject(ReasonCode::QOS_NOT_SUPPORTED);
             return;

@@ -442,11 +442,7 @@ impl Router {
                 continue;
             }
             let shared = matches!(key, SubKey::Shared(..));
-            if shared
-                && s.options.no_local
-                && v5
-                && !self.limits.defects.has(Defect::NoLocalOnSharedAccepted)
-            {
+            if shared && s.options.no_local && v5 {
                 // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
                 return Err(ReasonCode::PROTOCOL_ERROR);
             }
@@ -512,6 +508,13 @@ impl Router {
                 let expired_too = self.limits.defects.has(Defect::RetainedExpiredStillSent);
                 let at = if expired_too { None } else { Some(now) };
                 for m in self.retained.matching(&inner, at) {
+                    let m = match expired_too {
+                        true => Arc::new(Message {
+                            expires_at: None,
+                            ..(*m).clone()
+                        }),
+                        false => m,
+                    };
                     retained.push(Delivery {
                         qos: m.qos.min(granted),
                         // [MQTT-3.3.1-8] (3.1.1) retained messages sent on subscribe keep RETAIN 1.
@@ -567,11 +570,9 @@ impl Router {
         let d = self.limits.defects;
         let keep_old = (d.has(Defect::RetainedNotReplaced) && self.retained.contains(&msg.topic))
             || (d.has(Defect::RetainedEmptyNotDeleted) && msg.payload.is_empty());
-        if msg.retain
-            && self.limits.retain_available
-            && !keep_old
-            && !self.retained.update(&msg, self.max_retained)
-        {
+        // Retain Available 0 refuses retained PUBLISH and wills from MQTT 5 clients; those that
+        // reach the store come from 3.1.1 clients, which must be served ([MQTT-3.3.1-5]).
+        if msg.retain && !keep_old && !self.retained.update(&msg, self.max_retained) {
             tracing::warn!(topic = %msg.topic, "retained store full, message not retained");
         }
         let mut direct: HashMap<Arc<str>, Vec<Match>> = HashMap::new();

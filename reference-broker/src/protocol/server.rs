@@ -67,14 +67,14 @@ pub struct ServerLimits {
 
 impl ServerLimits {
     /// How long a client with Keep Alive `ka` may stay silent: one and a half times
-    /// ([MQTT-3.1.2-24] / [MQTT-3.1.2-22]), or less under the `early` variant.
+    /// ([MQTT-3.1.2-24] / [MQTT-3.1.2-22]), plus a quarter of a second under the `slack` variant.
     pub fn keep_alive_limit(&self, ka: Duration) -> Duration {
         if self.defects.has(Defect::KeepAliveDoubled) {
             return ka * 5 / 2;
         }
         match self.variants.keep_alive_grace {
             super::variants::KeepAliveGrace::Exact => ka + ka / 2,
-            super::variants::KeepAliveGrace::Early => ka + ka / 4,
+            super::variants::KeepAliveGrace::Slack => ka + ka / 2 + Duration::from_millis(250),
         }
     }
 }
@@ -648,13 +648,15 @@ impl ServerConnection {
 
     fn handle_publish(&mut self, now: Instant, mut publish: Publish) {
         let v5 = self.version.is_v5();
-        // [MQTT-3.2.2-11] (5) QoS above the server's Maximum QoS.
-        if publish.qos > self.limits.maximum_qos {
+        // [MQTT-3.2.2-11] (5) QoS above the server's Maximum QoS. 3.1.1 has no Maximum QoS: the
+        // message is accepted and forwarded at most at the granted QoS ([MQTT-3.8.4-6]).
+        if v5 && publish.qos > self.limits.maximum_qos {
             self.close(ReasonCode::QOS_NOT_SUPPORTED, CloseKind::ProtocolError);
             return;
         }
         // [MQTT-3.2.2-14] (5) retain when Retain Available is 0.
-        if publish.retain && !self.limits.retain_available {
+        // 3.1.1 has no Retain Available: its retained messages are stored ([MQTT-3.3.1-5]).
+        if v5 && publish.retain && !self.limits.retain_available {
             self.close(ReasonCode::RETAIN_NOT_SUPPORTED, CloseKind::ProtocolError);
             return;
         }
