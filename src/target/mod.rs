@@ -193,6 +193,8 @@ pub struct Capabilities {
     pub authentication: bool,
     /// The profile declares an enhanced authentication method.
     pub enhanced_auth: bool,
+    /// The Server Keep Alive of the probe's CONNACK, if any (MQTT 5).
+    pub server_keep_alive: Option<u16>,
 }
 
 impl Capabilities {
@@ -211,6 +213,7 @@ impl Capabilities {
             websocket: url.starts_with("ws://") || url.starts_with("wss://"),
             authentication: profile.contains(&Feature::Authentication),
             enhanced_auth: profile.contains(&Feature::EnhancedAuth),
+            server_keep_alive: props.server_keep_alive,
         }
     }
 
@@ -244,9 +247,12 @@ impl Capabilities {
             Feature::EnhancedAuth if !self.enhanced_auth => {
                 "the target profile declares no enhanced authentication method".into()
             }
+            Feature::ClientKeepAlive if version == Version::V5 => match self.server_keep_alive {
+                Some(s) => format!("the broker imposes a Server Keep Alive of {s} s"),
+                None => return None,
+            },
             _ => return None,
         };
-        let _ = version;
         Some(format!("requires {}: {missing}", feature.name()))
     }
 }
