@@ -20,7 +20,7 @@ use mqtt_conformance::run::link::SharedInjector;
 use mqtt_conformance::run::{self, CaseResult, RunConfig, RunEvent, Selection};
 use mqtt_conformance::scenario::{self, Dur, Version};
 use mqtt_conformance::suite::{self, Suite};
-use mqtt_conformance::target::{self, RestartSupport, TargetSpec};
+use mqtt_conformance::sut::{self, RestartSupport, TargetSpec};
 use mqtt_conformance::{coverage, exit};
 use reference_broker::client::TransportOptions;
 
@@ -290,7 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list(root, &args),
         Command::Validate { paths } => validate(root, &paths),
         Command::BuildImage(args) => {
-            async_runtime()?.block_on(target::local_image::build(
+            async_runtime()?.block_on(sut::local_image::build(
                 &args.binary,
                 &args.args,
                 args.port,
@@ -454,7 +454,7 @@ async fn run_suites(
             eprintln!("interrupted while starting the broker");
             return Ok(ExitCode::from(exit::INTERRUPTED));
         }
-        started = target::start(&spec) => started?,
+        started = sut::start(&spec) => started?,
     };
     if let (false, Some(name)) = (
         matches!(spec, TargetSpec::External { .. }),
@@ -469,7 +469,7 @@ async fn run_suites(
         ..TransportOptions::default()
     };
     let run_id = run::new_run_id();
-    let caps = match target::probe(&target, &transport, &run_id).await {
+    let caps = match sut::probe(&target, &transport, &run_id).await {
         Ok(c) => c,
         Err(e) => {
             target.shutdown().await;
@@ -569,16 +569,16 @@ fn target_spec(args: &RunArgs) -> anyhow::Result<TargetSpec> {
             }
         }
         (None, Some(name)) => {
-            TargetSpec::Container(target::presets::preset(name).ok_or_else(|| {
+            TargetSpec::Container(sut::presets::preset(name).ok_or_else(|| {
                 anyhow::anyhow!(
                     "unknown container preset {name:?} (one of {}; or --image IMAGE --port PORT)",
-                    target::presets::NAMES.join(", ")
+                    sut::presets::NAMES.join(", ")
                 )
             })?)
         }
         (None, None) => match &args.image {
             Some(image) => {
-                TargetSpec::Container(target::container::ContainerSpec::image(image, args.port))
+                TargetSpec::Container(sut::container::ContainerSpec::image(image, args.port))
             }
             None => TargetSpec::Reference,
         },
