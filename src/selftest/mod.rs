@@ -21,7 +21,7 @@ use crate::run::link::SharedInjector;
 use crate::run::{self, PlannedRun, RunConfig, Selection};
 use crate::scenario::Version;
 use crate::suite::Suite;
-use crate::target::{self, RestartSupport};
+use crate::sut::{self, RestartSupport};
 pub use subject::{Kind, Subject};
 
 /// How to run a selftest.
@@ -61,7 +61,7 @@ pub enum SelftestError {
         /// The subject.
         subject: String,
         /// Cause.
-        source: target::TargetError,
+        source: sut::TargetError,
     },
 }
 
@@ -143,15 +143,15 @@ async fn run_subject(
         subject: subject.name.clone(),
         source,
     };
-    let target = target::start_reference(subject.config.clone())
+    let target = sut::start_reference(subject.config.clone())
         .await
         .map_err(fail)?;
     let transport = TransportOptions {
         connect_timeout: Some(Duration::from_secs(5)),
         ..TransportOptions::default()
     };
-    let run_id = run::new_run_id();
-    let caps = match target::probe(&target, &transport, &run_id).await {
+    let run_id = crate::run_id::new_run_id();
+    let caps = match sut::probe(&target, &transport, &run_id).await {
         Ok(c) => c,
         Err(e) => {
             target.shutdown().await;

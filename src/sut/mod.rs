@@ -1,4 +1,4 @@
-//! Targets: the broker a run judges (the in-process reference broker on port 0, or an external
+//! The system under test: the broker a run judges (the in-process reference broker on port 0, or an external
 //! URL), and what it announces about its optional features.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use reference_broker::broker::BrokerConfig;
 use reference_broker::client::{Connection, Received, TransportOptions};
 use reference_broker::codec::{Connect, Disconnect, Packet, Properties, ProtocolVersion};
 
-use crate::run::trace::redact_url;
+use crate::redact::redact_url;
 use crate::scenario::{Feature, Version};
 
 pub mod container;
@@ -156,7 +156,7 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
 /// Start the in-process reference broker with `config` (a variant or a defect in selftest),
 /// listening on 127.0.0.1, port 0, with its test user and challenge authentication.
 pub async fn start_reference(config: BrokerConfig) -> Result<RunningTarget, TargetError> {
-    let secret = format!("mqttc-{}", crate::run::new_run_id());
+    let secret = format!("mqttc-{}", crate::run_id::new_run_id());
     let (broker, bound) = reference::start(&secret, config).await?;
     Ok(RunningTarget {
         url: format!("mqtt://{bound}"),
