@@ -7,6 +7,9 @@ use std::path::Path;
 use mqtt_conformance::selftest::{self, report};
 use mqtt_conformance::suite;
 
+// Runs every suite about 90 times (about 4 minutes on 2 idle cores) and times keep alive: kept
+// out of the everyday `cargo test --workspace` on shared machines; `.ci/run` runs it.
+#[ignore = "4 minutes; run with: cargo test --test selftest -- --ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_variant_passes_and_every_defect_is_caught() -> Result<(), Box<dyn std::error::Error>>
 {
