@@ -9,73 +9,30 @@
 
 use crate::codec::Properties;
 
-/// One deliberate defect. Its hook, at the point of use, is a one-line
-/// `if limits.defects.has(Defect::X)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // each variant is described in `Defect::info`
-pub enum Defect {
-    // Chapter 3.1 / 3.2: CONNECT, CONNACK, sessions
-    SecondConnectAccepted,
-    SessionPresentAlwaysZero,
-    SessionPresentOnCleanStart,
-    SessionPresentWrongAfterTakeover,
-    CleanStartKeepsSession,
-    TakeoverKeepsOldConnection,
-    EmptyClientIdNoCleanAccepted,
-    AssignedClientIdMissing,
-    SessionNotStoredOffline,
-    KeepAliveIgnored,
-    KeepAliveDoubled,
-    KeepAliveFromConnect,
-    WillNotPublished,
-    WillPublishedOnNormalDisconnect,
-    WillRetainIgnored,
-    WillDelayIgnored,
-    WillDelayPastSessionEnd,
-    WillDespiteReconnect,
-    KeepAliveZeroEnforced,
-    // Chapter 3.3: PUBLISH
-    RetainedNotReplaced,
-    RetainedEmptyNotDeleted,
-    RetainedSentWithoutRetainFlag,
-    RetainFlagKeptOnLiveMessages,
-    RetainAsPublishedIgnored,
-    RetainHandlingResendOnResubscribe,
-    RetainHandlingTwoSends,
-    RetainedExpiredStillSent,
-    MessageExpiryNotDecremented,
-    ExpiredQueuedMessageSent,
-    UserPropertyOrderChanged,
-    ContentTypeDropped,
-    ResponseTopicDropped,
-    CorrelationDataDropped,
-    PayloadFormatDropped,
-    TopicAliasZeroAccepted,
-    ClientSubscriptionIdAccepted,
-    ServerAliasAboveClientMaximum,
-    ClientMaxPacketSizeIgnored,
-    ReceiveMaximumIgnored,
-    // Chapter 3.4 - 3.14: acknowledgements, SUBSCRIBE, UNSUBSCRIBE, PING, DISCONNECT
-    PubackMissing,
-    PubcompMissing,
-    Qos2DuplicateOnResend,
-    SubackWrongPacketId,
-    UnsubackMissing,
-    PingrespMissing,
-    SubscriptionReplaceDuplicates,
-    UnsubscribeKeepsDelivering,
-    NoLocalIgnored,
-    DisconnectExpiryFromZeroAccepted,
-    // Chapter 4: QoS, overlap, ordering, topics, shared subscriptions, errors
-    OverlapQosFromLastSubscription,
-    OverlapQosFromFirstSubscription,
-    SubscriptionIdOneDropped,
-    DeliveredAboveGrantedQos,
-    RedeliveryWithoutDup,
-    InflightNotResent,
-    HashNotMatchingParent,
-    SharedDeliversToAll,
-    SharedGrantedQosIgnored,
+/// Defines [`Defect`], [`Defect::ALL`] and [`Defect::info`] from one table, so a defect is
+/// named once.
+macro_rules! defects {
+    ($($variant:ident => ($name:expr, $v3:expr, $v5:expr, $what:expr, $interaction:expr),)*) => {
+        /// One deliberate defect. Its hook, at the point of use, is a one-line
+        /// `if limits.defects.has(Defect::X)`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)] // each variant is described in `Defect::info`
+        pub enum Defect {
+            $($variant,)*
+        }
+
+        impl Defect {
+            /// Every defect.
+            pub const ALL: &'static [Defect] = &[$(Defect::$variant,)*];
+
+            /// Name, broken statements and description.
+            pub fn info(self) -> DefectInfo {
+                match self {
+                    $(Defect::$variant => info($name, $v3, $v5, $what, $interaction),)*
+                }
+            }
+        }
+    };
 }
 
 /// What a defect breaks and how.
@@ -106,133 +63,69 @@ const fn info(
     }
 }
 
-impl Defect {
-    /// Every defect.
-    pub const ALL: &'static [Defect] = &[
-        Defect::SecondConnectAccepted,
-        Defect::SessionPresentAlwaysZero,
-        Defect::SessionPresentOnCleanStart,
-        Defect::SessionPresentWrongAfterTakeover,
-        Defect::CleanStartKeepsSession,
-        Defect::TakeoverKeepsOldConnection,
-        Defect::EmptyClientIdNoCleanAccepted,
-        Defect::AssignedClientIdMissing,
-        Defect::SessionNotStoredOffline,
-        Defect::KeepAliveIgnored,
-        Defect::KeepAliveDoubled,
-        Defect::KeepAliveFromConnect,
-        Defect::WillNotPublished,
-        Defect::WillPublishedOnNormalDisconnect,
-        Defect::WillRetainIgnored,
-        Defect::WillDelayIgnored,
-        Defect::WillDelayPastSessionEnd,
-        Defect::WillDespiteReconnect,
-        Defect::KeepAliveZeroEnforced,
-        Defect::RetainedNotReplaced,
-        Defect::RetainedEmptyNotDeleted,
-        Defect::RetainedSentWithoutRetainFlag,
-        Defect::RetainFlagKeptOnLiveMessages,
-        Defect::RetainAsPublishedIgnored,
-        Defect::RetainHandlingResendOnResubscribe,
-        Defect::RetainHandlingTwoSends,
-        Defect::RetainedExpiredStillSent,
-        Defect::MessageExpiryNotDecremented,
-        Defect::ExpiredQueuedMessageSent,
-        Defect::UserPropertyOrderChanged,
-        Defect::ContentTypeDropped,
-        Defect::ResponseTopicDropped,
-        Defect::CorrelationDataDropped,
-        Defect::PayloadFormatDropped,
-        Defect::TopicAliasZeroAccepted,
-        Defect::ClientSubscriptionIdAccepted,
-        Defect::ServerAliasAboveClientMaximum,
-        Defect::ClientMaxPacketSizeIgnored,
-        Defect::ReceiveMaximumIgnored,
-        Defect::PubackMissing,
-        Defect::PubcompMissing,
-        Defect::Qos2DuplicateOnResend,
-        Defect::SubackWrongPacketId,
-        Defect::UnsubackMissing,
-        Defect::PingrespMissing,
-        Defect::SubscriptionReplaceDuplicates,
-        Defect::UnsubscribeKeepsDelivering,
-        Defect::NoLocalIgnored,
-        Defect::DisconnectExpiryFromZeroAccepted,
-        Defect::OverlapQosFromLastSubscription,
-        Defect::OverlapQosFromFirstSubscription,
-        Defect::SubscriptionIdOneDropped,
-        Defect::DeliveredAboveGrantedQos,
-        Defect::RedeliveryWithoutDup,
-        Defect::InflightNotResent,
-        Defect::HashNotMatchingParent,
-        Defect::SharedDeliversToAll,
-        Defect::SharedGrantedQosIgnored,
-    ];
-
-    /// Name, broken statements and description.
-    pub fn info(self) -> DefectInfo {
-        use Defect::*;
-        match self {
-            SecondConnectAccepted => info("second-connect-accepted", &["MQTT-3.1.0-2"], &["MQTT-3.1.0-2"], "a second CONNECT on a connection is ignored instead of closing it", false),
-            SessionPresentAlwaysZero => info("session-present-always-zero", &["MQTT-3.2.2-2"], &["MQTT-3.2.2-3"], "CONNACK Session Present is 0 even when a session is resumed", false),
-            SessionPresentOnCleanStart => info("session-present-on-clean-start", &["MQTT-3.2.2-1"], &["MQTT-3.2.2-2"], "CONNACK Session Present is 1 with Clean Start when an old session existed", true),
-            SessionPresentWrongAfterTakeover => info("session-present-wrong-after-takeover", &["MQTT-3.2.2-2"], &["MQTT-3.2.2-3"], "Session Present is 0 when the resumed session was taken over from a live connection", true),
-            CleanStartKeepsSession => info("clean-start-keeps-session", &["MQTT-3.1.2-6"], &["MQTT-3.1.2-4"], "Clean Start / Clean Session 1 resumes the old session (subscriptions, queued messages)", false),
-            TakeoverKeepsOldConnection => info("takeover-keeps-old-connection", &["MQTT-3.1.4-2"], &["MQTT-3.1.4-3"], "a second connection with the same client id leaves the first one open", false),
-            EmptyClientIdNoCleanAccepted => info("empty-client-id-no-clean-accepted", &["MQTT-3.1.3-8"], &[], "a zero-byte ClientId with CleanSession 0 is accepted (3.1.1)", false),
-            AssignedClientIdMissing => info("assigned-client-id-missing", &[], &["MQTT-3.2.2-16"], "a zero-length Client Identifier gets no Assigned Client Identifier in CONNACK", false),
-            SessionNotStoredOffline => info("session-not-stored-offline", &["MQTT-3.1.2-5"], &["MQTT-3.1.2-23"], "QoS 1/2 messages for an offline persistent session are dropped", true),
-            KeepAliveIgnored => info("keep-alive-ignored", &["MQTT-3.1.2-24"], &["MQTT-3.1.2-22"], "a silent client is never closed", false),
-            KeepAliveDoubled => info("keep-alive-doubled", &["MQTT-3.1.2-24"], &["MQTT-3.1.2-22"], "a silent client is closed after 2.5 x Keep Alive instead of 1.5 x", false),
-            KeepAliveFromConnect => info("keep-alive-from-connect", &["MQTT-3.1.2-24"], &["MQTT-3.1.2-22"], "keep alive is measured from CONNECT, not from the last packet", true),
-            WillNotPublished => info("will-not-published", &["MQTT-3.1.2-8"], &["MQTT-3.1.2-8"], "the will is dropped when the network connection is lost", false),
-            WillPublishedOnNormalDisconnect => info("will-published-on-normal-disconnect", &["MQTT-3.1.2-10"], &["MQTT-3.1.2-10"], "the will is published after a normal DISCONNECT", false),
-            WillRetainIgnored => info("will-retain-ignored", &["MQTT-3.1.2-17"], &["MQTT-3.1.2-15"], "a will with Will Retain 1 is published as a non-retained message", true),
-            WillDelayIgnored => info("will-delay-ignored", &[], &["MQTT-3.1.3-9"], "the will is published at once, whatever the Will Delay Interval", false),
-            WillDelayPastSessionEnd => info("will-delay-past-session-end", &[], &["MQTT-3.1.2-8"], "the Will Delay Interval is honoured past the end of a shorter session", true),
-            WillDespiteReconnect => info("will-despite-reconnect", &[], &["MQTT-3.1.3-9"], "a delayed will is published even though the session was resumed in time", true),
-            KeepAliveZeroEnforced => info("keep-alive-zero-enforced", &[], &["MQTT-3.2.2-22"], "Keep Alive 0 (off) is enforced as 1 s without a Server Keep Alive in CONNACK", false),
-            RetainedNotReplaced => info("retained-not-replaced", &["MQTT-3.3.1-5"], &["MQTT-3.3.1-5"], "a second retained message on a topic does not replace the first", false),
-            RetainedEmptyNotDeleted => info("retained-empty-not-deleted", &["MQTT-3.3.1-10"], &["MQTT-3.3.1-6"], "a retained message with an empty payload does not remove the retained message", false),
-            RetainedSentWithoutRetainFlag => info("retained-sent-without-retain-flag", &["MQTT-3.3.1-8"], &["MQTT-3.3.1-9"], "retained messages sent for a new subscription have RETAIN 0 (v5: lost RAP context) ", true),
-            RetainFlagKeptOnLiveMessages => info("retain-flag-kept-on-live-messages", &["MQTT-3.3.1-9"], &["MQTT-3.3.1-12"], "a retained PUBLISH forwarded to an established subscription keeps RETAIN 1 without Retain As Published", true),
-            RetainAsPublishedIgnored => info("retain-as-published-ignored", &[], &["MQTT-3.3.1-13"], "Retain As Published 1 forwards RETAIN 0", true),
-            RetainHandlingResendOnResubscribe => info("retain-handling-1-resends", &[], &["MQTT-3.3.1-10"], "Retain Handling 1 sends retained messages again when the subscription already existed", true),
-            RetainHandlingTwoSends => info("retain-handling-2-sends", &[], &["MQTT-3.3.1-11"], "Retain Handling 2 still sends retained messages", false),
-            RetainedExpiredStillSent => info("retained-expired-still-sent", &[], &["MQTT-3.3.2-5"], "a retained message whose Message Expiry Interval passed is still sent to new subscribers", true),
-            MessageExpiryNotDecremented => info("message-expiry-not-decremented", &[], &["MQTT-3.3.2-6"], "the Message Expiry Interval is forwarded as received, not minus the time waited", true),
-            ExpiredQueuedMessageSent => info("expired-queued-message-sent", &[], &["MQTT-3.3.2-5"], "a queued message whose expiry passed is still delivered", true),
-            UserPropertyOrderChanged => info("user-property-order-changed", &[], &["MQTT-3.3.2-18"], "User Properties are forwarded in reverse order", false),
-            ContentTypeDropped => info("content-type-dropped", &[], &["MQTT-3.3.2-20"], "the Content Type is not forwarded", false),
-            ResponseTopicDropped => info("response-topic-dropped", &[], &["MQTT-3.3.2-15"], "the Response Topic is not forwarded", false),
-            CorrelationDataDropped => info("correlation-data-dropped", &[], &["MQTT-3.3.2-16"], "the Correlation Data is not forwarded", false),
-            PayloadFormatDropped => info("payload-format-dropped", &[], &["MQTT-3.3.2-4"], "the Payload Format Indicator is not forwarded", false),
-            TopicAliasZeroAccepted => info("topic-alias-zero-accepted", &[], &["MQTT-3.3.2-8"], "a PUBLISH with Topic Alias 0 is accepted instead of closing", false),
-            ClientSubscriptionIdAccepted => info("client-subscription-id-accepted", &[], &["MQTT-3.3.4-6"], "a client PUBLISH with a Subscription Identifier is accepted", false),
-            ServerAliasAboveClientMaximum => info("server-alias-above-client-maximum", &[], &["MQTT-3.3.2-11"], "the server uses topic aliases one above the client's Topic Alias Maximum", true),
-            ClientMaxPacketSizeIgnored => info("client-max-packet-size-ignored", &[], &["MQTT-3.1.2-24"], "a PUBLISH larger than the client's Maximum Packet Size is sent", false),
-            ReceiveMaximumIgnored => info("receive-maximum-ignored", &[], &["MQTT-3.3.4-9"], "more unacknowledged QoS 1/2 PUBLISH than the client's Receive Maximum are sent", true),
-            PubackMissing => info("puback-missing", &["MQTT-4.3.2-2"], &["MQTT-4.3.2-4"], "a QoS 1 PUBLISH is routed but never acknowledged", false),
-            PubcompMissing => info("pubcomp-missing", &["MQTT-4.3.3-2"], &["MQTT-4.3.3-11"], "PUBREL gets no PUBCOMP", false),
-            Qos2DuplicateOnResend => info("qos2-duplicate-on-resend", &["MQTT-4.3.3-2"], &["MQTT-4.3.3-10"], "a QoS 2 PUBLISH resent before PUBREL is delivered again", true),
-            SubackWrongPacketId => info("suback-wrong-packet-id", &["MQTT-3.8.4-2"], &["MQTT-3.8.4-2"], "SUBACK carries another packet identifier than the SUBSCRIBE", false),
-            UnsubackMissing => info("unsuback-missing", &["MQTT-3.10.4-4"], &["MQTT-3.10.4-4"], "UNSUBSCRIBE gets no UNSUBACK", false),
-            PingrespMissing => info("pingresp-missing", &["MQTT-3.12.4-1"], &["MQTT-3.12.4-1"], "PINGREQ gets no PINGRESP", false),
-            SubscriptionReplaceDuplicates => info("subscription-replace-duplicates", &["MQTT-3.8.4-3"], &["MQTT-3.8.4-3"], "subscribing twice to the same filter delivers each message twice", true),
-            UnsubscribeKeepsDelivering => info("unsubscribe-keeps-delivering", &["MQTT-3.10.4-2"], &["MQTT-3.10.4-2"], "UNSUBSCRIBE is acknowledged but the subscription stays", false),
-            NoLocalIgnored => info("no-local-ignored", &[], &["MQTT-3.8.3-3"], "No Local 1 still sends the client its own messages", false),
-            DisconnectExpiryFromZeroAccepted => info("disconnect-expiry-from-zero-accepted", &[], &["MQTT-4.1.0-2"], "DISCONNECT may turn a zero Session Expiry Interval from CONNECT into a non-zero one (a Protocol Error), so the session outlives the connection", true),
-            OverlapQosFromLastSubscription => info("overlap-qos-from-last-subscription", &["MQTT-3.3.5-1"], &["MQTT-3.3.4-2"], "overlapping subscriptions: the QoS of the last matching subscription, not the highest", true),
-            OverlapQosFromFirstSubscription => info("overlap-qos-from-first-subscription", &["MQTT-3.3.5-1"], &["MQTT-3.3.4-2"], "overlapping subscriptions: the QoS of the first matching subscription, not the highest", true),
-            SubscriptionIdOneDropped => info("subscription-id-one-dropped", &[], &["MQTT-3.3.4-4"], "of two matching Subscription Identifiers only one is sent", true),
-            DeliveredAboveGrantedQos => info("delivered-above-granted-qos", &["MQTT-3.8.4-6"], &["MQTT-3.8.4-8"], "messages are forwarded at the published QoS, not the minimum with the granted QoS", true),
-            RedeliveryWithoutDup => info("redelivery-without-dup", &["MQTT-3.3.1-1"], &["MQTT-3.3.1-1"], "an unacknowledged PUBLISH resent on reconnection has DUP 0", true),
-            InflightNotResent => info("inflight-not-resent", &["MQTT-4.4.0-1"], &["MQTT-4.4.0-1"], "unacknowledged QoS 1/2 PUBLISH are not resent when the session resumes", true),
-            HashNotMatchingParent => info("hash-not-matching-parent", &["MQTT-3.3.2-3"], &["MQTT-3.3.2-3"], "`a/#` does not match `a` (4.7.1.2: # includes the parent level)", false),
-            SharedDeliversToAll => info("shared-delivers-to-all", &[], &["MQTT-4.8.2-3"], "a shared subscription delivers each message to every member", true),
-            SharedGrantedQosIgnored => info("shared-granted-qos-ignored", &[], &["MQTT-4.8.2-3"], "a shared subscription forwards at the published QoS, not the member's granted QoS", true),
-        }
-    }
+// Chapters 3.1-3.2 (CONNECT, CONNACK, sessions, keep alive, wills), 3.3 (PUBLISH), 3.4-3.14
+// (acknowledgements, SUBSCRIBE, UNSUBSCRIBE, PING, DISCONNECT), 4 (QoS, overlap, topics,
+// shared subscriptions).
+#[rustfmt::skip]
+defects! {
+    SecondConnectAccepted => ("second-connect-accepted", &["MQTT-3.1.0-2"], &["MQTT-3.1.0-2"], "a second CONNECT on a connection is ignored instead of closing it", false),
+    SessionPresentAlwaysZero => ("session-present-always-zero", &["MQTT-3.2.2-2"], &["MQTT-3.2.2-3"], "CONNACK Session Present is 0 even when a session is resumed", false),
+    SessionPresentOnCleanStart => ("session-present-on-clean-start", &["MQTT-3.2.2-1"], &["MQTT-3.2.2-2"], "CONNACK Session Present is 1 with Clean Start when an old session existed", true),
+    SessionPresentWrongAfterTakeover => ("session-present-wrong-after-takeover", &["MQTT-3.2.2-2"], &["MQTT-3.2.2-3"], "Session Present is 0 when the resumed session was taken over from a live connection", true),
+    CleanStartKeepsSession => ("clean-start-keeps-session", &["MQTT-3.1.2-6"], &["MQTT-3.1.2-4"], "Clean Start / Clean Session 1 resumes the old session (subscriptions, queued messages)", false),
+    TakeoverKeepsOldConnection => ("takeover-keeps-old-connection", &["MQTT-3.1.4-2"], &["MQTT-3.1.4-3"], "a second connection with the same client id leaves the first one open", false),
+    EmptyClientIdNoCleanAccepted => ("empty-client-id-no-clean-accepted", &["MQTT-3.1.3-8"], &[], "a zero-byte ClientId with CleanSession 0 is accepted (3.1.1)", false),
+    AssignedClientIdMissing => ("assigned-client-id-missing", &[], &["MQTT-3.2.2-16"], "a zero-length Client Identifier gets no Assigned Client Identifier in CONNACK", false),
+    SessionNotStoredOffline => ("session-not-stored-offline", &["MQTT-3.1.2-5"], &["MQTT-3.1.2-23"], "QoS 1/2 messages for an offline persistent session are dropped", true),
+    KeepAliveIgnored => ("keep-alive-ignored", &["MQTT-3.1.2-24"], &["MQTT-3.1.2-22"], "a silent client is never closed", false),
+    KeepAliveDoubled => ("keep-alive-doubled", &["MQTT-3.1.2-24"], &["MQTT-3.1.2-22"], "a silent client is closed after 2.5 x Keep Alive instead of 1.5 x", false),
+    KeepAliveFromConnect => ("keep-alive-from-connect", &["MQTT-3.1.2-24"], &["MQTT-3.1.2-22"], "keep alive is measured from CONNECT, not from the last packet", true),
+    WillNotPublished => ("will-not-published", &["MQTT-3.1.2-8"], &["MQTT-3.1.2-8"], "the will is dropped when the network connection is lost", false),
+    WillPublishedOnNormalDisconnect => ("will-published-on-normal-disconnect", &["MQTT-3.1.2-10"], &["MQTT-3.1.2-10"], "the will is published after a normal DISCONNECT", false),
+    WillRetainIgnored => ("will-retain-ignored", &["MQTT-3.1.2-17"], &["MQTT-3.1.2-15"], "a will with Will Retain 1 is published as a non-retained message", true),
+    WillDelayIgnored => ("will-delay-ignored", &[], &["MQTT-3.1.3-9"], "the will is published at once, whatever the Will Delay Interval", false),
+    WillDelayPastSessionEnd => ("will-delay-past-session-end", &[], &["MQTT-3.1.2-8"], "the Will Delay Interval is honoured past the end of a shorter session", true),
+    WillDespiteReconnect => ("will-despite-reconnect", &[], &["MQTT-3.1.3-9"], "a delayed will is published even though the session was resumed in time", true),
+    KeepAliveZeroEnforced => ("keep-alive-zero-enforced", &[], &["MQTT-3.2.2-22"], "Keep Alive 0 (off) is enforced as 1 s without a Server Keep Alive in CONNACK", false),
+    RetainedNotReplaced => ("retained-not-replaced", &["MQTT-3.3.1-5"], &["MQTT-3.3.1-5"], "a second retained message on a topic does not replace the first", false),
+    RetainedEmptyNotDeleted => ("retained-empty-not-deleted", &["MQTT-3.3.1-10"], &["MQTT-3.3.1-6"], "a retained message with an empty payload does not remove the retained message", false),
+    RetainedSentWithoutRetainFlag => ("retained-sent-without-retain-flag", &["MQTT-3.3.1-8"], &["MQTT-3.3.1-9"], "retained messages sent for a new subscription have RETAIN 0 (v5: lost RAP context) ", true),
+    RetainFlagKeptOnLiveMessages => ("retain-flag-kept-on-live-messages", &["MQTT-3.3.1-9"], &["MQTT-3.3.1-12"], "a retained PUBLISH forwarded to an established subscription keeps RETAIN 1 without Retain As Published", true),
+    RetainAsPublishedIgnored => ("retain-as-published-ignored", &[], &["MQTT-3.3.1-13"], "Retain As Published 1 forwards RETAIN 0", true),
+    RetainHandlingResendOnResubscribe => ("retain-handling-1-resends", &[], &["MQTT-3.3.1-10"], "Retain Handling 1 sends retained messages again when the subscription already existed", true),
+    RetainHandlingTwoSends => ("retain-handling-2-sends", &[], &["MQTT-3.3.1-11"], "Retain Handling 2 still sends retained messages", false),
+    RetainedExpiredStillSent => ("retained-expired-still-sent", &[], &["MQTT-3.3.2-5"], "a retained message whose Message Expiry Interval passed is still sent to new subscribers", true),
+    MessageExpiryNotDecremented => ("message-expiry-not-decremented", &[], &["MQTT-3.3.2-6"], "the Message Expiry Interval is forwarded as received, not minus the time waited", true),
+    ExpiredQueuedMessageSent => ("expired-queued-message-sent", &[], &["MQTT-3.3.2-5"], "a queued message whose expiry passed is still delivered", true),
+    UserPropertyOrderChanged => ("user-property-order-changed", &[], &["MQTT-3.3.2-18"], "User Properties are forwarded in reverse order", false),
+    ContentTypeDropped => ("content-type-dropped", &[], &["MQTT-3.3.2-20"], "the Content Type is not forwarded", false),
+    ResponseTopicDropped => ("response-topic-dropped", &[], &["MQTT-3.3.2-15"], "the Response Topic is not forwarded", false),
+    CorrelationDataDropped => ("correlation-data-dropped", &[], &["MQTT-3.3.2-16"], "the Correlation Data is not forwarded", false),
+    PayloadFormatDropped => ("payload-format-dropped", &[], &["MQTT-3.3.2-4"], "the Payload Format Indicator is not forwarded", false),
+    TopicAliasZeroAccepted => ("topic-alias-zero-accepted", &[], &["MQTT-3.3.2-8"], "a PUBLISH with Topic Alias 0 is accepted instead of closing", false),
+    ClientSubscriptionIdAccepted => ("client-subscription-id-accepted", &[], &["MQTT-3.3.4-6"], "a client PUBLISH with a Subscription Identifier is accepted", false),
+    ServerAliasAboveClientMaximum => ("server-alias-above-client-maximum", &[], &["MQTT-3.3.2-11"], "the server uses topic aliases one above the client's Topic Alias Maximum", true),
+    ClientMaxPacketSizeIgnored => ("client-max-packet-size-ignored", &[], &["MQTT-3.1.2-24"], "a PUBLISH larger than the client's Maximum Packet Size is sent", false),
+    ReceiveMaximumIgnored => ("receive-maximum-ignored", &[], &["MQTT-3.3.4-9"], "more unacknowledged QoS 1/2 PUBLISH than the client's Receive Maximum are sent", true),
+    PubackMissing => ("puback-missing", &["MQTT-4.3.2-2"], &["MQTT-4.3.2-4"], "a QoS 1 PUBLISH is routed but never acknowledged", false),
+    PubcompMissing => ("pubcomp-missing", &["MQTT-4.3.3-2"], &["MQTT-4.3.3-11"], "PUBREL gets no PUBCOMP", false),
+    Qos2DuplicateOnResend => ("qos2-duplicate-on-resend", &["MQTT-4.3.3-2"], &["MQTT-4.3.3-10"], "a QoS 2 PUBLISH resent before PUBREL is delivered again", true),
+    SubackWrongPacketId => ("suback-wrong-packet-id", &["MQTT-3.8.4-2"], &["MQTT-3.8.4-2"], "SUBACK carries another packet identifier than the SUBSCRIBE", false),
+    UnsubackMissing => ("unsuback-missing", &["MQTT-3.10.4-4"], &["MQTT-3.10.4-4"], "UNSUBSCRIBE gets no UNSUBACK", false),
+    PingrespMissing => ("pingresp-missing", &["MQTT-3.12.4-1"], &["MQTT-3.12.4-1"], "PINGREQ gets no PINGRESP", false),
+    SubscriptionReplaceDuplicates => ("subscription-replace-duplicates", &["MQTT-3.8.4-3"], &["MQTT-3.8.4-3"], "subscribing twice to the same filter delivers each message twice", true),
+    UnsubscribeKeepsDelivering => ("unsubscribe-keeps-delivering", &["MQTT-3.10.4-2"], &["MQTT-3.10.4-2"], "UNSUBSCRIBE is acknowledged but the subscription stays", false),
+    NoLocalIgnored => ("no-local-ignored", &[], &["MQTT-3.8.3-3"], "No Local 1 still sends the client its own messages", false),
+    DisconnectExpiryFromZeroAccepted => ("disconnect-expiry-from-zero-accepted", &[], &["MQTT-4.1.0-2"], "DISCONNECT may turn a zero Session Expiry Interval from CONNECT into a non-zero one (a Protocol Error), so the session outlives the connection", true),
+    OverlapQosFromLastSubscription => ("overlap-qos-from-last-subscription", &["MQTT-3.3.5-1"], &["MQTT-3.3.4-2"], "overlapping subscriptions: the QoS of the last matching subscription, not the highest", true),
+    OverlapQosFromFirstSubscription => ("overlap-qos-from-first-subscription", &["MQTT-3.3.5-1"], &["MQTT-3.3.4-2"], "overlapping subscriptions: the QoS of the first matching subscription, not the highest", true),
+    SubscriptionIdOneDropped => ("subscription-id-one-dropped", &[], &["MQTT-3.3.4-4"], "of two matching Subscription Identifiers only one is sent", true),
+    DeliveredAboveGrantedQos => ("delivered-above-granted-qos", &["MQTT-3.8.4-6"], &["MQTT-3.8.4-8"], "messages are forwarded at the published QoS, not the minimum with the granted QoS", true),
+    RedeliveryWithoutDup => ("redelivery-without-dup", &["MQTT-3.3.1-1"], &["MQTT-3.3.1-1"], "an unacknowledged PUBLISH resent on reconnection has DUP 0", true),
+    InflightNotResent => ("inflight-not-resent", &["MQTT-4.4.0-1"], &["MQTT-4.4.0-1"], "unacknowledged QoS 1/2 PUBLISH are not resent when the session resumes", true),
+    HashNotMatchingParent => ("hash-not-matching-parent", &["MQTT-3.3.2-3"], &["MQTT-3.3.2-3"], "`a/#` does not match `a` (4.7.1.2: # includes the parent level)", false),
+    SharedDeliversToAll => ("shared-delivers-to-all", &[], &["MQTT-4.8.2-3"], "a shared subscription delivers each message to every member", true),
+    SharedGrantedQosIgnored => ("shared-granted-qos-ignored", &[], &["MQTT-4.8.2-3"], "a shared subscription forwards at the published QoS, not the member's granted QoS", true),
 }
 
 /// The defects switched on in a broker (none, unless built with the `defects` feature and set
