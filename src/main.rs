@@ -40,6 +40,9 @@ struct Cli {
 enum Command {
     /// Run suites against a broker (default: every suite, in-process reference broker).
     Run(RunArgs),
+    /// Learn what a broker accepts and announces (each MQTT version, the MQTT 5 CONNACK,
+    /// credentials) and print it as a table.
+    Probe(ProbeArgs),
     /// List suites and cases, or the spec coverage.
     List(ListArgs),
     /// Check scenario files (typed model and suites/schema.json) and suite manifests.
@@ -144,6 +147,21 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ProbeArgs {
+    /// Broker URL: `mqtt://[user:pass@]host:port`, `mqtts://`, `ws://`, `wss://`.
+    url: String,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    insecure: bool,
+    /// CA certificate (PEM) to trust for mqtts/wss.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct ListArgs {
     /// Show which normative statements the scenarios cover, per spec section.
     #[arg(long)]
@@ -199,6 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::Ok(ExitCode::from(exit::SUCCESS))
         }),
         Command::List(args) => list(&cli.root, &args),
+        Command::Probe(args) => async_runtime()?.block_on(probe(args)),
         Command::Validate { paths } => validate(&cli.root, &paths),
         Command::BuildImage(args) => {
             async_runtime()?.block_on(target::local_image::build(
@@ -322,7 +341,7 @@ async fn run_suites(
     };
     let run_id = run::new_run_id();
     let caps = match target::probe(&target, &transport, &run_id).await {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(e) => {
             target.shutdown().await;
             return Err(e.into());
@@ -375,6 +394,32 @@ async fn run_suites(
         eprintln!("{invalid} invalid scenario file(s) were not run");
     }
     Ok(exit::for_run(failed, invalid > 0))
+}
+
+/// The `probe` subcommand: discovery only, printed as a table (or JSON).
+async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let (url, credentials) = target::split_credentials(&args.url);
+    let transport = TransportOptions {
+        insecure_tls: args.insecure,
+        ca_file: args.ca_file.clone(),
+        connect_timeout: Some(Duration::from_secs(5)),
+        ..TransportOptions::default()
+    };
+    let run_id = run::new_run_id();
+    let found = target::probe::discover(&url, &transport, &run_id, credentials.as_ref()).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &found)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "probe of {}", found.url)?;
+        let rows = found.rows();
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (what, finding) in rows {
+            writeln!(out, "  {what:<width$}  {finding}")?;
+        }
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
 }
 
 fn list(root: &Path, args: &ListArgs) -> anyhow::Result<ExitCode> {
