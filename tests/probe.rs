@@ -5,8 +5,8 @@
 mod scripted;
 
 use mqtt_conformance::scenario::{Feature, Version};
-use mqtt_conformance::target::probe::Answer;
-use mqtt_conformance::target::{self, TargetSpec};
+use mqtt_conformance::sut::probe::Answer;
+use mqtt_conformance::sut::{self as target, TargetSpec};
 use reference_broker::client::TransportOptions;
 use reference_broker::codec::ProtocolVersion;
 use scripted::{connack_v311, connack_v5, After, ScriptedBroker};

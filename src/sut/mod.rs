@@ -1,10 +1,10 @@
-//! Targets: the broker a run judges (the in-process reference broker on port 0, or an external
+//! The system under test: the broker a run judges (the in-process reference broker on port 0, or an external
 //! URL), and what it announces about its optional features.
 
 use reference_broker::client::TransportOptions;
 use reference_broker::codec::{Properties, ProtocolVersion};
 
-use crate::run::trace::redact_url;
+use crate::redact::redact_url;
 use crate::scenario::{Feature, Version};
 
 pub mod container;
@@ -118,7 +118,7 @@ pub fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
 pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
     match spec {
         TargetSpec::Reference => {
-            let secret = format!("mqttc-{}", crate::run::new_run_id());
+            let secret = format!("mqttc-{}", crate::run_id::new_run_id());
             let (broker, bound) = reference::start(&secret).await?;
             Ok(RunningTarget {
                 url: format!("mqtt://{bound}"),

@@ -12,7 +12,7 @@ use reference_broker::codec::{
 use serde::Serialize;
 
 use super::TargetError;
-use crate::run::trace::redact_url;
+use crate::redact::redact_url;
 
 /// How long the probe waits for a CONNACK.
 pub const PROBE_WAIT: Duration = Duration::from_secs(5);
