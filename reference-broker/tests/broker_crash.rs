@@ -4,6 +4,8 @@
 //! and no QoS 2 message reached it twice. The seed is printed; `CRASH_SEED` replays a run.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,6 +36,17 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// A broker configuration in `dir`: persistence there, one TCP listener on a free port.
+fn persistent_config(dir: &Path) -> std::path::PathBuf {
+    let config = dir.join("broker.toml");
+    let text = format!(
+        "persistence = {:?}\n[limits]\nmax_queued_messages = 1000000\n[[listener]]\nbind = \"127.0.0.1:0\"\n",
+        dir.join("store.redb")
+    );
+    std::fs::write(&config, text).unwrap();
+    config
 }
 
 async fn start_broker(config: &Path) -> (Child, SocketAddr) {
@@ -75,16 +88,7 @@ impl Conn {
             decoder: Decoder::with_version(ProtocolVersion::V5, 1 << 20),
             buf: BytesMut::new(),
         };
-        let mut connect = Connect {
-            protocol: ProtocolVersion::V5,
-            clean_start: clean,
-            keep_alive: 0,
-            client_id: id.into(),
-            will: None,
-            username: None,
-            password: None,
-            properties: Default::default(),
-        };
+        let mut connect = support::connect_packet(ProtocolVersion::V5, id, clean);
         connect.properties.session_expiry_interval = Some(3600);
         c.send(&Packet::Connect(Box::new(connect))).await?;
         match c.recv().await? {
@@ -297,15 +301,7 @@ async fn sigkill_under_qos1_and_qos2_load_loses_and_duplicates_nothing() {
     println!("CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "persistence = {:?}\n[limits]\nmax_queued_messages = 1000000\n[[listener]]\nbind = \"127.0.0.1:0\"\n",
-            dir.path().join("store.redb")
-        ),
-    )
-    .unwrap();
+    let config = persistent_config(dir.path());
     let publisher = Arc::new(tokio::sync::Mutex::new(Publisher::default()));
     let subscriber = Arc::new(tokio::sync::Mutex::new(Subscriber::default()));
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -452,15 +448,7 @@ async fn sigkill_with_mosquitto_clients_loses_and_duplicates_nothing() {
     println!("seed {seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "persistence = {:?}\n[[listener]]\nbind = \"127.0.0.1:0\"\n",
-            dir.path().join("store.redb")
-        ),
-    )
-    .unwrap();
+    let config = persistent_config(dir.path());
     let session = [
         "-c", "-i", "msub", "-q", "2", "-t", "mcrash/t", "-x", "3600",
     ];
