@@ -152,7 +152,7 @@ async fn run_subject(
         ..TransportOptions::default()
     };
     let run_id = crate::run_id::new_run_id();
-    let caps = match sut::probe(&target, &transport, &run_id).await {
+    let (caps, _) = match sut::probe(&target, &transport, &run_id).await {
         Ok(c) => c,
         Err(e) => {
             target.shutdown().await;
