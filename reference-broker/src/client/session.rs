@@ -16,9 +16,11 @@ use crate::codec::{
 };
 
 use super::connection::packet_name;
-use super::state::{ClientState, ConnectOptions, Controls, Event, ReleaseOrder, StateError};
 use super::url::{parse_url, BrokerUrl};
 use super::{ClientError, Connection, Direction, Received, Trace, TraceEvent, TransportOptions};
+use crate::protocol::client::{
+    ClientState, ConnectOptions, Controls, Event, ReleaseOrder, StateError,
+};
 
 /// Default time a client method waits for the broker's answer.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

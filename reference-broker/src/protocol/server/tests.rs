@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::codec::Subscription;
+use crate::codec::{encoded_len, PubResponse, Publish, Subscription};
+use crate::protocol::Delivery;
 use bytes::Bytes;
 
 fn connect(version: ProtocolVersion, keep_alive: u16) -> Connect {
