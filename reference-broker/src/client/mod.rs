@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod connection;
 mod session;
 mod trace;

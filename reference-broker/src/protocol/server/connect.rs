@@ -34,6 +34,9 @@ impl ServerConnection {
             self.outbound_aliases
                 .reset(props.topic_alias_maximum.unwrap_or(0));
             self.auth_method = props.authentication_method.clone();
+            if self.auth_method.is_some() {
+                self.auth.wait(&connect);
+            }
         } else {
             // [MQTT-3.1.2-6] Clean Session 1: the session lasts as long as the connection;
             // Clean Session 0: it is kept until a clean connection.
@@ -98,7 +101,11 @@ impl ServerConnection {
             p.server_keep_alive = l.server_keep_alive;
             // [MQTT-3.1.2-28] only when requested (the shell checks the request).
             p.response_information = accept.response_information.map(Into::into);
-            if let Some((method, data)) = accept.auth {
+            let auth = accept
+                .auth
+                .or_else(|| self.authenticated_method().map(|m| (m, None)));
+            // [MQTT-4.12.0-5] a successful CONNACK names the method of an enhanced authentication.
+            if let Some((method, data)) = auth {
                 p.authentication_method = Some(method.into());
                 p.authentication_data = data;
             }

@@ -13,18 +13,19 @@
 
 mod auth;
 mod connect;
+mod decode_error;
 mod deliver;
 mod keep_alive;
 pub mod limits;
 mod publish;
+mod subscribe;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{
-    Auth, Connect, Disconnect, Packet, ProtocolVersion, QoS, ReasonCode, Subscribe, Unsubscribe,
-    Will,
+    Connect, Disconnect, Packet, ProtocolVersion, QoS, ReasonCode, Subscribe, Unsubscribe, Will,
 };
 
 use super::alias::{InboundAliases, OutboundAliases};
@@ -36,16 +37,25 @@ pub use limits::ServerLimits;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A valid CONNECT arrived; answer with [`ServerConnection::accept`],
-    /// [`ServerConnection::reject`] or [`ServerConnection::auth_continue`].
+    /// [`ServerConnection::reject`] or, for an Authentication Method the broker supports,
+    /// [`ServerConnection::auth_challenge`].
     Connect(Box<Connect>),
-    /// An AUTH packet arrived during enhanced authentication.
-    Auth(Auth),
+    /// The client answered a challenge with `data` (MQTT 5 enhanced authentication): judge
+    /// it and call [`ServerConnection::auth_verdict`].
+    AuthResponse {
+        /// The challenge the client answers.
+        challenge: bytes::Bytes,
+        /// Its Authentication Data.
+        data: Option<bytes::Bytes>,
+    },
+    /// The client asks to re-authenticate: call [`ServerConnection::auth_challenge`].
+    ReAuthenticate,
     /// An application message to route; for QoS 1/2 answer with
     /// [`ServerConnection::publish_done`].
     Publish(InboundPublish),
-    /// SUBSCRIBE; the broker answers with SUBACK through [`ServerConnection::send`].
+    /// SUBSCRIBE; the broker answers with [`ServerConnection::subscribe_done`].
     Subscribe(Subscribe),
-    /// UNSUBSCRIBE; the broker answers with UNSUBACK through [`ServerConnection::send`].
+    /// UNSUBSCRIBE; the broker answers with [`ServerConnection::unsubscribe_done`].
     Unsubscribe(Unsubscribe),
 }
 
@@ -126,6 +136,7 @@ pub struct ServerConnection {
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
     auth_method: Option<compact_str::CompactString>,
+    auth: auth::AuthFlow,
     transmits: VecDeque<Packet>,
     events: VecDeque<Event>,
     close_kind: Option<CloseKind>,
@@ -154,6 +165,7 @@ impl ServerConnection {
             inbound_aliases,
             outbound_aliases: OutboundAliases::new(0),
             auth_method: None,
+            auth: auth::AuthFlow::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             close_kind: None,
@@ -237,7 +249,7 @@ impl ServerConnection {
             },
             State::AwaitDecision => self.protocol_error(),
             State::Authenticating => match packet {
-                Packet::Auth(auth) => self.events.push_back(Event::Auth(auth)),
+                Packet::Auth(auth) => self.handle_auth(auth),
                 Packet::Disconnect(_) => self.close_silently(CloseKind::NormalDisconnect),
                 // [MQTT-4.12.0-3] only AUTH (or DISCONNECT) during authentication.
                 _ => self.close(ReasonCode::PROTOCOL_ERROR, CloseKind::ProtocolError),
@@ -268,7 +280,7 @@ impl ServerConnection {
             // [MQTT-3.12.4-1] answer PINGREQ with PINGRESP.
             Packet::PingReq => self.transmits.push_back(Packet::PingResp),
             Packet::Disconnect(d) => self.handle_disconnect(d),
-            Packet::Auth(auth) if v5 => self.events.push_back(Event::Auth(auth)),
+            Packet::Auth(auth) if v5 => self.handle_auth(auth),
             // Server-to-client packets are protocol errors when a client sends them.
             _ => self.protocol_error(),
         }
