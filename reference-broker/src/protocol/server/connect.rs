@@ -10,18 +10,15 @@ use crate::codec::{
 };
 use crate::protocol::session::{InflightOut, OutState};
 
-use super::{Accept, CloseKind, Event, ServerConnection, State};
+use super::{Accept, CloseKind, Event, ServerConnection, ServerLimits, State};
 
 impl ServerConnection {
     pub(super) fn handle_connect(&mut self, connect: Connect) {
         self.version = connect.protocol;
         // [MQTT-3.1.2-24] keep alive from CONNECT, unless the server imposes one (MQTT 5).
-        let mut keep_alive = connect.keep_alive;
-        if connect.protocol.is_v5() {
-            if let Some(server) = self.limits.server_keep_alive {
-                keep_alive = server;
-            }
-        }
+        self.server_keep_alive = server_keep_alive(&self.limits, &connect);
+        // [MQTT-3.2.2-22] without a Server Keep Alive, the client's value.
+        let keep_alive = self.server_keep_alive.unwrap_or(connect.keep_alive);
         self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
         self.will = connect.will.clone();
         if connect.protocol.is_v5() {
@@ -98,7 +95,7 @@ impl ServerConnection {
                 Some(u8::from(l.subscription_identifiers_available));
             p.shared_subscription_available = Some(u8::from(l.shared_subscription_available));
             // [MQTT-3.2.2-21] the client must use the Server Keep Alive.
-            p.server_keep_alive = l.server_keep_alive;
+            p.server_keep_alive = self.server_keep_alive;
             // [MQTT-3.1.2-28] only when requested (the shell checks the request).
             p.response_information = accept.response_information.map(Into::into);
             let auth = accept
@@ -197,6 +194,20 @@ impl ServerConnection {
         self.will = None;
         self.close_silently(CloseKind::NormalDisconnect);
     }
+}
+
+/// The Server Keep Alive to send an MQTT 5 client, if any: the imposed `server_keep_alive`,
+/// else `max_keep_alive` when the client asks for more or for none (0). MQTT 3.1.x cannot be
+/// told, so the client's value holds there.
+fn server_keep_alive(limits: &ServerLimits, connect: &Connect) -> Option<u16> {
+    if !connect.protocol.is_v5() {
+        return None;
+    }
+    if limits.server_keep_alive.is_some() {
+        return limits.server_keep_alive;
+    }
+    let max = limits.max_keep_alive?;
+    (connect.keep_alive == 0 || connect.keep_alive > max).then_some(max)
 }
 
 /// Shrink a v5 CONNACK to the client's Maximum Packet Size by leaving out the properties whose

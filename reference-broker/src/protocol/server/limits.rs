@@ -23,8 +23,12 @@ pub struct ServerLimits {
     pub subscription_identifiers_available: bool,
     /// Whether shared subscriptions are supported.
     pub shared_subscription_available: bool,
-    /// Keep alive the server imposes (MQTT 5 Server Keep Alive), if any.
+    /// Keep alive the server imposes on every MQTT 5 client (Server Keep Alive), if any.
     pub server_keep_alive: Option<u16>,
+    /// Highest keep alive granted to an MQTT 5 client (Mosquitto's `max_keepalive`): a client
+    /// asking for more, or for 0 (none), gets this as Server Keep Alive; others keep theirs.
+    /// MQTT 3.1.x has no way to tell the client, so it does not apply there.
+    pub max_keep_alive: Option<u16>,
     /// Close a connection that sends no CONNECT within this time.
     pub connect_timeout: Duration,
     /// Highest session expiry interval granted, in seconds.
@@ -54,6 +58,7 @@ impl Default for ServerLimits {
             subscription_identifiers_available: true,
             shared_subscription_available: true,
             server_keep_alive: None,
+            max_keep_alive: None,
             connect_timeout: Duration::from_secs(10),
             max_session_expiry: u32::MAX,
             max_inflight: 1024,

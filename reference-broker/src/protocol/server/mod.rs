@@ -125,6 +125,8 @@ pub struct ServerConnection {
     version: ProtocolVersion,
     client_id: Arc<str>,
     keep_alive: Option<Duration>,
+    /// The Server Keep Alive sent in CONNACK (MQTT 5), if any.
+    server_keep_alive: Option<u16>,
     last_rx: Instant,
     connect_deadline: Instant,
     will: Option<Will>,
@@ -154,6 +156,7 @@ impl ServerConnection {
             version: ProtocolVersion::V3_1_1,
             client_id: Arc::from(""),
             keep_alive: None,
+            server_keep_alive: None,
             last_rx: now,
             connect_deadline,
             will: None,
