@@ -304,13 +304,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::SUCCESS))
         }
         Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
-        Command::Pub(args) => {
-            async_runtime()?.block_on(mqtt_conformance::pubsub::run_pub(args))?;
-            Ok(ExitCode::from(exit::SUCCESS))
-        }
-        Command::Sub(args) => {
-            async_runtime()?.block_on(mqtt_conformance::pubsub::run_sub(args))?;
-            Ok(ExitCode::from(exit::SUCCESS))
+        Command::Pub(args) => Ok(pubsub_exit(
+            "pub",
+            async_runtime()?.block_on(mqtt_conformance::pubsub::run_pub(args)),
+        )),
+        Command::Sub(args) => Ok(pubsub_exit(
+            "sub",
+            async_runtime()?.block_on(mqtt_conformance::pubsub::run_sub(args)),
+        )),
+    }
+}
+
+/// The exit code of `pub`/`sub`, with the error (reason codes by name) on stderr.
+fn pubsub_exit(
+    command: &str,
+    result: Result<(), mqtt_conformance::pubsub::PubSubError>,
+) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("{command}: {}", error_text(&anyhow::Error::new(e)));
+            ExitCode::from(code)
         }
     }
 }
