@@ -9,6 +9,8 @@ use crate::codec::{
     QoS, ReasonCode,
 };
 use crate::protocol::session::{InflightOut, OutState};
+use crate::protocol::variants::{ReasonStrings, RefusedConnect};
+use crate::protocol::Defect;
 
 use super::{Accept, CloseKind, Event, ServerConnection, ServerLimits, State};
 
@@ -18,7 +20,10 @@ impl ServerConnection {
         // [MQTT-3.1.2-24] keep alive from CONNECT, unless the server imposes one (MQTT 5).
         self.server_keep_alive = server_keep_alive(&self.limits, &connect);
         // [MQTT-3.2.2-22] without a Server Keep Alive, the client's value.
-        let keep_alive = self.server_keep_alive.unwrap_or(connect.keep_alive);
+        let mut keep_alive = self.server_keep_alive.unwrap_or(connect.keep_alive);
+        if keep_alive == 0 && self.limits.defects.has(Defect::KeepAliveZeroEnforced) {
+            keep_alive = 1;
+        }
         self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
         self.will = connect.will.clone();
         if connect.protocol.is_v5() {
@@ -41,12 +46,20 @@ impl ServerConnection {
             self.connect_session_expiry_zero = connect.clean_start;
         }
         // [MQTT-3.1.3-8] (3.1.1): a zero-byte client id requires Clean Session 1.
-        if connect.client_id.is_empty() && !connect.clean_start && !connect.protocol.is_v5() {
+        if connect.client_id.is_empty()
+            && !connect.clean_start
+            && !connect.protocol.is_v5()
+            && !self
+                .limits
+                .defects
+                .has(Defect::EmptyClientIdNoCleanAccepted)
+        {
             self.reject(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
             return;
         }
         // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] (5) a will the server cannot honour.
-        if let Some(w) = &connect.will {
+        // 3.1.1 has neither: its wills are accepted whatever the MQTT 5 limits say.
+        if let Some(w) = connect.will.as_ref().filter(|_| connect.protocol.is_v5()) {
             if w.qos > self.limits.maximum_qos {
                 self.reject(ReasonCode::QOS_NOT_SUPPORTED);
                 return;
@@ -68,7 +81,8 @@ impl ServerConnection {
         }
         self.session = accept.session;
         let mut connack = ConnAck {
-            session_present: accept.session_present,
+            session_present: accept.session_present
+                && !self.limits.defects.has(Defect::SessionPresentAlwaysZero),
             code: ReasonCode::SUCCESS,
             properties: Default::default(),
         };
@@ -114,13 +128,16 @@ impl ServerConnection {
         self.state = State::Connected;
         self.last_rx = now;
         // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP set) and PUBREL on reconnection.
-        let inflight: Vec<InflightOut> = self.session.inflight.iter().cloned().collect();
+        let mut inflight: Vec<InflightOut> = self.session.inflight.iter().cloned().collect();
+        if self.limits.defects.has(Defect::InflightNotResent) {
+            inflight.clear();
+        }
         for entry in inflight {
             match entry.state {
                 OutState::AwaitPubAck | OutState::AwaitPubRec => {
                     let mut publish = entry.publish;
                     // [MQTT-3.3.1-1] DUP is set on a redelivery.
-                    publish.dup = true;
+                    publish.dup = !self.limits.defects.has(Defect::RedeliveryWithoutDup);
                     self.transmit_publish(publish);
                 }
                 OutState::AwaitPubComp => self.transmits.push_back(Packet::PubRel(PubResponse {
@@ -139,18 +156,22 @@ impl ServerConnection {
             // [MQTT-3.1.2-29] a Reason String is allowed on CONNACK whatever Request Problem
             // Information says; it is short, so within any sane Maximum Packet Size.
             let fits = self.client_max_packet_size.is_none_or(|max| max >= 64);
-            if fits {
+            if fits && self.limits.variants.reason_strings == ReasonStrings::Send {
                 properties.reason_string = code.name().map(str::to_owned).map(Into::into);
             }
             code
         } else {
             code.to_v3_connack()
         };
-        self.transmits.push_back(Packet::ConnAck(ConnAck {
-            session_present: false,
-            code,
-            properties: properties.into(),
-        }));
+        if !(self.version.is_v5()
+            && self.limits.variants.refused_connect == RefusedConnect::CloseOnly)
+        {
+            self.transmits.push_back(Packet::ConnAck(ConnAck {
+                session_present: false,
+                code,
+                properties: properties.into(),
+            }));
+        }
         self.will = None;
         self.state = State::Closed;
         self.close_kind = Some(CloseKind::Rejected);
@@ -178,7 +199,13 @@ impl ServerConnection {
         if self.version.is_v5() {
             if let Some(expiry) = d.properties.session_expiry_interval {
                 // [MQTT-3.14.2-2] a zero session expiry from CONNECT cannot become non-zero.
-                if self.connect_session_expiry_zero && expiry != 0 {
+                if self.connect_session_expiry_zero
+                    && expiry != 0
+                    && !self
+                        .limits
+                        .defects
+                        .has(Defect::DisconnectExpiryFromZeroAccepted)
+                {
                     self.close(ReasonCode::PROTOCOL_ERROR, CloseKind::ProtocolError);
                     return;
                 }
@@ -191,7 +218,13 @@ impl ServerConnection {
             }
         }
         // [MQTT-3.14.4-3] (3.1.1) / [MQTT-3.1.2-10] (5): a normal DISCONNECT discards the will.
-        self.will = None;
+        if !self
+            .limits
+            .defects
+            .has(Defect::WillPublishedOnNormalDisconnect)
+        {
+            self.will = None;
+        }
         self.close_silently(CloseKind::NormalDisconnect);
     }
 }

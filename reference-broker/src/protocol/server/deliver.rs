@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use crate::codec::{encoded_len, Packet, Publish, QoS};
 use crate::protocol::session::{InflightOut, OutState};
-use crate::protocol::Delivery;
+use crate::protocol::variants::ServerTopicAliases;
+use crate::protocol::{Defect, Delivery};
 
 use super::{ServerConnection, State};
 
@@ -43,7 +44,10 @@ impl ServerConnection {
 
     /// Send queued messages while flow control allows.
     pub(super) fn pump(&mut self, now: Instant) {
-        let window = usize::from(self.client_receive_maximum.min(self.limits.max_inflight));
+        let mut window = usize::from(self.client_receive_maximum.min(self.limits.max_inflight));
+        if self.limits.defects.has(Defect::ReceiveMaximumIgnored) {
+            window = usize::MAX;
+        }
         while let Some(front) = self.session.pending.front() {
             if front.qos != QoS::AtMostOnce && self.session.inflight.len() >= window {
                 // [MQTT-3.3.4-9] (5) no more than Receive Maximum unacknowledged QoS 1/2.
@@ -54,13 +58,16 @@ impl ServerConnection {
             };
             let msg = &delivery.message;
             // [MQTT-3.3.2-5] (5) an expired message is not forwarded.
-            if msg.is_expired(now) {
+            if msg.is_expired(now) && !self.limits.defects.has(Defect::ExpiredQueuedMessageSent) {
                 self.dropped += 1;
                 continue;
             }
             let mut properties = msg.properties.clone();
             // [MQTT-3.3.2-6] (5) forward the remaining expiry interval.
-            properties.message_expiry_interval = msg.remaining_expiry(now);
+            if !self.limits.defects.has(Defect::MessageExpiryNotDecremented) {
+                properties.message_expiry_interval = msg.remaining_expiry(now);
+            }
+            self.limits.defects.mangle_forwarded(&mut properties);
             if self.version.is_v5() {
                 // [MQTT-3.3.4-3] every matching subscription identifier.
                 properties.subscription_identifiers = delivery.subscription_ids.clone();
@@ -76,7 +83,10 @@ impl ServerConnection {
                 properties,
                 payload: msg.payload.clone(),
             };
-            if let Some(max) = self.client_max_packet_size {
+            if let Some(max) = self
+                .client_max_packet_size
+                .filter(|_| !self.limits.defects.has(Defect::ClientMaxPacketSizeIgnored))
+            {
                 // [MQTT-3.1.2-24] / [MQTT-3.1.2-25] (5) never send a packet larger than the client's maximum;
                 // the message is discarded as if delivered.
                 let size = encoded_len(&Packet::Publish(publish.clone()), self.version);
@@ -107,7 +117,21 @@ impl ServerConnection {
 
     /// Queue a PUBLISH, replacing its topic by an alias when the client accepts aliases.
     pub(super) fn transmit_publish(&mut self, mut publish: Publish) {
-        self.outbound_aliases.apply(&mut publish);
+        if self.limits.variants.server_topic_aliases == ServerTopicAliases::Use {
+            let given = publish.properties.topic_alias.is_some();
+            self.outbound_aliases.apply(&mut publish);
+            // [MQTT-3.1.2-26] / [MQTT-3.3.2-11] (5) aliases stay within the client's Topic Alias
+            // Maximum; the defect shifts every alias it assigns up by one, so the last exceeds it.
+            if !given
+                && self
+                    .limits
+                    .defects
+                    .has(Defect::ServerAliasAboveClientMaximum)
+            {
+                let alias = publish.properties.topic_alias;
+                publish.properties.topic_alias = alias.map(|a| a.saturating_add(1));
+            }
+        }
         self.transmits.push_back(Packet::Publish(publish));
     }
 }

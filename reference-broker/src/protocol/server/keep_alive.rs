@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use crate::codec::ReasonCode;
+use crate::protocol::Defect;
 
 use super::{CloseKind, ServerConnection, State};
 
@@ -14,7 +15,10 @@ impl ServerConnection {
                 Some(self.connect_deadline)
             }
             // [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5): one and a half times keep alive.
-            State::Connected => self.keep_alive.map(|ka| self.last_rx + ka + ka / 2),
+            State::Connected => self
+                .keep_alive
+                .filter(|_| !self.limits.defects.has(Defect::KeepAliveIgnored))
+                .map(|ka| self.last_rx + self.limits.keep_alive_limit(ka)),
             State::Closed => None,
         }
     }

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::codec::QoS;
+use crate::protocol::variants::KeepAliveGrace;
+use crate::protocol::Defect;
 
 /// Limits and capabilities of the server, announced in CONNACK (MQTT 5) and enforced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,20 @@ pub struct ServerLimits {
     pub variants: crate::protocol::Variants,
     /// Deliberate defects (selftest only; none unless built with the `defects` feature).
     pub defects: crate::protocol::Defects,
+}
+
+impl ServerLimits {
+    /// How long a client with Keep Alive `ka` may stay silent: one and a half times
+    /// ([MQTT-3.1.2-24] / [MQTT-3.1.2-22]), plus a quarter of a second under the `slack` variant.
+    pub fn keep_alive_limit(&self, ka: Duration) -> Duration {
+        if self.defects.has(Defect::KeepAliveDoubled) {
+            return ka * 5 / 2;
+        }
+        match self.variants.keep_alive_grace {
+            KeepAliveGrace::Exact => ka + ka / 2,
+            KeepAliveGrace::Slack => ka + ka / 2 + Duration::from_millis(250),
+        }
+    }
 }
 
 impl Default for ServerLimits {

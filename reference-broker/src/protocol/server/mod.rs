@@ -29,7 +29,8 @@ use crate::codec::{
 };
 
 use super::alias::{InboundAliases, OutboundAliases};
-use super::{Message, Session};
+use super::variants::{ErrorDisconnect, ReasonStrings};
+use super::{Defect, Message, Session};
 
 pub use limits::ServerLimits;
 
@@ -242,7 +243,11 @@ impl ServerConnection {
 
     /// A decoded packet arrived at `now`.
     pub fn handle_packet(&mut self, now: Instant, packet: Packet) {
-        self.last_rx = now;
+        if !(self.state == State::Connected
+            && self.limits.defects.has(Defect::KeepAliveFromConnect))
+        {
+            self.last_rx = now;
+        }
         match self.state {
             State::Closed => {}
             State::AwaitConnect => match packet {
@@ -272,6 +277,7 @@ impl ServerConnection {
         let v5 = self.version.is_v5();
         match packet {
             // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+            Packet::Connect(_) if self.limits.defects.has(Defect::SecondConnectAccepted) => {}
             Packet::Connect(_) => self.protocol_error(),
             Packet::Publish(publish) => self.handle_publish(now, publish),
             Packet::PubAck(ack) => self.handle_puback(now, ack),
@@ -281,6 +287,7 @@ impl ServerConnection {
             Packet::Subscribe(s) => self.events.push_back(Event::Subscribe(s)),
             Packet::Unsubscribe(u) => self.events.push_back(Event::Unsubscribe(u)),
             // [MQTT-3.12.4-1] answer PINGREQ with PINGRESP.
+            Packet::PingReq if self.limits.defects.has(Defect::PingrespMissing) => {}
             Packet::PingReq => self.transmits.push_back(Packet::PingResp),
             Packet::Disconnect(d) => self.handle_disconnect(d),
             Packet::Auth(auth) if v5 => self.handle_auth(auth),
@@ -305,8 +312,14 @@ impl ServerConnection {
         if self.state == State::Closed {
             return;
         }
-        if self.version.is_v5() && matches!(self.state, State::Connected | State::Authenticating) {
+        let close_only = kind == CloseKind::ProtocolError
+            && self.limits.variants.error_disconnect == ErrorDisconnect::CloseOnly;
+        if self.version.is_v5()
+            && matches!(self.state, State::Connected | State::Authenticating)
+            && !close_only
+        {
             let mut properties = crate::codec::Properties::default();
+            let text = text.filter(|_| self.limits.variants.reason_strings == ReasonStrings::Send);
             if let Some(text) = text {
                 let fits = self
                     .client_max_packet_size
@@ -336,6 +349,17 @@ impl ServerConnection {
     /// DISCONNECT or a rejected CONNECT.
     pub fn take_will(&mut self) -> Option<Will> {
         match self.close_kind {
+            Some(CloseKind::NormalDisconnect)
+                if self
+                    .limits
+                    .defects
+                    .has(Defect::WillPublishedOnNormalDisconnect) =>
+            {
+                self.will.take()
+            }
+            Some(CloseKind::NetworkLost) if self.limits.defects.has(Defect::WillNotPublished) => {
+                None
+            }
             Some(CloseKind::NormalDisconnect) | Some(CloseKind::Rejected) | None => None,
             Some(_) => self.will.take(),
         }

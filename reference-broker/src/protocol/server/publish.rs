@@ -6,37 +6,54 @@ use std::time::Instant;
 use crate::codec::{Packet, PubResponse, Publish, QoS, ReasonCode};
 use crate::protocol::ack::{publish_ack, response};
 use crate::protocol::session::OutState;
+use crate::protocol::Defect;
 
 use super::{CloseKind, Event, InboundPublish, Message, ServerConnection, State};
 
 impl ServerConnection {
     pub(super) fn handle_publish(&mut self, now: Instant, mut publish: Publish) {
-        // [MQTT-3.2.2-11] (5) QoS above the server's Maximum QoS.
-        if publish.qos > self.limits.maximum_qos {
+        let v5 = self.version.is_v5();
+        // [MQTT-3.2.2-11] (5) QoS above the server's Maximum QoS. 3.1.1 has no Maximum QoS: the
+        // message is accepted and forwarded at most at the granted QoS ([MQTT-3.8.4-6]).
+        if v5 && publish.qos > self.limits.maximum_qos {
             self.close(ReasonCode::QOS_NOT_SUPPORTED, CloseKind::ProtocolError);
             return;
         }
         // [MQTT-3.2.2-14] (5) retain when Retain Available is 0.
-        if publish.retain && !self.limits.retain_available {
+        // 3.1.1 has no Retain Available: its retained messages are stored ([MQTT-3.3.1-5]).
+        if v5 && publish.retain && !self.limits.retain_available {
             self.close(ReasonCode::RETAIN_NOT_SUPPORTED, CloseKind::ProtocolError);
             return;
         }
-        if self.version.is_v5() {
+        if v5 {
             // [MQTT-3.3.4-6] a client must not send subscription identifiers.
-            if !publish.properties.subscription_identifiers.is_empty() {
+            if !publish.properties.subscription_identifiers.is_empty()
+                && !self
+                    .limits
+                    .defects
+                    .has(Defect::ClientSubscriptionIdAccepted)
+            {
                 self.protocol_error();
                 return;
             }
             // [MQTT-3.3.2-8] / [MQTT-3.3.2-9] alias 0 or above Topic Alias Maximum: 0x94;
             // [MQTT-3.3.2-12] an empty topic needs a known alias and [MQTT-3.3.2-1] a topic
             // name is required without one: Protocol Error.
+            if publish.properties.topic_alias == Some(0)
+                && !publish.topic.is_empty()
+                && self.limits.defects.has(Defect::TopicAliasZeroAccepted)
+            {
+                publish.properties.topic_alias = None;
+            }
             if let Err(e) = self.inbound_aliases.resolve(&mut publish) {
                 self.close(e.reason_code(), CloseKind::ProtocolError);
                 return;
             }
         }
         if publish.qos == QoS::ExactlyOnce {
-            if self.session.inbound_qos2.contains(&publish.packet_id) {
+            if self.session.inbound_qos2.contains(&publish.packet_id)
+                && !self.limits.defects.has(Defect::Qos2DuplicateOnResend)
+            {
                 // [MQTT-4.3.3-10] duplicate before PUBREL: PUBREC again, no duplicate delivery.
                 let pubrec = Packet::PubRec(response(publish.packet_id, ReasonCode::SUCCESS));
                 self.transmits.push_back(pubrec);
@@ -78,6 +95,9 @@ impl ServerConnection {
             self.session.inbound_qos2.forget(packet_id);
         }
         // [MQTT-4.3.2-4] QoS 1 with PUBACK; [MQTT-4.3.3-8] QoS 2 with PUBREC.
+        if qos == QoS::AtLeastOnce && self.limits.defects.has(Defect::PubackMissing) {
+            return;
+        }
         if let Some(ack) = publish_ack(qos, packet_id, reason) {
             self.transmits.push_back(ack);
         }
@@ -89,6 +109,9 @@ impl ServerConnection {
             .session
             .inbound_qos2
             .release(rel.packet_id, self.version);
+        if self.limits.defects.has(Defect::PubcompMissing) {
+            return;
+        }
         self.transmits.push_back(comp);
     }
 
