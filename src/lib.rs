@@ -3,7 +3,8 @@
 //! Data flows one way: scenario files ([`scenario`]) are selected by suites ([`suite`]),
 //! planned per version and executed against a target ([`target`]) by [`run`], whose events
 //! feed the reporters ([`report`]). [`coverage`] relates scenarios to the normative
-//! statements of the specifications; [`fault`] injects network faults.
+//! statements of the specifications; [`fault`] injects network faults. [`trials`] turns
+//! every case into a libtest test for `cargo test` in a broker's own repository.
 
 pub mod bench;
 pub mod coverage;
@@ -15,3 +16,4 @@ pub mod run;
 pub mod scenario;
 pub mod suite;
 pub mod target;
+pub mod trials;

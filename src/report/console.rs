@@ -28,28 +28,35 @@ impl<W: Write> ConsoleReporter<W> {
     }
 }
 
+/// The failure block of one result (verdict, suite, case, file, statements, failed step,
+/// expected vs received, traces), empty when it did not fail. The console report and the
+/// libtest trials print the same block.
+pub fn failure_block(r: &CaseResult) -> String {
+    let Some(f) = r.verdict.failure() else {
+        return String::new();
+    };
+    let mut s = format!(
+        "\n{} {} / {} ({})\n  spec: {}\n",
+        r.verdict.label(),
+        r.suite,
+        r.display_name(),
+        r.file.display(),
+        r.statements.join(", ")
+    );
+    for line in failure_text(f).lines() {
+        s.push_str("  ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
 /// The final report as text.
 pub fn render(results: &[CaseResult], elapsed: std::time::Duration) -> String {
     let mut s = String::new();
     for r in results {
-        let Some(f) = r.verdict.failure() else {
-            continue;
-        };
-        if matches!(r.verdict, Verdict::Deviation { .. }) {
-            continue;
-        }
-        s.push_str(&format!(
-            "\n{} {} / {} ({})\n  spec: {}\n",
-            r.verdict.label(),
-            r.suite,
-            r.display_name(),
-            r.file.display(),
-            r.statements.join(", ")
-        ));
-        for line in failure_text(f).lines() {
-            s.push_str("  ");
-            s.push_str(line);
-            s.push('\n');
+        if !matches!(r.verdict, Verdict::Deviation { .. }) {
+            s.push_str(&failure_block(r));
         }
     }
     let skipped: Vec<&CaseResult> = results
