@@ -1,8 +1,8 @@
 //! mqtt-conformance: the harness that judges MQTT brokers.
 //!
 //! Data flows one way: scenario files ([`scenario`]) are selected by suites ([`suite`]),
-//! planned per version and executed against a target ([`target`]) by [`run`], whose events
-//! feed the reporters ([`report`]). [`coverage`] relates scenarios to the normative
+//! planned per version and executed against the broker under test ([`sut`]) by [`run`],
+//! whose events feed the reporters ([`report`]). [`coverage`] relates scenarios to the normative
 //! statements of the specifications; [`fault`] injects network faults. [`trials`] turns
 //! every case into a libtest test for `cargo test` in a broker's own repository.
 
@@ -11,9 +11,11 @@ pub mod coverage;
 pub mod exit;
 pub mod fault;
 pub mod pubsub;
+pub mod redact;
 pub mod report;
 pub mod run;
+pub mod run_id;
 pub mod scenario;
 pub mod suite;
-pub mod target;
+pub mod sut;
 pub mod trials;

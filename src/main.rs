@@ -17,7 +17,7 @@ use mqtt_conformance::run::link::SharedInjector;
 use mqtt_conformance::run::{self, RunConfig, Selection};
 use mqtt_conformance::scenario::{self, Dur, Version};
 use mqtt_conformance::suite::{self, Suite};
-use mqtt_conformance::target::{self, RestartSupport, TargetSpec};
+use mqtt_conformance::sut::{self, RestartSupport, TargetSpec};
 use mqtt_conformance::{coverage, exit};
 use reference_broker::client::TransportOptions;
 
@@ -201,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => list(&cli.root, &args),
         Command::Validate { paths } => validate(&cli.root, &paths),
         Command::BuildImage(args) => {
-            async_runtime()?.block_on(target::local_image::build(
+            async_runtime()?.block_on(sut::local_image::build(
                 &args.binary,
                 &args.args,
                 args.port,
@@ -290,22 +290,22 @@ async fn run_suites(
                 .unwrap_or_else(|| "external".into()),
         },
         (None, Some(name)) => {
-            TargetSpec::Container(target::presets::preset(name).ok_or_else(|| {
+            TargetSpec::Container(sut::presets::preset(name).ok_or_else(|| {
                 anyhow::anyhow!(
                     "unknown container preset {name:?} (one of {}; or --image IMAGE --port PORT)",
-                    target::presets::NAMES.join(", ")
+                    sut::presets::NAMES.join(", ")
                 )
             })?)
         }
         (None, None) => match &args.image {
             Some(image) => {
-                TargetSpec::Container(target::container::ContainerSpec::image(image, args.port))
+                TargetSpec::Container(sut::container::ContainerSpec::image(image, args.port))
             }
             None => TargetSpec::Reference,
         },
     };
     let mut target = tokio::select! {
-        started = target::start(&spec) => started?,
+        started = sut::start(&spec) => started?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted while starting the broker"),
     };
     if let (TargetSpec::Container(_), Some(name)) = (&spec, &args.broker_name) {
@@ -321,7 +321,7 @@ async fn run_suites(
         ..TransportOptions::default()
     };
     let run_id = run::new_run_id();
-    let caps = match target::probe(&target, &transport, &run_id).await {
+    let caps = match sut::probe(&target, &transport, &run_id).await {
         Ok(c) => c,
         Err(e) => {
             target.shutdown().await;

@@ -1,7 +1,7 @@
 //! The container path, proven with no registry: a `FROM scratch` image holding the
 //! `reference-broker` binary (built by cargo here) and the libraries `ldd` lists is built
 //! locally, started through the same testcontainers code as the EMQX preset
-//! (`target::container::start`), and judged by the suites. Without a Docker daemon these
+//! (`sut::container::start`), and judged by the suites. Without a Docker daemon these
 //! tests print why they are skipped (on stderr, uncaptured); with
 //! `MQTT_CONFORMANCE_REQUIRE_DOCKER=1` a missing daemon fails them instead.
 #![allow(clippy::unwrap_used)]
@@ -15,8 +15,8 @@ use std::time::Duration;
 use mqtt_conformance::report::console;
 use mqtt_conformance::run::{self, CaseResult, RunConfig, Selection, Verdict};
 use mqtt_conformance::suite;
-use mqtt_conformance::target::container::ContainerSpec;
-use mqtt_conformance::target::{self, engine, local_image, TargetSpec};
+use mqtt_conformance::sut::container::ContainerSpec;
+use mqtt_conformance::sut::{self, engine, local_image, TargetSpec};
 use reference_broker::client::TransportOptions;
 use tokio::sync::OnceCell;
 
@@ -106,7 +106,7 @@ fn spec() -> ContainerSpec {
 async fn run_suites(
     root: &Path,
     names: &[&str],
-    target: &target::RunningTarget,
+    target: &sut::RunningTarget,
     jobs: usize,
 ) -> Vec<CaseResult> {
     let wanted: Vec<String> = names.iter().map(|s| s.to_string()).collect();
@@ -121,7 +121,7 @@ async fn run_suites(
         ..TransportOptions::default()
     };
     let run_id = run::new_run_id();
-    let caps = target::probe(target, &transport, &run_id).await.unwrap();
+    let caps = sut::probe(target, &transport, &run_id).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), Some(&caps), &target.name);
     let cfg = RunConfig {
         jobs,
@@ -182,7 +182,7 @@ fn every_suite_passes_against_the_reference_broker_in_a_local_container() {
                 &reason,
             );
         }
-        let target = target::start(&TargetSpec::Container(spec())).await.unwrap();
+        let target = sut::start(&TargetSpec::Container(spec())).await.unwrap();
         assert!(target.url.starts_with("mqtt://"), "{}", target.url);
         let root = common::repo();
         let results = run_suites(&root, &["smoke", "mqtt-3.1.1", "mqtt-5"], &target, 16).await;
@@ -201,7 +201,7 @@ fn the_container_is_removed_after_shutdown() {
         if let Err(reason) = local_image().await {
             return skip("the_container_is_removed_after_shutdown", &reason);
         }
-        let running = target::container::start(&spec()).await.unwrap();
+        let running = sut::container::start(&spec()).await.unwrap();
         let id = running.id().to_string();
         assert!(!container_is_gone(&id).await, "the container runs");
         running.stop().await;
@@ -223,12 +223,12 @@ fn a_broker_that_never_accepts_mqtt_is_not_ready_and_is_removed() {
             startup_timeout: Duration::from_secs(3),
             ..ContainerSpec::image(IMAGE, 1999)
         };
-        let err = target::container::start(&spec).await.unwrap_err();
+        let err = sut::container::start(&spec).await.unwrap_err();
         assert!(
             matches!(
                 err,
-                target::container::ContainerError::NotReady { .. }
-                    | target::container::ContainerError::Start { .. }
+                sut::container::ContainerError::NotReady { .. }
+                    | sut::container::ContainerError::Start { .. }
             ),
             "{err}"
         );
@@ -363,7 +363,7 @@ fn the_fault_suite_runs_through_a_containerised_link() {
         if let Err(reason) = local_image().await {
             return skip("the_fault_suite_runs_through_a_containerised_link", &reason);
         }
-        let target = target::start(&TargetSpec::Container(spec())).await.unwrap();
+        let target = sut::start(&TargetSpec::Container(spec())).await.unwrap();
         let results = run_suites(&root, &["faults"], &target, 8).await;
         target.shutdown().await;
         assert_all_pass(&results);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mqtt_conformance::run::link::SharedInjector;
 use mqtt_conformance::run::{self, CaseResult, RunConfig, Selection, Verdict};
 use mqtt_conformance::suite;
-use mqtt_conformance::target::{self, RestartSupport, TargetSpec};
+use mqtt_conformance::sut::{self, RestartSupport, TargetSpec};
 use reference_broker::client::TransportOptions;
 
 const WILL_ON_CUT: &str = r#"
@@ -71,7 +71,7 @@ async fn run_case(
         assert!(errors.is_empty(), "{errors:?}");
         suites.push(s);
     }
-    let target = target::start(&TargetSpec::Reference).await.unwrap();
+    let target = sut::start(&TargetSpec::Reference).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), None, "reference");
     let cfg = RunConfig {
         jobs: 2,

@@ -6,7 +6,7 @@ mod support;
 
 use bytes::Bytes;
 use reference_broker::broker::auth::{challenge_response, hash_password, CHALLENGE_METHOD};
-use reference_broker::broker::config::{AclRule, ChallengeConfig, UserConfig};
+use reference_broker::broker::config::{AclAction, AclRule, ChallengeConfig, UserConfig};
 use reference_broker::broker::Broker;
 use reference_broker::codec::*;
 use support::*;
@@ -133,6 +133,42 @@ async fn acl_on_subscribe_and_publish() {
     ))
     .await;
     assert_eq!(&watcher.recv_publish().await.payload[..], b"allowed");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn deny_rule_first_match_and_credentials_with_anonymous_access() {
+    // Everything except test/nosubscribe, and no users: credentials are accepted.
+    let broker = start_with(|c| {
+        c.acl.push(AclRule {
+            action: AclAction::Deny,
+            subscribe: vec!["test/nosubscribe".into()],
+            publish: vec!["private/%c/#".into()],
+            ..Default::default()
+        });
+        c.acl.push(AclRule {
+            publish: vec!["#".into()],
+            subscribe: vec!["#".into()],
+            ..Default::default()
+        });
+    })
+    .await;
+    let addr = broker.tcp_addr().unwrap();
+    let (mut c, _) = Client::connect_with(addr, login(V5, "d1", Some("u"), Some(b"p"))).await;
+    Client::connect_with(addr, login(V4, "d2", Some("u"), Some(b"p"))).await;
+    let denied = c.subscribe("test/nosubscribe", QoS::AtLeastOnce).await;
+    assert_eq!(denied.reason_codes, vec![ReasonCode::NOT_AUTHORIZED]);
+    let ok = c.subscribe("test/other", QoS::AtLeastOnce).await;
+    assert_eq!(ok.reason_codes, vec![ReasonCode::GRANTED_QOS_1]);
+    let r = c
+        .publish(publish_packet("private/d1/x", b"no", QoS::AtLeastOnce, 1))
+        .await;
+    assert_eq!(r, ReasonCode::NOT_AUTHORIZED);
+    let r = c
+        .publish(publish_packet("test/other", b"yes", QoS::AtLeastOnce, 2))
+        .await;
+    assert_eq!(r, ReasonCode::SUCCESS);
+    assert_eq!(&c.recv_publish().await.payload[..], b"yes");
     broker.shutdown().await;
 }
 

@@ -166,6 +166,41 @@ async fn server_keep_alive_is_enforced() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn keep_alive_ceiling_caps_only_larger_or_zero_requests() {
+    let b = start_with(|c| {
+        c.listeners.clear();
+        c.limits.max_keep_alive = Some(10);
+    })
+    .await;
+    // [MQTT-3.2.2-22] under the ceiling: no Server Keep Alive, the client's 2 s holds.
+    let mut low = connect_packet(V5, "low", true);
+    low.keep_alive = 2;
+    let (mut c, ack) = Client::pipe(&b, V5).handshake(low).await;
+    assert_eq!(ack.properties.server_keep_alive, None);
+    let start = Instant::now();
+    c.expect_closed_within(HOUR).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    // Above the ceiling, and 0 (none): Server Keep Alive 10, enforced ([MQTT-3.2.2-21]).
+    for (id, asked) in [("high", 60), ("zero", 0)] {
+        let mut p = connect_packet(V5, id, true);
+        p.keep_alive = asked;
+        let (mut c, ack) = Client::pipe(&b, V5).handshake(p).await;
+        assert_eq!(ack.properties.server_keep_alive, Some(10), "asked {asked}");
+        let start = Instant::now();
+        c.expect_closed_within(HOUR).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(15), "asked {asked}");
+    }
+    // 3.1.1 has no Server Keep Alive: the client's value holds.
+    let mut v4 = connect_packet(V4, "v4", true);
+    v4.keep_alive = 20;
+    let (mut c, _) = Client::pipe(&b, V4).handshake(v4).await;
+    let start = Instant::now();
+    c.expect_closed_within(HOUR).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    b.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn will_published_after_protocol_error() {
     let b = broker().await;
     let mut w = connect(&b, connect_packet(V5, "watch", true)).await;

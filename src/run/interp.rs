@@ -15,7 +15,6 @@ use reference_broker::codec::{
 };
 use tokio::time::Instant;
 
-use super::hex;
 use super::inbox::{open, recv_one, send, wait_for, Client, StepError, StepResult};
 use super::link::{self, Links};
 use super::matcher::{self, connack_code, suback_code};
@@ -23,11 +22,12 @@ use super::prefix::Prefixer;
 use super::trace;
 use super::verdict::{ClientTrace, Failure};
 use crate::fault::FaultInjector;
+use crate::scenario::hex;
 use crate::scenario::{
     ConnectStep, ExpectOneOfStep, ExpectStep, FilterSpec, PacketKind, PropsSpec, Scenario,
     SendStep, Step, Version,
 };
-use crate::target::CaseBroker;
+use crate::sut::CaseBroker;
 
 /// Default wait for an expected packet.
 pub const DEFAULT_WITHIN: Duration = Duration::from_secs(2);
@@ -56,7 +56,7 @@ pub struct CaseEnv {
 impl std::fmt::Debug for CaseEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaseEnv")
-            .field("url", &trace::redact_url(&self.url))
+            .field("url", &crate::redact::redact_url(&self.url))
             .field("version", &self.version)
             .field("prefix", &self.prefix)
             .field("faults", &self.faults.is_some())

@@ -5,8 +5,8 @@ use std::fmt;
 
 use reference_broker::codec::{Auth, Disconnect, Packet, Properties, ReasonCode};
 
-use super::hex;
 use super::prefix::Prefixer;
+use crate::scenario::hex;
 use crate::scenario::{Code, ExpectStep, PropName, PropsSpec, Version};
 
 /// One field that differs.

@@ -2,7 +2,6 @@
 //! with verdicts in a stable order. Nothing here prints.
 
 pub mod events;
-pub mod hex;
 mod inbox;
 pub mod interp;
 pub mod link;
@@ -20,12 +19,13 @@ use reference_broker::client::TransportOptions;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
+pub use crate::run_id::new_run_id;
 pub use events::RunEvent;
 pub use plan::{plan, PlannedRun, Selection};
 pub use verdict::{CaseResult, ClientTrace, Failure, Verdict};
 
 use crate::suite::Deviation;
-use crate::target::{CaseBroker, RestartSupport};
+use crate::sut::{CaseBroker, RestartSupport};
 pub use interp::Outcome;
 use interp::{CaseEnv, Interpreter};
 use prefix::Prefixer;
@@ -55,22 +55,6 @@ pub struct RunConfig {
     pub faults: Option<link::SharedInjector>,
     /// Whether cases may restart the broker (none: `restart_broker` cases are skipped).
     pub restart: Option<RestartSupport>,
-}
-
-/// A short id that differs between runs: base 36 of the clock and the process id.
-pub fn new_run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut n = (nanos ^ (u128::from(std::process::id()) << 40)) % 36u128.pow(6);
-    let mut s = String::new();
-    for _ in 0..6 {
-        let d = u32::try_from(n % 36).unwrap_or(0);
-        s.push(char::from_digit(d, 36).unwrap_or('0'));
-        n /= 36;
-    }
-    s
 }
 
 /// The reason a case that restarts the broker cannot run on this target.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::scenario::{LoadedCase, Step, Version};
 use crate::suite::{Deviation, Suite};
-use crate::target::Capabilities;
+use crate::sut::Capabilities;
 
 /// What the user selected on the command line.
 #[derive(Debug, Clone, Default)]

@@ -9,6 +9,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::model::{Scenario, Step};
+use super::yaml_error::locate;
 
 /// A case loaded from a file.
 #[derive(Debug, Clone)]
@@ -132,58 +133,14 @@ pub fn load_file(file: &Path) -> Result<Vec<LoadedCase>, LoadError> {
 }
 
 /// Turn a serde-saphyr error into `file:line:column: field ...: message`.
-pub fn syntax(e: serde_saphyr::Error, text: &str, file: &Path) -> LoadError {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    let message = e.without_snippet().to_string();
-    // Keep the first line, without the location serde-saphyr appends.
-    let mut message = message
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    if let Some(i) = message.rfind(" at line ") {
-        message.truncate(i);
-    }
-    if !message.contains('`') {
-        if let Some(key) = key_before(text, line, column) {
-            message = format!("field `{key}`: {message}");
-        }
-    }
+fn syntax(e: serde_saphyr::Error, text: &str, file: &Path) -> LoadError {
+    let at = locate(&e, text);
     LoadError::Syntax {
         file: file.to_path_buf(),
-        line,
-        column,
-        message,
+        line: at.line,
+        column: at.column,
+        message: at.message,
     }
-}
-
-/// The mapping key written before `line:column` (the field a value error is about).
-fn key_before(text: &str, line: u64, column: u64) -> Option<String> {
-    let l = text
-        .lines()
-        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
-    let end = usize::try_from(column).ok()?.saturating_sub(1).min(l.len());
-    // The location may point at the key itself ...
-    let at: String = l
-        .get(end..)?
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    if !at.is_empty() && l.get(end + at.len()..).is_some_and(|r| r.starts_with(':')) {
-        return Some(at);
-    }
-    // ... or at the value after it.
-    let before = l.get(..end)?.trim_end().strip_suffix(':')?;
-    let key: String = before
-        .chars()
-        .rev()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    (!key.is_empty()).then(|| key.chars().rev().collect())
 }
 
 /// The checks serde cannot express.
@@ -248,7 +205,7 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                     return Err(at("give `payload` or `payload_hex`, not both".into()));
                 }
                 if let Some(h) = &p.payload_hex {
-                    crate::run::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
+                    super::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
                 }
             }
             Step::Expect(e) => {
@@ -260,7 +217,7 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                     return Err(at("give `payload` or `payload_hex`, not both".into()));
                 }
                 if let Some(h) = &e.payload_hex {
-                    crate::run::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
+                    super::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
                 }
             }
             Step::ExpectOneOf(o) => {
@@ -285,7 +242,7 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
             }
             Step::Send(x) => check_saved(&x.packet_id_from, &saved).map_err(at)?,
             Step::SendRaw(r) => {
-                crate::run::hex::check_template(&r.hex, &|name| s.clients.contains_key(name))
+                super::hex::check_template(&r.hex, &|name| s.clients.contains_key(name))
                     .map_err(|e| at(e.to_string()))?;
             }
             Step::Slicer(sl) if sl.size == 0 || sl.variation >= sl.size => {

@@ -2,11 +2,13 @@
 //! files with precise errors.
 
 mod faults;
+pub mod hex;
 mod load;
 mod model;
 mod properties;
 pub mod schema;
 mod values;
+pub mod yaml_error;
 
 pub use faults::*;
 pub use load::{feature_of, load_file, parse_str, LoadError, LoadedCase};

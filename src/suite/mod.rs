@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{load_file, LoadError, LoadedCase, Version};
+use crate::scenario::{load_file, yaml_error, LoadError, LoadedCase, Version};
 
 /// A case that fails on a broker for a documented reason.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -183,21 +183,12 @@ pub fn read_manifest(file: &Path) -> Result<Manifest, SuiteError> {
         source,
     })?;
     serde_saphyr::from_str(&text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let message = e.without_snippet().to_string();
+        let at = yaml_error::locate(&e, &text);
         SuiteError::Syntax {
             file: file.into(),
-            line,
-            column,
-            message: message
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
+            line: at.line,
+            column: at.column,
+            message: at.message,
         }
     })
 }

@@ -34,7 +34,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use crate::run::{self, CaseResult, PlannedRun, Selection, Verdict};
 use crate::scenario::Version;
 use crate::suite::{self, Suite};
-use crate::target::TargetSpec;
+use crate::sut::TargetSpec;
 pub use session::Session;
 
 /// The environment variable naming an external broker (`mqtt://[user:pass@]host:port`);

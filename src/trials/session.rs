@@ -11,7 +11,7 @@ use super::{trial_name, TrialsError};
 use crate::run::link::SharedInjector;
 use crate::run::{self, CaseResult, PlannedRun, RunConfig, Selection};
 use crate::suite::Suite;
-use crate::target::{self, RestartSupport, RunningTarget, TargetSpec};
+use crate::sut::{self, RestartSupport, RunningTarget, TargetSpec};
 
 /// The started broker, the plan against its capabilities, and how to run one case.
 struct Started {
@@ -50,13 +50,13 @@ impl Session {
     }
 
     async fn start(&self) -> Result<Started, String> {
-        let target = target::start(&self.spec).await.map_err(|e| e.to_string())?;
+        let target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
         let transport = TransportOptions {
             connect_timeout: Some(Duration::from_secs(5)),
             ..TransportOptions::default()
         };
         let run_id = run::new_run_id();
-        let caps = match target::probe(&target, &transport, &run_id).await {
+        let caps = match sut::probe(&target, &transport, &run_id).await {
             Ok(caps) => caps,
             Err(e) => {
                 target.shutdown().await;

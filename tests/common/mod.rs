@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mqtt_conformance::run::{self, CaseResult, RunConfig, Selection};
 use mqtt_conformance::suite;
-use mqtt_conformance::target::{self, TargetSpec};
+use mqtt_conformance::sut::{self, TargetSpec};
 use reference_broker::client::TransportOptions;
 
 /// The repository root.
@@ -42,10 +42,10 @@ pub async fn run_root(
         assert!(errors.is_empty(), "invalid scenario files: {errors:?}");
         suites.push(s);
     }
-    let target = target::start(&TargetSpec::Reference).await.unwrap();
+    let target = sut::start(&TargetSpec::Reference).await.unwrap();
     let transport = TransportOptions::default();
     let run_id = run::new_run_id();
-    let caps = target::probe(&target, &transport, &run_id).await.unwrap();
+    let caps = sut::probe(&target, &transport, &run_id).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), Some(&caps), broker_name);
     let cfg = RunConfig {
         jobs,
@@ -58,7 +58,7 @@ pub async fn run_root(
         credentials: None,
         transport,
         faults: Some(run::link::SharedInjector::embedded()),
-        restart: Some(target::RestartSupport::persistent()),
+        restart: Some(sut::RestartSupport::persistent()),
     };
     let results = tokio::time::timeout(Duration::from_secs(120), run::execute(plan, cfg, |_| {}))
         .await

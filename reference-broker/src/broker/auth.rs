@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::config::{AclRule, BrokerConfig};
+use super::config::{AclAction, AclRule, BrokerConfig};
 use crate::codec::ReasonCode;
 use crate::topic::matches;
 
@@ -58,13 +58,16 @@ pub fn authenticate(
 ) -> Result<(), ReasonCode> {
     match username {
         None => {
-            if config.allow_anonymous && password.is_none() {
+            if config.allow_anonymous && (password.is_none() || config.users.is_empty()) {
                 Ok(())
             } else {
                 // [MQTT-3.1.4-2] the server may refuse an unauthenticated client.
                 Err(ReasonCode::NOT_AUTHORIZED)
             }
         }
+        // Anonymous access with no user configured: nobody is checked, so credentials are
+        // accepted and ignored (as Mosquitto and EMQX do), not refused.
+        Some(_) if config.allow_anonymous && config.users.is_empty() => Ok(()),
         Some(name) => {
             let user = config.users.iter().find(|u| u.username == name);
             match (user, password) {
@@ -118,28 +121,40 @@ pub fn filter_covers(pattern: &str, filter: &str) -> bool {
     }
 }
 
-/// Whether `who` may publish to `topic`; with no ACL rule at all everything is allowed.
-pub fn may_publish(config: &BrokerConfig, who: Identity<'_>, topic: &str) -> bool {
-    config.acl.is_empty()
-        || config
-            .acl
-            .iter()
-            .filter(|r| applies(r, who))
-            .flat_map(|r| r.publish.iter())
-            .filter_map(|p| substitute(p, who))
-            .any(|p| matches(&p, topic))
+/// The action of the first rule that applies to `who` and has a filter in `filters` for
+/// which `hit` holds; `None` when no rule decides.
+fn first_match<'c>(
+    config: &'c BrokerConfig,
+    who: Identity<'_>,
+    filters: impl Fn(&'c AclRule) -> &'c [String],
+    hit: impl Fn(&str) -> bool,
+) -> Option<AclAction> {
+    config
+        .acl
+        .iter()
+        .filter(|r| applies(r, who))
+        .find(|r| {
+            filters(r)
+                .iter()
+                .filter_map(|p| substitute(p, who))
+                .any(|p| hit(&p))
+        })
+        .map(|r| r.action)
 }
 
-/// Whether `who` may subscribe to `filter`; with no ACL rule at all everything is allowed.
+/// Whether `who` may publish to `topic`: the first matching rule decides; with no ACL rule at
+/// all everything is allowed.
+pub fn may_publish(config: &BrokerConfig, who: Identity<'_>, topic: &str) -> bool {
+    config.acl.is_empty()
+        || first_match(config, who, |r| &r.publish, |p| matches(p, topic)) == Some(AclAction::Allow)
+}
+
+/// Whether `who` may subscribe to `filter`: the first rule with a filter covering it decides;
+/// with no ACL rule at all everything is allowed.
 pub fn may_subscribe(config: &BrokerConfig, who: Identity<'_>, filter: &str) -> bool {
     config.acl.is_empty()
-        || config
-            .acl
-            .iter()
-            .filter(|r| applies(r, who))
-            .flat_map(|r| r.subscribe.iter())
-            .filter_map(|p| substitute(p, who))
-            .any(|p| filter_covers(&p, filter))
+        || first_match(config, who, |r| &r.subscribe, |p| filter_covers(p, filter))
+            == Some(AclAction::Allow)
 }
 
 #[cfg(test)]
@@ -200,6 +215,67 @@ mod tests {
             username: Some("bob"),
         };
         assert!(!may_publish(&c, bob, "clients/c1/a"));
+    }
+
+    #[test]
+    fn anonymous_without_users_accepts_credentials() {
+        let mut c = BrokerConfig::default_tcp("127.0.0.1:0".parse().unwrap());
+        assert_eq!(authenticate(&c, Some("u"), Some(b"p")), Ok(()));
+        assert_eq!(authenticate(&c, None, Some(b"p")), Ok(()));
+        // Once users exist, an unknown user with a password is refused.
+        c.users = config().users;
+        assert_eq!(
+            authenticate(&c, Some("u"), Some(b"p")),
+            Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        );
+        c.allow_anonymous = false;
+        c.users.clear();
+        assert_eq!(
+            authenticate(&c, Some("u"), Some(b"p")),
+            Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        );
+    }
+
+    #[test]
+    fn deny_rules_first_match_wins() {
+        let mut c = BrokerConfig::default_tcp("127.0.0.1:0".parse().unwrap());
+        c.acl = vec![
+            AclRule {
+                action: AclAction::Deny,
+                subscribe: vec!["test/nosubscribe".into(), "private/%c/#".into()],
+                publish: vec!["test/nopublish".into()],
+                ..Default::default()
+            },
+            AclRule {
+                client_id: Some("c1".into()),
+                subscribe: vec!["private/c1/#".into()],
+                ..Default::default()
+            },
+            AclRule {
+                publish: vec!["#".into()],
+                subscribe: vec!["#".into()],
+                ..Default::default()
+            },
+        ];
+        let who = Identity {
+            client_id: "c1",
+            username: None,
+        };
+        assert!(!may_subscribe(&c, who, "test/nosubscribe"));
+        assert!(may_subscribe(&c, who, "test/other"));
+        // A wider filter only overlaps the denied one: a later rule decides.
+        assert!(may_subscribe(&c, who, "test/#"));
+        // The deny comes first, so the later allow for c1 never decides.
+        assert!(!may_subscribe(&c, who, "private/c1/x"));
+        assert!(!may_publish(&c, who, "test/nopublish"));
+        assert!(may_publish(&c, who, "test/nosubscribe"));
+        // Order matters: the allow for c1 first, then the deny.
+        c.acl.swap(0, 1);
+        assert!(may_subscribe(&c, who, "private/c1/x"));
+        assert!(!may_subscribe(&c, who, "test/nosubscribe"));
+        // No deciding rule: refused.
+        c.acl.truncate(2);
+        assert!(!may_publish(&c, who, "a"));
     }
 
     #[test]

@@ -71,21 +71,52 @@ pub struct UserConfig {
     pub password_hash: String,
 }
 
-/// One ACL rule: which topics the matching clients may publish and subscribe to. `%c` and `%u`
-/// in filters are replaced by the client id and user name.
+/// Whether a matching ACL rule grants or refuses access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AclAction {
+    /// The matching topics are allowed.
+    #[default]
+    Allow,
+    /// The matching topics are refused (Mosquitto's `topic deny`).
+    Deny,
+}
+
+/// One ACL rule: which topics the matching clients may (or, with `action = "deny"`, may not)
+/// publish and subscribe to. `%c` and `%u` in filters are replaced by the client id and user
+/// name (a rule using `%u` does not match a client without a user name).
+///
+/// Rules are ordered and the first match wins: for a PUBLISH, the first rule that applies to
+/// the client and has a `publish` filter matching the topic name decides; for a subscription,
+/// the first rule that applies and has a `subscribe` filter covering the whole requested
+/// filter decides (a `deny` of `a/#` refuses `a/b` and `a/+`, not `#`, which only overlaps
+/// it). No deciding rule: refused. No rules at all: everything allowed. Example, everything
+/// except one topic:
+///
+/// ```toml
+/// [[acl]]
+/// action = "deny"
+/// subscribe = ["test/nosubscribe"]
+/// [[acl]]
+/// publish = ["#"]
+/// subscribe = ["#"]
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AclRule {
+    /// Allow (default) or deny what the filters match.
+    #[serde(default)]
+    pub action: AclAction,
     /// Applies to this user only (absent: any user).
     #[serde(default)]
     pub username: Option<String>,
     /// Applies to this client id only (absent: any client).
     #[serde(default)]
     pub client_id: Option<String>,
-    /// Topic filters the client may publish to.
+    /// Topic filters of the topics the client may (deny: may not) publish to.
     #[serde(default)]
     pub publish: Vec<String>,
-    /// Topic filters the client may subscribe to (a subscription must be covered by one).
+    /// Topic filters the client may (deny: may not) subscribe within.
     #[serde(default)]
     pub subscribe: Vec<String>,
 }
@@ -104,8 +135,11 @@ pub struct LimitsConfig {
     pub maximum_qos: u8,
     /// Retained messages supported.
     pub retain_available: bool,
-    /// Server keep alive imposed on MQTT 5 clients, seconds.
+    /// Server keep alive imposed on every MQTT 5 client, seconds.
     pub server_keep_alive: Option<u16>,
+    /// Keep alive ceiling, seconds (Mosquitto's `max_keepalive`): an MQTT 5 client asking for
+    /// more, or for 0, is sent this as Server Keep Alive; others keep their own value.
+    pub max_keep_alive: Option<u16>,
     /// Seconds a new connection has to send CONNECT.
     pub connect_timeout_secs: u64,
     /// Highest session expiry interval granted, seconds.
@@ -148,6 +182,7 @@ impl Default for LimitsConfig {
             maximum_qos: l.maximum_qos.as_u8(),
             retain_available: l.retain_available,
             server_keep_alive: l.server_keep_alive,
+            max_keep_alive: l.max_keep_alive,
             connect_timeout_secs: l.connect_timeout.as_secs(),
             max_session_expiry: l.max_session_expiry,
             max_inflight: l.max_inflight,
@@ -189,6 +224,7 @@ impl LimitsConfig {
             subscription_identifiers_available: self.subscription_identifiers,
             shared_subscription_available: self.shared_subscriptions,
             server_keep_alive: self.server_keep_alive,
+            max_keep_alive: self.max_keep_alive,
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             max_session_expiry: self.max_session_expiry,
             max_inflight: self.max_inflight,

@@ -37,8 +37,12 @@ pub struct ServerLimits {
     pub subscription_identifiers_available: bool,
     /// Whether shared subscriptions are supported.
     pub shared_subscription_available: bool,
-    /// Keep alive the server imposes (MQTT 5 Server Keep Alive), if any.
+    /// Keep alive the server imposes on every MQTT 5 client (Server Keep Alive), if any.
     pub server_keep_alive: Option<u16>,
+    /// Highest keep alive granted to an MQTT 5 client (Mosquitto's `max_keepalive`): a client
+    /// asking for more, or for 0 (none), gets this as Server Keep Alive; others keep theirs.
+    /// MQTT 3.1.x has no way to tell the client, so it does not apply there.
+    pub max_keep_alive: Option<u16>,
     /// Close a connection that sends no CONNECT within this time.
     pub connect_timeout: Duration,
     /// Highest session expiry interval granted, in seconds.
@@ -68,6 +72,7 @@ impl Default for ServerLimits {
             subscription_identifiers_available: true,
             shared_subscription_available: true,
             server_keep_alive: None,
+            max_keep_alive: None,
             connect_timeout: Duration::from_secs(10),
             max_session_expiry: u32::MAX,
             max_inflight: 1024,
@@ -161,6 +166,8 @@ pub struct ServerConnection {
     version: ProtocolVersion,
     client_id: Arc<str>,
     keep_alive: Option<Duration>,
+    /// The Server Keep Alive sent in CONNACK (MQTT 5), if any.
+    server_keep_alive: Option<u16>,
     last_rx: Instant,
     connect_deadline: Instant,
     will: Option<Will>,
@@ -189,6 +196,7 @@ impl ServerConnection {
             version: ProtocolVersion::V3_1_1,
             client_id: Arc::from(""),
             keep_alive: None,
+            server_keep_alive: None,
             last_rx: now,
             connect_deadline,
             will: None,
@@ -329,12 +337,9 @@ impl ServerConnection {
     fn handle_connect(&mut self, connect: Connect) {
         self.version = connect.protocol;
         // [MQTT-3.1.2-24] keep alive from CONNECT, unless the server imposes one (MQTT 5).
-        let mut keep_alive = connect.keep_alive;
-        if connect.protocol.is_v5() {
-            if let Some(server) = self.limits.server_keep_alive {
-                keep_alive = server;
-            }
-        }
+        self.server_keep_alive = server_keep_alive(&self.limits, &connect);
+        // [MQTT-3.2.2-22] without a Server Keep Alive, the client's value.
+        let keep_alive = self.server_keep_alive.unwrap_or(connect.keep_alive);
         self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
         self.will = connect.will.clone();
         if connect.protocol.is_v5() {
@@ -396,7 +401,7 @@ impl ServerConnection {
                 Some(u8::from(l.subscription_identifiers_available));
             p.shared_subscription_available = Some(u8::from(l.shared_subscription_available));
             // [MQTT-3.2.2-21] the client must use the Server Keep Alive.
-            p.server_keep_alive = l.server_keep_alive;
+            p.server_keep_alive = self.server_keep_alive;
             // [MQTT-3.1.2-28] only when requested (the shell checks the request).
             p.response_information = accept.response_information.map(Into::into);
             if let Some((method, data)) = accept.auth {
@@ -858,6 +863,20 @@ impl ServerConnection {
 
 #[cfg(test)]
 mod tests;
+
+/// The Server Keep Alive to send an MQTT 5 client, if any: the imposed `server_keep_alive`,
+/// else `max_keep_alive` when the client asks for more or for none (0). MQTT 3.1.x cannot be
+/// told, so the client's value holds there.
+fn server_keep_alive(limits: &ServerLimits, connect: &Connect) -> Option<u16> {
+    if !connect.protocol.is_v5() {
+        return None;
+    }
+    if limits.server_keep_alive.is_some() {
+        return limits.server_keep_alive;
+    }
+    let max = limits.max_keep_alive?;
+    (connect.keep_alive == 0 || connect.keep_alive > max).then_some(max)
+}
 
 /// Shrink a v5 CONNACK to the client's Maximum Packet Size by leaving out the properties whose
 /// absence means the same, or something more conservative: availability flags that are 1

@@ -1,4 +1,4 @@
-//! Targets: the broker a run judges (the in-process reference broker on port 0, or an external
+//! The system under test: the broker a run judges (the in-process reference broker on port 0, or an external
 //! URL), and what it announces about its optional features.
 
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use reference_broker::client::{Connection, Received, TransportOptions};
 use reference_broker::codec::{Connect, Disconnect, Packet, Properties, ProtocolVersion};
 
-use crate::run::trace::redact_url;
+use crate::redact::redact_url;
 use crate::scenario::{Feature, Version};
 
 pub mod container;
@@ -119,7 +119,7 @@ pub fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
 pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
     match spec {
         TargetSpec::Reference => {
-            let secret = format!("mqttc-{}", crate::run::new_run_id());
+            let secret = format!("mqttc-{}", crate::run_id::new_run_id());
             let (broker, bound) = reference::start(&secret).await?;
             Ok(RunningTarget {
                 url: format!("mqtt://{bound}"),
