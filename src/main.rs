@@ -11,7 +11,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mqtt_conformance::fault;
 use mqtt_conformance::report::{
-    console::ConsoleReporter, json::JsonReporter, junit::JunitReporter, Reporters,
+    compare, console::ConsoleReporter, html::HtmlReporter, json::JsonReporter,
+    junit::JunitReporter, Reporters,
 };
 use mqtt_conformance::run::link::SharedInjector;
 use mqtt_conformance::run::{self, RunConfig, Selection};
@@ -59,6 +60,10 @@ enum Command {
     },
     /// Load a broker: N publishers, M subscribers; throughput, losses, latency, memory.
     Bench(mqtt_conformance::bench::BenchArgs),
+    /// Compare runs of several brokers (JSON reports of `run --json`; `LABEL=PATH` names a
+    /// broker, reports with one label are merged): totals per suite, and every case run whose
+    /// verdicts differ.
+    Compare(CompareArgs),
     /// Publish messages by hand (like mosquitto_pub).
     Pub(mqtt_conformance::pubsub::PubArgs),
     /// Subscribe and print messages by hand (like mosquitto_sub).
@@ -66,6 +71,19 @@ enum Command {
     /// Build a local `FROM scratch` broker image from a binary and the libraries `ldd` lists
     /// (nothing is pulled), for `run --image`.
     BuildImage(BuildImageArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// JSON reports, `PATH` or `LABEL=PATH`.
+    #[arg(required = true)]
+    runs: Vec<String>,
+    /// Also write the HTML matrix (brokers by case and by statement) to PATH.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Print the Markdown table (the README compatibility table) instead of text.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +150,12 @@ struct RunArgs {
     /// Write no JUnit report.
     #[arg(long, conflicts_with = "junit")]
     no_junit: bool,
+    /// Self-contained HTML report path (default: report.html beside the JUnit file).
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Write no HTML report.
+    #[arg(long, conflicts_with = "html")]
+    no_html: bool,
     /// Print the results as JSON on stdout instead of the console report.
     #[arg(long)]
     json: bool,
@@ -215,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::SUCCESS))
         }
         Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
+        Command::Compare(args) => compare_runs(&args),
         Command::Pub(args) => {
             async_runtime()?.block_on(mqtt_conformance::pubsub::run_pub(args))?;
             Ok(ExitCode::from(exit::SUCCESS))
@@ -360,6 +385,15 @@ async fn run_suites(
     if !args.no_junit {
         reporters.push(Box::new(JunitReporter::new(args.junit.clone())));
     }
+    if !args.no_html {
+        let path = args.html.clone().unwrap_or_else(|| {
+            args.junit
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("report.html")
+        });
+        reporters.push(Box::new(HtmlReporter::new(path)));
+    }
     let results = tokio::select! {
         results = run::execute(plan, cfg, |e| reporters.event(e)) => results,
         _ = tokio::signal::ctrl_c() => {
@@ -375,6 +409,20 @@ async fn run_suites(
         eprintln!("{invalid} invalid scenario file(s) were not run");
     }
     Ok(exit::for_run(failed, invalid > 0))
+}
+
+fn compare_runs(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let columns = compare::load(&args.runs)?;
+    if let Some(path) = &args.html {
+        mqtt_conformance::report::html::write_file(path, &compare::html(&columns))?;
+    }
+    let text = if args.markdown {
+        compare::markdown(&columns)
+    } else {
+        compare::text(&columns)
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::from(exit::SUCCESS))
 }
 
 fn list(root: &Path, args: &ListArgs) -> anyhow::Result<ExitCode> {

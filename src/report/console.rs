@@ -189,6 +189,7 @@ mod tests {
             version: Version::V5,
             file: "scenarios/f/x.yaml".into(),
             statements: vec!["MQTT-3.3.1-5".into()],
+            tags: Vec::new(),
             verdict,
             started: SystemTime::UNIX_EPOCH,
             duration: Duration::from_millis(5),

@@ -233,6 +233,7 @@ pub async fn execute(
                     version: run.version,
                     file: run.case.file.clone(),
                     statements: run.case.scenario.statements(run.version).to_vec(),
+                    tags: run.case.scenario.tags.clone(),
                     verdict,
                     started: begin,
                     duration: clock.elapsed(),
