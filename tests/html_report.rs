@@ -13,12 +13,22 @@ use std::time::Duration;
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
 }
 
 fn headless(browser: &str, extra: &[&str], url: &str) -> String {
     let mut child = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=412,900"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=412,900",
+        ])
         .args(extra)
         .arg(url)
         .stdout(std::process::Stdio::piped())
@@ -28,7 +38,10 @@ fn headless(browser: &str, extra: &[&str], url: &str) -> String {
     // Bounded: a browser that hangs fails the test instead of blocking it.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "chromium did not finish");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chromium did not finish"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
@@ -78,5 +91,8 @@ fn chromium_renders_every_case_and_the_verdict_filter_hides_the_rest() {
     let _ = std::fs::remove_file(&png);
     let shot = format!("--screenshot={}", png.display());
     headless(browser, &[&shot], &format!("{url}#verdict=fail"));
-    assert!(std::fs::metadata(&png).unwrap().len() > 1000, "screenshot written");
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 1000,
+        "screenshot written"
+    );
 }

@@ -182,9 +182,12 @@ fn case_block(out: &mut String, i: usize, r: &ResultRow) {
     out.push_str("</details>\n");
 }
 
+/// Statement id -> the results (index, row) that check it.
+type ByStatement<'a> = BTreeMap<String, Vec<(usize, &'a ResultRow)>>;
+
 fn coverage_view(out: &mut String, doc: &Document) {
     // chapter -> statement -> [(result index, row)]
-    let mut by_chapter: BTreeMap<u32, BTreeMap<String, Vec<(usize, &ResultRow)>>> = BTreeMap::new();
+    let mut by_chapter: BTreeMap<u32, ByStatement> = BTreeMap::new();
     for (i, r) in doc.results.iter().enumerate() {
         for id in &r.statements {
             let ch = chapter(id).parse().unwrap_or(u32::MAX);
@@ -288,7 +291,7 @@ pub fn render(doc: &Document) -> String {
     }
     out.push_str("</main>");
     coverage_view(&mut out, doc);
-    let _ = write!(out, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }
 
