@@ -68,7 +68,7 @@ run() {
   "$bin" run --json --junit "$file.xml" "$@" >"$file.json" 2>"$file.err" || rc=$?
   # Exit 1 (failures) is a result; 2 is a usage error or an unreachable broker.
   if [ "$rc" -ge 2 ]; then
-    notes+=("$label: the harness exited $rc: $(tail -1 "$file.err")")
+    notes+=("$label: the harness exited $rc: $(tail -1 "$file.err" | sed 's/127\.0\.0\.1:[0-9]*/127.0.0.1:PORT/g')")
     return 0
   fi
   printf '%s\t%s\n' "$label" "$file.json" >>"$out/rows"

@@ -7,6 +7,7 @@ pub mod document;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod source;
 
 use crate::run::RunEvent;
 

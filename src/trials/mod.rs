@@ -234,6 +234,8 @@ pub fn completion(result: &CaseResult) -> Result<Completion, Failed> {
             );
             Ok(Completion::Completed)
         }
-        _ => Err(Failed::from(crate::report::console::failure_block(result))),
+        _ => Err(Failed::from(crate::report::console::failure_block(
+            result, false,
+        ))),
     }
 }

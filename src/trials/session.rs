@@ -56,7 +56,7 @@ impl Session {
             ..TransportOptions::default()
         };
         let run_id = run::new_run_id();
-        let caps = match sut::probe(&target, &transport, &run_id).await {
+        let (caps, _) = match sut::probe(&target, &transport, &run_id).await {
             Ok(caps) => caps,
             Err(e) => {
                 target.shutdown().await;

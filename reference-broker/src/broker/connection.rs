@@ -19,17 +19,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tracing::{debug, warn};
 
-use crate::codec::{
-    encode, Connect, DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode, SubAck, UnsubAck,
-    Will,
-};
-use crate::protocol::{
-    Accept, CloseKind, Delivery, Event, InboundPublish, Message, ServerConnection,
-};
+use crate::codec::{encode, Connect, Decoder, ReasonCode, Will};
+use crate::protocol::{Accept, CloseKind, Event, InboundPublish, Message, ServerConnection};
 
 use super::auth::{self, Identity, CHALLENGE_METHOD};
 use super::backpressure::Held;
-use super::router::Online;
+use super::journal::Op;
+use super::router::{Online, Routed};
 use super::Shared;
 
 fn now() -> Instant {
@@ -44,16 +40,17 @@ struct Ctx {
     username: Option<String>,
     clean_start: bool,
     attached: bool,
-    challenge: Option<Bytes>,
-    authenticated_by_challenge: bool,
-    pending_connect: Option<Box<Connect>>,
-    tx: Option<mpsc::Sender<Delivery>>,
+    tx: Option<mpsc::Sender<Routed>>,
     kick: Option<oneshot::Sender<ReasonCode>>,
     done: watch::Receiver<()>,
     overflow: Arc<AtomicBool>,
     parked: Arc<Notify>,
     /// Events held back while a slow subscriber makes this publisher wait.
     held: Held,
+    /// Journal number of the last delivery taken into the session (persistence).
+    taken_upto: u64,
+    /// Something this client did was journalled: commit before its next acknowledgement.
+    barrier: bool,
 }
 
 /// Events held beyond the server's Receive Maximum before the socket is no longer read: room
@@ -85,22 +82,21 @@ pub(crate) async fn serve<S>(
         username: None,
         clean_start: true,
         attached: false,
-        challenge: None,
-        authenticated_by_challenge: false,
-        pending_connect: None,
         tx: Some(tx),
         kick: Some(kick_tx),
         done: done_rx,
         overflow: Arc::new(AtomicBool::new(false)),
         parked: Arc::clone(&parked),
         held: Held::new(usize::from(limits.receive_maximum) + HELD_SLACK),
+        taken_upto: 0,
+        barrier: false,
     };
     let write_timeout = Duration::from_secs(shared.config.limits.write_timeout_secs);
     // Small to start: an idle connection holds little; the buffers grow under load.
     let mut inbuf = BytesMut::with_capacity(256);
     let mut outbuf = BytesMut::new();
     loop {
-        if !flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await {
+        if !flush(&mut ctx, &mut conn, &mut outbuf, &mut wr, write_timeout).await {
             conn.close_silently(CloseKind::NetworkLost);
         }
         if conn.is_closed() {
@@ -128,7 +124,7 @@ pub(crate) async fn serve<S>(
                 Ok(_) => {
                     read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                     if ctx.attached && !conn.is_closed() {
-                        deliver_batch(&ctx, &mut conn, &mut rx);
+                        deliver_batch(&mut ctx, &mut conn, &mut rx);
                     }
                 }
             },
@@ -149,7 +145,7 @@ pub(crate) async fn serve<S>(
             () = ctx.held.ready(), if waiting => {
                 resume(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                 if ctx.attached && !conn.is_closed() {
-                    deliver_batch(&ctx, &mut conn, &mut rx);
+                    deliver_batch(&mut ctx, &mut conn, &mut rx);
                 }
             }
             () = sleep => {
@@ -161,39 +157,82 @@ pub(crate) async fn serve<S>(
                 conn.handle_timeout(t);
             }
             _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
-            Some(d) = rx.recv(), if room => {
+            Some((seq, d)) = rx.recv(), if room => {
+                ctx.taken(seq);
                 conn.deliver(now(), d);
-                deliver_batch(&ctx, &mut conn, &mut rx);
+                deliver_batch(&mut ctx, &mut conn, &mut rx);
             }
-            () = parked.notified(), if room => deliver_batch(&ctx, &mut conn, &mut rx),
+            () = parked.notified(), if room => deliver_batch(&mut ctx, &mut conn, &mut rx),
         }
     }
     // Held events are routed without waiting: the connection is gone, and a QoS 2 PUBLISH
     // already recorded in the session must not be lost.
     let held: Vec<Event> = ctx.held.drain().collect();
-    let client = conn.client_id().clone();
     for event in held {
         if let Event::Publish(p) = event {
-            route(&mut ctx, &client, p);
+            route(&mut ctx, &conn, p);
         }
     }
-    let _ = flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await;
+    let _ = flush(&mut ctx, &mut conn, &mut outbuf, &mut wr, write_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     finish(&mut ctx, &mut conn, &mut rx);
     drop(done_tx);
+    drop(rx);
+    drop(outbuf);
+    if server_closed(conn.close_kind()) {
+        drain(&mut rd, inbuf).await;
+    }
+}
+
+/// How long a closing connection keeps reading (and discarding) what its peer still sends.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// Whether the broker ended the connection with something to say (DISCONNECT with a reason
+/// code, a refusal CONNACK), rather than the peer (its DISCONNECT, a lost network).
+fn server_closed(kind: Option<CloseKind>) -> bool {
+    !matches!(
+        kind,
+        None | Some(
+            CloseKind::NormalDisconnect | CloseKind::DisconnectWithWill | CloseKind::NetworkLost
+        )
+    )
+}
+
+/// Graceful close: the write side is already shut down (our last packet and FIN are queued).
+/// Closing a socket with unread input makes the kernel send a reset, which can destroy that
+/// last packet before the peer reads it; so read and discard the peer's input until it closes
+/// too, for at most [`DRAIN_LIMIT`]. The session is already handed back: this holds only the
+/// socket.
+async fn drain<R: AsyncRead + Unpin>(rd: &mut R, mut buf: BytesMut) {
+    let until_eof = async {
+        loop {
+            buf.clear();
+            if buf.capacity() < 4096 {
+                buf.reserve(4096);
+            }
+            match rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_LIMIT, until_eof).await;
 }
 
 /// Hand the state machine the deliveries already waiting in the channel (at most 64), as
 /// many as it can queue; once the channel is empty, also those the router parked in the
 /// overflow queue while it was full.
-fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+fn deliver_batch(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Routed>) {
     let t = now();
     for _ in 0..64 {
         if conn.queue_room() == 0 {
             return;
         }
         match rx.try_recv() {
-            Ok(d) => conn.deliver(t, d),
+            Ok((seq, d)) => {
+                ctx.taken(seq);
+                conn.deliver(t, d);
+            }
             Err(_) => break,
         }
     }
@@ -203,10 +242,56 @@ fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver
             .shared
             .router()
             .take_overflow(conn.client_id(), ctx.conn_id, room);
-        for d in parked {
+        for (seq, d) in parked {
+            ctx.taken(seq);
             conn.deliver(t, d);
         }
     }
+}
+
+impl Ctx {
+    /// A delivery with journal number `seq` (0: none) is now in the session.
+    fn taken(&mut self, seq: u64) {
+        self.taken_upto = self.taken_upto.max(seq);
+    }
+}
+
+/// Longest wait for the journal before an acknowledgement; beyond it the connection is
+/// treated as lost (nothing unacknowledged is lost: the client sends it again).
+const COMMIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// With persistence: commit what the next write promises before it is written (the state of
+/// a persistent session, with its subscriptions and QoS 2 state; or what routing a message
+/// for this client journalled). False if the commit failed: nothing may be acknowledged.
+async fn commit_before_write(ctx: &mut Ctx, conn: &ServerConnection) -> bool {
+    let persistent = ctx.attached && conn.session_expiry() != 0;
+    if !persistent && !ctx.barrier {
+        return true;
+    }
+    let (journal, op) = {
+        let mut router = ctx.shared.router();
+        let Some(journal) = router.journal.clone() else {
+            return true;
+        };
+        let op = persistent
+            .then(|| {
+                router.snapshot(
+                    conn.client_id(),
+                    ctx.conn_id,
+                    conn.session(),
+                    ctx.taken_upto,
+                )
+            })
+            .flatten();
+        (journal, op.unwrap_or(Op::Barrier))
+    };
+    ctx.barrier = false;
+    let done = journal.commit(op);
+    let ok = matches!(tokio::time::timeout(COMMIT_LIMIT, done).await, Ok(Ok(())));
+    if !ok {
+        warn!(client = %conn.client_id(), "persistence commit failed: not acknowledged");
+    }
+    ok
 }
 
 /// A wait for slow subscribers is over: handle the held events in order until one makes the
@@ -228,10 +313,12 @@ async fn resume(
     }
 }
 
-/// Encode and write everything the state machine wants to send. False on a write error.
-/// A peer that stops reading cannot hold the task forever: a write that makes no progress
-/// for `limit` counts as a lost network connection.
+/// Encode and write everything the state machine wants to send, once what it promises is
+/// committed (persistence). False on a write or commit error. A peer that stops reading
+/// cannot hold the task forever: a write that makes no progress for `limit` counts as a lost
+/// network connection.
 async fn flush<W: AsyncWrite + Unpin>(
+    ctx: &mut Ctx,
     conn: &mut ServerConnection,
     out: &mut BytesMut,
     wr: &mut W,
@@ -245,6 +332,10 @@ async fn flush<W: AsyncWrite + Unpin>(
     }
     if out.is_empty() {
         return true;
+    }
+    if !commit_before_write(ctx, conn).await {
+        out.clear();
+        return false;
     }
     let write = async { wr.write_all(out).await.is_ok() && wr.flush().await.is_ok() };
     let ok = tokio::time::timeout(limit, write)
@@ -272,35 +363,12 @@ async fn read_packets(
             }
             Ok(None) => break,
             Err(e) => {
-                decode_error(ctx, conn, decoder, e);
+                warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
+                conn.decode_error(&e);
                 break;
             }
         }
     }
-}
-
-fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: DecodeError) {
-    warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
-    if decoder.version().is_none() {
-        if let DecodeError::UnsupportedProtocolVersion(_) = e {
-            // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 in the 3.1.1 format, then close.
-            // The level is not 5, so the client is not known to read the MQTT 5 format (whose
-            // 0x84 is optional there); every version reads this one (as Mosquitto does).
-            conn.reject_version(
-                ProtocolVersion::V3_1_1,
-                crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
-            );
-            return;
-        }
-        conn.close_silently(CloseKind::ProtocolError);
-        return;
-    }
-    // [MQTT-4.13.1-1] (5): DISCONNECT with the reason code, then close.
-    conn.close_with_text(
-        e.reason_code(),
-        CloseKind::ProtocolError,
-        Some(e.to_string()),
-    );
 }
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
@@ -317,7 +385,15 @@ async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
 async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) {
     match event {
         Event::Connect(c) => on_connect(ctx, conn, c).await,
-        Event::Auth(a) => on_auth(ctx, conn, a).await,
+        Event::ReAuthenticate => conn.auth_challenge(nonce(ctx)),
+        Event::AuthResponse { challenge, data } => {
+            let secret = ctx.shared.config.challenge_auth.as_ref().map(|c| &c.secret);
+            let expected = secret.map(|s| auth::challenge_response(&challenge, s));
+            let ok = expected.is_some_and(|e| data.as_deref() == Some(e.as_bytes()));
+            if let Some(c) = conn.auth_verdict(ok) {
+                finish_connect(ctx, conn, c).await;
+            }
+        }
         Event::Publish(p) => on_publish(ctx, conn, p),
         Event::Subscribe(s) => {
             let client = conn.client_id().clone();
@@ -335,12 +411,7 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
             );
             match result {
                 Ok(r) => {
-                    // [MQTT-3.8.4-1] SUBACK with [MQTT-3.8.4-2] the same packet id.
-                    conn.send(Packet::SubAck(SubAck {
-                        packet_id: s.packet_id,
-                        properties: Default::default(),
-                        reason_codes: r.codes,
-                    }));
+                    conn.subscribe_done(s.packet_id, r.codes);
                     let t = now();
                     for d in r.retained {
                         conn.deliver(t, d);
@@ -352,16 +423,7 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
         Event::Unsubscribe(u) => {
             let client = conn.client_id().clone();
             let codes = ctx.shared.router().unsubscribe(&client, &u);
-            // [MQTT-3.10.4-4] / [MQTT-3.10.4-5] always UNSUBACK, same packet id.
-            conn.send(Packet::UnsubAck(UnsubAck {
-                packet_id: u.packet_id,
-                properties: Default::default(),
-                reason_codes: if conn.version().is_v5() {
-                    codes
-                } else {
-                    Vec::new()
-                },
-            }));
+            conn.unsubscribe_done(u.packet_id, codes);
         }
     }
 }
@@ -387,13 +449,8 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
     if let Some(method) = &c.properties.authentication_method {
         if c.protocol.is_v5() {
             match &shared.config.challenge_auth {
-                Some(_) if method == CHALLENGE_METHOD => {
-                    // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
-                    let nonce = Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id));
-                    ctx.challenge = Some(nonce.clone());
-                    ctx.pending_connect = Some(c);
-                    conn.auth_continue(Some(nonce));
-                }
+                // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
+                Some(_) if method == CHALLENGE_METHOD => conn.auth_challenge(nonce(ctx)),
                 // [MQTT-4.12.0-1] unsupported method: CONNACK 0x8C and close.
                 _ => conn.reject(ReasonCode::BAD_AUTHENTICATION_METHOD),
             }
@@ -407,58 +464,15 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
         conn.reject(code);
         return;
     }
-    finish_connect(ctx, conn, c, None).await;
+    finish_connect(ctx, conn, c).await;
 }
 
-async fn on_auth(ctx: &mut Ctx, conn: &mut ServerConnection, a: crate::codec::Auth) {
-    let secret = ctx
-        .shared
-        .config
-        .challenge_auth
-        .as_ref()
-        .map(|c| c.secret.clone());
-    let method_ok = a.properties.authentication_method.as_deref() == Some(CHALLENGE_METHOD);
-    let (Some(secret), true) = (secret, method_ok) else {
-        // [MQTT-4.12.1-1] AUTH must use the method of CONNECT; none was agreed.
-        conn.protocol_error();
-        return;
-    };
-    if a.reason == ReasonCode::RE_AUTHENTICATE && ctx.attached && ctx.authenticated_by_challenge {
-        // [MQTT-4.12.1-1] re-authentication after CONNACK: a fresh challenge.
-        let nonce = Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id));
-        ctx.challenge = Some(nonce.clone());
-        conn.auth_continue(Some(nonce));
-        return;
-    }
-    let Some(nonce) = ctx.challenge.take() else {
-        conn.protocol_error();
-        return;
-    };
-    let expected = auth::challenge_response(&nonce, &secret);
-    let ok = a.reason == ReasonCode::CONTINUE_AUTHENTICATION
-        && a.properties.authentication_data.as_deref() == Some(expected.as_bytes());
-    match ctx.pending_connect.take() {
-        Some(c) if ok => {
-            ctx.authenticated_by_challenge = true;
-            finish_connect(ctx, conn, c, Some(CHALLENGE_METHOD.to_string())).await;
-        }
-        Some(_) => conn.reject(ReasonCode::NOT_AUTHORIZED),
-        None if ok => {
-            let mut done = crate::codec::Auth::default();
-            done.properties.authentication_method = Some(CHALLENGE_METHOD.into());
-            conn.send(Packet::Auth(done));
-        }
-        // [MQTT-4.12.1-2] failed re-authentication: DISCONNECT and close.
-        None => conn.close(ReasonCode::NOT_AUTHORIZED, CloseKind::ProtocolError),
-    }
+/// A fresh challenge for enhanced authentication.
+fn nonce(ctx: &Ctx) -> Bytes {
+    Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id))
 }
 
-async fn finish_connect(
-    ctx: &mut Ctx,
-    conn: &mut ServerConnection,
-    c: Box<Connect>,
-    auth_method: Option<String>,
-) {
+async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>) {
     let shared = Arc::clone(&ctx.shared);
     let mut assigned = None;
     let client_id: Arc<str> = if c.client_id.is_empty() {
@@ -491,10 +505,13 @@ async fn finish_connect(
         parked: Arc::clone(&ctx.parked),
         room: watch::Sender::new(()),
     };
-    let (session, session_present) =
-        shared
-            .router()
-            .attach(client_id.clone(), online, c.clean_start);
+    let (session, session_present, upto) = shared.router().attach(
+        client_id.clone(),
+        online,
+        c.clean_start,
+        conn.session_expiry(),
+    );
+    ctx.taken_upto = upto;
     ctx.attached = true;
     debug!(peer = %ctx.peer, client = %client_id, session_present, "client connected");
     conn.accept(
@@ -509,7 +526,7 @@ async fn finish_connect(
                 .as_ref()
                 .filter(|_| c.properties.request_response_information == Some(1))
                 .map(|prefix| format!("{prefix}{client_id}")),
-            auth: auth_method.map(|m| (m, None)),
+            auth: None,
         },
     );
     if c.client_id.is_empty() && !c.protocol.is_v5() {
@@ -537,7 +554,7 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
     }
     let packet_id = p.packet_id;
     let qos = p.qos;
-    let recipients = route(ctx, &client, p);
+    let recipients = route(ctx, conn, p);
     let reason = if recipients == 0 && v5 {
         ReasonCode::NO_MATCHING_SUBSCRIBERS
     } else {
@@ -550,8 +567,19 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
 
 /// Route an inbound message; if a subscriber is over its limit, hold this connection's next
 /// events until it has room. Returns the number of recipients.
-fn route(ctx: &mut Ctx, client: &Arc<str>, p: InboundPublish) -> usize {
-    let published = ctx.shared.router().publish(Arc::new(p.message));
+fn route(ctx: &mut Ctx, conn: &ServerConnection, p: InboundPublish) -> usize {
+    let client = conn.client_id();
+    let mut router = ctx.shared.router();
+    let mut published = router.publish(Arc::new(p.message));
+    if !published.ops.is_empty() {
+        // The publisher's QoS 2 state goes with what its message changed.
+        let me = (ctx.attached && conn.session_expiry() != 0)
+            .then(|| router.snapshot(client, ctx.conn_id, conn.session(), ctx.taken_upto))
+            .flatten();
+        router.journal_group(std::mem::take(&mut published.ops), me);
+    }
+    drop(router);
+    ctx.barrier |= published.durable;
     if !published.wait.is_empty() {
         debug!(client = %client, "a subscriber is over its limit: publisher waits");
     }
@@ -560,7 +588,7 @@ fn route(ctx: &mut Ctx, client: &Arc<str>, p: InboundPublish) -> usize {
 }
 
 /// The connection is over: hand the session back, schedule expiry, publish or schedule the will.
-fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Routed>) {
     if !ctx.attached {
         return;
     }
@@ -616,7 +644,9 @@ fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, w
     };
     // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
     let msg = Message::from_publish(now(), publish, Some(client_id.clone()));
-    shared.router().publish(Arc::new(msg));
+    let mut router = shared.router();
+    let published = router.publish(Arc::new(msg));
+    router.journal_group(published.ops, None);
 }
 
 fn rand_u64() -> u64 {
