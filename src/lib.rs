@@ -16,6 +16,7 @@ pub mod report;
 pub mod run;
 pub mod run_id;
 pub mod scenario;
+pub mod selftest;
 pub mod suite;
 pub mod sut;
 pub mod trials;
