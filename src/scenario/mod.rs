@@ -1,17 +1,22 @@
 //! The scenario format: the serde model of a YAML case, its values and properties, and loading
 //! files with precise errors.
 
+mod codec_values;
 mod faults;
 pub mod hex;
 mod load;
 mod model;
 mod properties;
 pub mod schema;
+mod steps;
 mod values;
 pub mod yaml_error;
 
+pub use codec_values::{HexBytes, Qos, Retain, Text};
 pub use faults::*;
+pub use hex::RawTemplate;
 pub use load::{feature_of, load_file, parse_str, LoadError, LoadedCase};
 pub use model::*;
 pub use properties::{PropName, PropertyMismatch, PropsSpec};
+pub use steps::*;
 pub use values::{Code, Dur, Feature, PacketKind, Version};
