@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# Regenerate the README compatibility table (reports/compat.md): pass / fail / deviation /
-# skipped counts per suite for the brokers this machine can run without a registry:
-#   - reference:            the in-process reference broker
-#   - mosquitto (Debian):   /usr/sbin/mosquitto on 127.0.0.1 (apt-get install mosquitto)
-#   - reference (container): the reference-broker binary in a local FROM-scratch image, started
-#                            through the testcontainers path of `run --image` (needs Docker)
-# A broker that is not available here is left out of the table with a note.
-# Usage: scripts/compat.sh [OUT]   (default reports/compat.md)
+# Run every suite against each broker this machine can run, keep each run's JSON and JUnit
+# report under reports/compat/, and regenerate the README compatibility table (between the
+# `compat:begin` / `compat:end` markers) and reports/compat/table.md.
+#
+# Brokers (a broker that is not installed is left out of the table, with a note saying how to
+# install it):
+#   reference            the in-process reference broker
+#   mosquitto ...        /usr/sbin/mosquitto (apt-get install mosquitto mosquitto-clients) in four
+#                        configurations: default; password_file + allow_anonymous false; max_qos 0;
+#                        max_inflight_messages 1 + max_keepalive 10 + retain_available false +
+#                        allow_zero_length_clientid false
+#   amqtt 0.12.1         `amqtt` on PATH or $AMQTT (pip install amqtt==0.12.1); MQTT 3.1.1 only
+#   rumqttd 0.20         `rumqttd` on PATH or $RUMQTTD (cargo install rumqttd --version ^0.20);
+#                        its 3.1.1 listener and its 5 listener, one row
+#   reference (container) the reference-broker binary in a local FROM-scratch image (needs Docker)
+# Every failure left in a row is triaged in docs/compat/<broker>.md.
+# Usage: scripts/compat.sh [--only LABEL-SUBSTRING]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=${1:-reports/compat.md}
+only=
+if [ "${1:-}" = "--only" ]; then only=${2:-}; fi
+
 suites=(smoke mqtt-3.1.1 mqtt-5 faults)
-image=mqtt-conformance/reference-broker:compat
+out=reports/compat
+mkdir -p "$out"
 work=$(mktemp -d)
-mosq_pid=
+# Mosquitto started as root drops to its own user, which must read the password file.
+chmod 755 "$work"
+pids=()
 cleanup() {
-  if [ -n "$mosq_pid" ]; then kill "$mosq_pid" 2>/dev/null || true; fi
+  for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -25,81 +39,198 @@ cargo build -q -p mqtt-conformance --bin mqtt-conformance
 cargo build -q -p reference-broker --bin reference-broker
 bin=target/debug/mqtt-conformance
 notes=()
+: >"$out/rows"
 
-# run LABEL ARGS...: one JSON report per suite in $work/LABEL.SUITE.json
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# slug LABEL: a file name for a row label.
+slug() { echo "$1" | tr -c 'a-zA-Z0-9.\n' '-' | tr -s '-'; }
+
+# run LABEL ARGS...: one run of every suite; appends "LABEL<TAB>json files" to the rows file.
+# Several calls with the same LABEL (e.g. two listeners of one broker) make one row.
 run() {
   local label=$1
   shift
-  for s in "${suites[@]}"; do
-    # Exit 1 (failures) is a result, not an error; 2 is.
-    local rc=0
-    "$bin" run --suite "$s" --json --no-junit "$@" >"$work/$label.$s.json" || rc=$?
-    if [ "$rc" -ge 2 ]; then
-      echo "compat: $label / $s exited $rc" >&2
-      return 1
-    fi
-  done
-  echo "$label" >>"$work/brokers"
+  if [ -n "$only" ] && [[ "$label" != *"$only"* ]]; then return 0; fi
+  local file
+  file="$out/$(slug "$label").$(date +%s%N)"
+  local rc=0
+  "$bin" run --json --junit "$file.xml" "$@" >"$file.json" 2>"$file.err" || rc=$?
+  # Exit 1 (failures) is a result; 2 is a usage error or an unreachable broker.
+  if [ "$rc" -ge 2 ]; then
+    notes+=("$label: the harness exited $rc: $(tail -1 "$file.err" | sed 's/127\.0\.0\.1:[0-9]*/127.0.0.1:PORT/g')")
+    return 0
+  fi
+  printf '%s\t%s\n' "$label" "$file.json" >>"$out/rows"
 }
 
-run "reference" || notes+=("reference: the run failed")
+run "reference (in-process)"
 
-if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
-  mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$mosq" -p "$port" >"$work/mosquitto.log" 2>&1 &
-  mosq_pid=$!
-  for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+if [ -x "$mosq" ]; then
   version=$({ "$mosq" -h 2>/dev/null || true; } | sed -n '1s/.*version \([0-9.]*\).*/\1/p')
-  run "mosquitto ${version} (Debian)" --broker "mqtt://127.0.0.1:$port" --broker-name mosquitto \
-    || notes+=("mosquitto: the run failed")
-  kill "$mosq_pid" 2>/dev/null || true
-  mosq_pid=
+  passwd="$work/mosquitto.passwd"
+  mosquitto_passwd -c -b "$passwd" conformance conformance-secret
+  chmod 644 "$passwd"
+  # mosquitto LABEL URL-CREDENTIALS CONFIG-LINES...
+  mosquitto_row() {
+    local label=$1 creds=$2
+    shift 2
+    local port conf
+    port=$(free_port)
+    conf="$work/$(slug "$label").conf"
+    printf 'listener %s 127.0.0.1\n' "$port" >"$conf"
+    printf '%s\n' "$@" >>"$conf"
+    "$mosq" -c "$conf" >"$work/$(slug "$label").log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    if wait_port "$port"; then
+      run "$label" --broker "mqtt://${creds}127.0.0.1:$port" --broker-name mosquitto
+    else
+      notes+=("$label: did not start ($(tail -1 "$work/$(slug "$label").log"))")
+    fi
+    kill "$pid" 2>/dev/null || true
+  }
+  mosquitto_row "mosquitto $version, default" "" "allow_anonymous true"
+  mosquitto_row "mosquitto $version, password_file, allow_anonymous false" \
+    "conformance:conformance-secret@" "allow_anonymous false" "password_file $passwd"
+  mosquitto_row "mosquitto $version, max_qos 0" "" "allow_anonymous true" "max_qos 0"
+  mosquitto_row "mosquitto $version, max_inflight_messages 1, max_keepalive 10, retain_available false, allow_zero_length_clientid false" \
+    "" "allow_anonymous true" "max_inflight_messages 1" "max_keepalive 10" \
+    "retain_available false" "allow_zero_length_clientid false"
 else
-  notes+=("mosquitto: not installed (apt-get install mosquitto)")
+  notes+=("mosquitto: not installed (apt-get install mosquitto mosquitto-clients)")
 fi
 
-if "$bin" build-image --binary target/debug/reference-broker --tag "$image" \
-  -- --listen 0.0.0.0:1883 >"$work/build.log" 2>&1; then
-  run "reference (container)" --image "$image" --port 1883 --broker-name reference \
-    || notes+=("reference (container): the run failed")
+amqtt=${AMQTT:-$(command -v amqtt || true)}
+if [ -n "$amqtt" ] && [ -x "$amqtt" ]; then
+  port=$(free_port)
+  printf 'listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:%s\nauth:\n  allow-anonymous: true\ntopic-check:\n  enabled: false\n' \
+    "$port" >"$work/amqtt.yaml"
+  "$amqtt" -c "$work/amqtt.yaml" >"$work/amqtt.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  if wait_port "$port"; then
+    run "amqtt 0.12.1 (3.1.1 only)" --broker "mqtt://127.0.0.1:$port" --protocol 3.1.1
+  else
+    notes+=("amqtt: did not start")
+  fi
+  kill "$pid" 2>/dev/null || true
 else
-  notes+=("reference (container): $(tail -1 "$work/build.log")")
+  notes+=("amqtt: not installed (pip install amqtt==0.12.1, or AMQTT=path/to/amqtt)")
 fi
 
-mkdir -p "$(dirname "$out")"
-python3 - "$work" "$out" "${suites[@]}" -- "${notes[@]+"${notes[@]}"}" <<'EOF'
-import json, sys, os, datetime
-work, out = sys.argv[1], sys.argv[2]
-rest = sys.argv[3:]
+rumqttd=${RUMQTTD:-$(command -v rumqttd || true)}
+if [ -n "$rumqttd" ] && [ -x "$rumqttd" ]; then
+  v4=$(free_port)
+  v5=$(free_port)
+  cat >"$work/rumqttd.toml" <<EOF
+id = 0
+[router]
+id = 0
+max_connections = 10010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$v4"
+next_connection_delay_ms = 1
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 20480
+    max_inflight_count = 100
+    dynamic_filters = true
+[v5.1]
+name = "v5-1"
+listen = "127.0.0.1:$v5"
+next_connection_delay_ms = 1
+    [v5.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 20480
+    max_inflight_count = 100
+EOF
+  "$rumqttd" --config "$work/rumqttd.toml" >"$work/rumqttd.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  if wait_port "$v4" && wait_port "$v5"; then
+    run "rumqttd 0.20 (3.1.1 and 5 listeners)" --broker "mqtt://127.0.0.1:$v4" --protocol 3.1.1
+    run "rumqttd 0.20 (3.1.1 and 5 listeners)" --broker "mqtt://127.0.0.1:$v5" --protocol 5
+  else
+    notes+=("rumqttd: did not start ($(tail -1 "$work/rumqttd.log"))")
+  fi
+  kill "$pid" 2>/dev/null || true
+else
+  notes+=("rumqttd: not installed (cargo install rumqttd --version ^0.20, or RUMQTTD=path)")
+fi
+
+if [ -z "$only" ] || [[ "reference (container)" == *"$only"* ]]; then
+  image=mqtt-conformance/reference-broker:compat
+  if "$bin" build-image --binary target/debug/reference-broker --tag "$image" \
+    -- --listen 0.0.0.0:1883 >"$work/build.log" 2>&1; then
+    run "reference (local FROM-scratch container via testcontainers)" --image "$image" \
+      --port 1883 --broker-name reference
+  else
+    notes+=("reference (container): $(tail -1 "$work/build.log")")
+  fi
+fi
+
+readme=README.md
+# A partial run (--only) writes its table but leaves the README alone.
+if [ -n "$only" ]; then readme=; fi
+python3 - "$out/rows" "$out/table.md" "$readme" "${suites[@]}" -- "${notes[@]+"${notes[@]}"}" <<'EOF'
+import json, sys, datetime
+rows_file, table_file, readme = sys.argv[1], sys.argv[2], sys.argv[3]
+rest = sys.argv[4:]
 sep = rest.index("--")
 suites, notes = rest[:sep], rest[sep + 1:]
-brokers = open(os.path.join(work, "brokers")).read().splitlines() if os.path.exists(os.path.join(work, "brokers")) else []
+labels, files = [], {}
+for line in open(rows_file).read().splitlines():
+    label, path = line.split("\t")
+    if label not in files:
+        labels.append(label)
+        files[label] = []
+    files[label].append(path)
 lines = [
     "| broker | " + " | ".join(suites) + " |",
     "| --- | " + " | ".join("---" for _ in suites) + " |",
 ]
-for b in brokers:
-    cells = []
-    for s in suites:
-        doc = json.load(open(os.path.join(work, f"{b}.{s}.json")))
-        n = {"pass": 0, "fail": 0, "deviation": 0, "skipped": 0}
-        for r in doc["results"]:
+for label in labels:
+    counts = {s: {"pass": 0, "fail": 0, "deviation": 0, "skipped": 0} for s in suites}
+    for path in files[label]:
+        for r in json.load(open(path))["results"]:
             v = r["verdict"] if isinstance(r["verdict"], str) else next(iter(r["verdict"]))
             key = {"pass": "pass", "deviation": "deviation", "skipped": "skipped"}.get(v, "fail")
-            n[key] += 1
-        cells.append(f"{n['pass']} / {n['fail']} / {n['deviation']} / {n['skipped']}")
-    lines.append(f"| {b} | " + " | ".join(cells) + " |")
-text = (
-    "Runs per suite as pass / fail / deviation / skipped (a deviation is a documented departure"
-    " of that broker, listed in the suite manifest; fail includes timeouts and flaky runs)."
-    f" Generated by `scripts/compat.sh` on {datetime.date.today()}.\n\n" + "\n".join(lines) + "\n"
-)
+            if r["suite"] in counts:
+                counts[r["suite"]][key] += 1
+    cells = []
+    for s in suites:
+        n = counts[s]
+        cells.append("-" if sum(n.values()) == 0 else
+                     f"{n['pass']} / {n['fail']} / {n['deviation']} / {n['skipped']}")
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+text = "\n".join(lines) + "\n"
 for note in notes:
     text += f"\n- not in the table: {note}"
-open(out, "w").write(text + ("\n" if notes else ""))
-print(text)
+if notes:
+    text += "\n"
+stamp = f"Generated by `scripts/compat.sh` on {datetime.date.today()}.\n\n"
+open(table_file, "w").write(stamp + text)
+body = open(readme).read() if readme else ""
+begin, end = "<!-- compat:begin -->\n", "<!-- compat:end -->\n"
+if readme and begin in body and end in body:
+    head, tail = body.split(begin, 1)
+    _, tail = tail.split(end, 1)
+    open(readme, "w").write(head + begin + stamp + text + end + tail)
+print(stamp + text)
 EOF

@@ -124,6 +124,26 @@ pub fn statements_file(root: &Path, version: Version) -> std::path::PathBuf {
     })
 }
 
+/// The normative statements of `version` as shipped in the binary (`suites/spec/`), for
+/// quoting in failure reports and checking cited IDs without a checkout.
+pub fn shipped_statements(version: Version) -> &'static [Statement] {
+    static V311: std::sync::OnceLock<Vec<Statement>> = std::sync::OnceLock::new();
+    static V5: std::sync::OnceLock<Vec<Statement>> = std::sync::OnceLock::new();
+    match version {
+        Version::V311 => V311.get_or_init(|| {
+            parse_statements(include_str!("../suites/spec/mqtt-v3.1.1-statements.md"))
+        }),
+        Version::V5 => V5.get_or_init(|| {
+            parse_statements(include_str!("../suites/spec/mqtt-v5.0-statements.md"))
+        }),
+    }
+}
+
+/// The shipped statement `id` of `version`, if it exists.
+pub fn statement(version: Version, id: &str) -> Option<&'static Statement> {
+    shipped_statements(version).iter().find(|s| s.id == id)
+}
+
 /// The label used in coverage output: `3.1.1` or `5.0`.
 pub fn label(version: Version) -> &'static str {
     match version {

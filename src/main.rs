@@ -11,10 +11,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mqtt_conformance::fault;
 use mqtt_conformance::report::{
-    console::ConsoleReporter, json::JsonReporter, junit::JunitReporter, Reporters,
+    console::{ConsoleReporter, ConsoleStyle},
+    json::JsonReporter,
+    junit::JunitReporter,
+    Reporters,
 };
 use mqtt_conformance::run::link::SharedInjector;
-use mqtt_conformance::run::{self, RunConfig, Selection};
+use mqtt_conformance::run::{self, CaseResult, RunConfig, RunEvent, Selection};
 use mqtt_conformance::scenario::{self, Dur, Version};
 use mqtt_conformance::suite::{self, Suite};
 use mqtt_conformance::sut::{self, RestartSupport, TargetSpec};
@@ -25,9 +28,10 @@ use reference_broker::client::TransportOptions;
 #[derive(Parser)]
 #[command(name = "mqtt-conformance", version, about)]
 struct Cli {
-    /// Project root holding `suites/` and `scenarios/`.
-    #[arg(long, global = true, default_value = ".")]
-    root: PathBuf,
+    /// Project root holding `suites/` and `scenarios/` (default: the current directory when it
+    /// has `suites/`, else the suites that ship with this binary).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// A real Toxiproxy's API (`http://host:8474`) for the fault steps, instead of the
     /// embedded proxy engine.
     #[arg(long, global = true, value_name = "URL")]
@@ -111,6 +115,12 @@ struct RunArgs {
     /// Only cases whose name contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// Leave out cases whose name matches (a glob with `*`/`?`, else a substring); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Only the runs that failed in the last JSON report (--json-report).
+    #[arg(long)]
+    rerun_failed: bool,
     /// Only cases with one of these tags (comma-separated).
     #[arg(long, value_delimiter = ',')]
     tags: Vec<String>,
@@ -132,15 +142,50 @@ struct RunArgs {
     /// Write no JUnit report.
     #[arg(long, conflicts_with = "junit")]
     no_junit: bool,
+    /// JSON report path (read by --rerun-failed).
+    #[arg(long, default_value = "reports/results.json")]
+    json_report: PathBuf,
     /// Print the results as JSON on stdout instead of the console report.
     #[arg(long)]
     json: bool,
+    /// Only failures and the totals on the console.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Colour the verdicts: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    color: ColorChoice,
     /// Skip TLS certificate verification.
     #[arg(long)]
     insecure: bool,
     /// CA certificate (PEM) to trust for mqtts/wss.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+}
+
+/// When to colour the console.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour output going to stdout.
+    fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stdout().is_terminal()
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -171,10 +216,48 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::from(exit::SUCCESS);
             }
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(exit::USAGE)
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose text its parent already quotes
+/// is not repeated (`Connection refused: Connection refused`).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.iter().any(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+/// The project root: `--root`, else the current directory when it has `suites/`, else the
+/// checkout this binary was built from, else beside the executable (an installed copy with
+/// `share/mqtt-conformance/`). Commands then work outside a checkout.
+fn project_root(given: Option<PathBuf>) -> PathBuf {
+    if let Some(root) = given {
+        return root;
+    }
+    let has_suites = |d: &Path| d.join("suites").is_dir();
+    if has_suites(Path::new(".")) {
+        return PathBuf::from(".");
+    }
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if has_suites(&built) {
+        return built;
+    }
+    let beside_exe = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .flat_map(|d| [d.to_path_buf(), d.join("share/mqtt-conformance")])
+            .find(|d| has_suites(d))
+    });
+    beside_exe.unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -185,9 +268,15 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = project_root(cli.root);
+    let cli = Cli {
+        root: Some(root.clone()),
+        ..cli
+    };
+    let root = root.as_path();
     match cli.command {
         Command::Run(args) => {
-            async_runtime()?.block_on(run_suites(&cli.root, cli.toxiproxy.as_deref(), args))
+            async_runtime()?.block_on(run_suites(root, cli.toxiproxy.as_deref(), args))
         }
         Command::Toxiproxy { listen } => async_runtime()?.block_on(async {
             let (addr, server) = fault::serve(listen)
@@ -198,8 +287,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server.run_until(tokio::signal::ctrl_c()).await?;
             anyhow::Ok(ExitCode::from(exit::SUCCESS))
         }),
-        Command::List(args) => list(&cli.root, &args),
-        Command::Validate { paths } => validate(&cli.root, &paths),
+        Command::List(args) => list(root, &args),
+        Command::Validate { paths } => validate(root, &paths),
         Command::BuildImage(args) => {
             async_runtime()?.block_on(sut::local_image::build(
                 &args.binary,
@@ -215,13 +304,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::SUCCESS))
         }
         Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
-        Command::Pub(args) => {
-            async_runtime()?.block_on(mqtt_conformance::pubsub::run_pub(args))?;
-            Ok(ExitCode::from(exit::SUCCESS))
-        }
-        Command::Sub(args) => {
-            async_runtime()?.block_on(mqtt_conformance::pubsub::run_sub(args))?;
-            Ok(ExitCode::from(exit::SUCCESS))
+        Command::Pub(args) => Ok(pubsub_exit(
+            "pub",
+            async_runtime()?.block_on(mqtt_conformance::pubsub::run_pub(args)),
+        )),
+        Command::Sub(args) => Ok(pubsub_exit(
+            "sub",
+            async_runtime()?.block_on(mqtt_conformance::pubsub::run_sub(args)),
+        )),
+    }
+}
+
+/// The exit code of `pub`/`sub`, with the error (reason codes by name) on stderr.
+fn pubsub_exit(
+    command: &str,
+    result: Result<(), mqtt_conformance::pubsub::PubSubError>,
+) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("{command}: {}", error_text(&anyhow::Error::new(e)));
+            ExitCode::from(code)
         }
     }
 }
@@ -236,9 +340,13 @@ fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Load the suites; invalid scenario files are printed and remembered.
 fn load_suites(root: &Path, wanted: &[String]) -> anyhow::Result<(Vec<Suite>, usize)> {
-    let files = suite::resolve(root, wanted)?;
+    let files = suite::resolve(root, wanted).with_context(|| no_suites_hint(root))?;
     if files.is_empty() {
-        anyhow::bail!("no suite manifests in {}", root.join("suites").display());
+        anyhow::bail!(
+            "no suite manifests in {} ({})",
+            root.join("suites").display(),
+            no_suites_hint(root)
+        );
     }
     let mut suites = Vec::new();
     let mut invalid = 0;
@@ -247,10 +355,26 @@ fn load_suites(root: &Path, wanted: &[String]) -> anyhow::Result<(Vec<Suite>, us
         for e in &errors {
             eprintln!("invalid scenario: {e}");
         }
+        if s.cases.is_empty() && errors.is_empty() {
+            anyhow::bail!(
+                "suite {} ({}): its scenario globs match no file under {}",
+                s.manifest.name,
+                f.display(),
+                root.join("scenarios").display()
+            );
+        }
         invalid += errors.len();
         suites.push(s);
     }
     Ok((suites, invalid))
+}
+
+/// Where suites are looked for, and how to point elsewhere.
+fn no_suites_hint(root: &Path) -> String {
+    format!(
+        "looked in {}; give --root DIR, the directory holding suites/ and scenarios/",
+        root.display()
+    )
 }
 
 /// The fault injector of a run: a real Toxiproxy at `url` (`http://host:8474`), or the
@@ -271,6 +395,14 @@ async fn fault_injector(url: Option<&str>) -> anyhow::Result<SharedInjector> {
         .with_context(|| format!("--toxiproxy {url:?}: cannot resolve {authority}"))?
         .next()
         .with_context(|| format!("--toxiproxy {url:?}: {authority} resolves to nothing"))?;
+    // An unreachable proxy is our problem, not the broker's: say so before any case runs.
+    match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(api)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            anyhow::bail!("--toxiproxy {url:?}: cannot reach the Toxiproxy API at {api}: {e}")
+        }
+        Err(_) => anyhow::bail!("--toxiproxy {url:?}: the Toxiproxy API at {api} does not answer"),
+    }
     Ok(SharedInjector(Arc::new(fault::ToxiproxyInjector::new(api))))
 }
 
@@ -279,39 +411,70 @@ async fn run_suites(
     toxiproxy: Option<&str>,
     args: RunArgs,
 ) -> anyhow::Result<ExitCode> {
+    // Listening from the start, so that a Ctrl-C at any time ends here, not in the default
+    // handler (which would write nothing).
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let faults = fault_injector(toxiproxy).await?;
     let (suites, invalid) = load_suites(root, &args.suite)?;
-    let spec = match (&args.broker, &args.container) {
-        (Some(url), _) => TargetSpec::External {
-            url: url.clone(),
-            name: args
-                .broker_name
-                .clone()
-                .unwrap_or_else(|| "external".into()),
-        },
-        (None, Some(name)) => {
-            TargetSpec::Container(sut::presets::preset(name).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown container preset {name:?} (one of {}; or --image IMAGE --port PORT)",
-                    sut::presets::NAMES.join(", ")
-                )
-            })?)
+    let only = if args.rerun_failed {
+        let failed = last_failures(&args.json_report)?;
+        if failed.is_empty() {
+            println!(
+                "no failures in {}: nothing to re-run",
+                args.json_report.display()
+            );
+            return Ok(ExitCode::from(exit::SUCCESS));
         }
-        (None, None) => match &args.image {
-            Some(image) => {
-                TargetSpec::Container(sut::container::ContainerSpec::image(image, args.port))
-            }
-            None => TargetSpec::Reference,
-        },
+        Some(failed)
+    } else {
+        None
     };
-    let mut target = tokio::select! {
-        started = sut::start(&spec) => started?,
-        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted while starting the broker"),
+    let selection = Selection {
+        filter: args.filter.clone(),
+        tags: args.tags.clone(),
+        protocol: args.protocol,
+        exclude: args.exclude.clone(),
+        only,
     };
-    if let (TargetSpec::Container(_), Some(name)) = (&spec, &args.broker_name) {
-        target.name = name.clone();
+    // Nothing selected is a mistake (a typo in --filter), not a pass: say so before starting
+    // a broker.
+    if run::plan(&suites, &selection, None, "").is_empty() {
+        anyhow::bail!("nothing selected: {}", describe(&args));
     }
-    if let (TargetSpec::Reference, Some(name)) = (&spec, &args.broker_name) {
+    let mut reporters = Reporters::default();
+    let mut written = Vec::new();
+    if !args.no_junit {
+        reporters.push(Box::new(JunitReporter::create(args.junit.clone())?));
+        written.push(args.junit.clone());
+    }
+    reporters.push(Box::new(JsonReporter::new(json_file(&args.json_report)?)));
+    written.push(args.json_report.clone());
+    if args.json {
+        reporters.push(Box::new(JsonReporter::new(std::io::stdout())));
+    } else {
+        use std::io::IsTerminal;
+        let style = ConsoleStyle {
+            progress: !args.quiet && std::io::stderr().is_terminal(),
+            quiet: args.quiet,
+            color: args.color.enabled(),
+        };
+        reporters.push(Box::new(ConsoleReporter::new(std::io::stdout(), style)));
+    }
+    let spec = target_spec(&args)?;
+    let started_here = !matches!(spec, TargetSpec::External { .. });
+    let mut target = tokio::select! {
+        biased;
+        _ = &mut ctrl_c => {
+            eprintln!("interrupted while starting the broker");
+            return Ok(ExitCode::from(exit::INTERRUPTED));
+        }
+        started = sut::start(&spec) => started?,
+    };
+    if let (false, Some(name)) = (
+        matches!(spec, TargetSpec::External { .. }),
+        &args.broker_name,
+    ) {
         target.name = name.clone();
     }
     let transport = TransportOptions {
@@ -327,11 +490,6 @@ async fn run_suites(
             target.shutdown().await;
             return Err(e.into());
         }
-    };
-    let selection = Selection {
-        filter: args.filter.clone(),
-        tags: args.tags.clone(),
-        protocol: args.protocol,
     };
     let plan = run::plan(&suites, &selection, Some(&caps), &target.name);
     let jobs = args
@@ -351,30 +509,162 @@ async fn run_suites(
         // Only the in-process reference broker can be restarted by a case.
         restart: matches!(spec, TargetSpec::Reference).then(RestartSupport::persistent),
     };
-    let mut reporters = Reporters::default();
-    if args.json {
-        reporters.push(Box::new(JsonReporter::new(std::io::stdout())));
-    } else {
-        reporters.push(Box::new(ConsoleReporter::new(std::io::stdout(), true)));
-    }
-    if !args.no_junit {
-        reporters.push(Box::new(JunitReporter::new(args.junit.clone())));
-    }
-    let results = tokio::select! {
-        results = run::execute(plan, cfg, |e| reporters.event(e)) => results,
-        _ = tokio::signal::ctrl_c() => {
-            target.shutdown().await;
-            anyhow::bail!("interrupted; the broker was stopped");
-        }
+    let clock = std::time::Instant::now();
+    let mut finished: Vec<CaseResult> = Vec::new();
+    let mut incomplete = false;
+    let interrupted = tokio::select! {
+        biased;
+        _ = &mut ctrl_c => true,
+        _ = run::execute(plan, cfg, |e| {
+            match e {
+                RunEvent::CaseFinished(r) => finished.push((**r).clone()),
+                RunEvent::Incomplete { .. } => incomplete = true,
+                _ => {}
+            }
+            reporters.event(e);
+        }) => false,
     };
+    if interrupted {
+        // The runs that finished are reported; the others are simply absent, and every
+        // report says the run is incomplete.
+        finished.sort_by_key(|r| r.index);
+        reporters.event(&RunEvent::Incomplete {
+            reason: "interrupted by Ctrl-C".into(),
+        });
+        reporters.event(&RunEvent::Finished {
+            results: finished.clone(),
+            elapsed: clock.elapsed(),
+        });
+    }
     target.shutdown().await;
-    reporters.finish()?;
+    let written_ok = reporters.finish();
     std::io::stdout().flush().ok();
-    let failed = results.iter().any(|r| r.verdict.is_failure());
+    written_ok?;
+    let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    if args.json {
+        eprintln!("reports: {}", paths.join(", "));
+    } else {
+        println!("reports: {}", paths.join(", "));
+    }
+    if interrupted {
+        eprintln!(
+            "interrupted{}",
+            if started_here {
+                "; the broker this run started was stopped"
+            } else {
+                ""
+            }
+        );
+    }
     if invalid > 0 {
         eprintln!("{invalid} invalid scenario file(s) were not run");
     }
-    Ok(exit::for_run(failed, invalid > 0))
+    Ok(exit::for_run(exit::RunEnd {
+        failures: finished.iter().any(|r| r.verdict.is_failure()),
+        invalid_files: invalid > 0,
+        incomplete,
+        interrupted,
+    }))
+}
+
+/// The broker the run is about, from `--broker`, `--container` or `--image`.
+fn target_spec(args: &RunArgs) -> anyhow::Result<TargetSpec> {
+    Ok(match (&args.broker, &args.container) {
+        (Some(url), _) => {
+            // A malformed URL is bad input, not an unreachable broker.
+            reference_broker::client::parse_url(url).map_err(|e| {
+                anyhow::anyhow!("--broker: {e} (accepted: mqtt://, mqtts://, ws://, wss://, tcp://, ssl://, tls://, or host:port)")
+            })?;
+            TargetSpec::External {
+                url: url.clone(),
+                name: args
+                    .broker_name
+                    .clone()
+                    .unwrap_or_else(|| "external".into()),
+            }
+        }
+        (None, Some(name)) => {
+            TargetSpec::Container(sut::presets::preset(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown container preset {name:?} (one of {}; or --image IMAGE --port PORT)",
+                    sut::presets::NAMES.join(", ")
+                )
+            })?)
+        }
+        (None, None) => match &args.image {
+            Some(image) => {
+                TargetSpec::Container(sut::container::ContainerSpec::image(image, args.port))
+            }
+            None => TargetSpec::Reference,
+        },
+    })
+}
+
+/// The selection flags, for a "nothing selected" message.
+fn describe(args: &RunArgs) -> String {
+    let mut parts = Vec::new();
+    if !args.suite.is_empty() {
+        parts.push(format!("--suite {}", args.suite.join(",")));
+    }
+    if let Some(f) = &args.filter {
+        parts.push(format!("--filter {f:?}"));
+    }
+    if !args.tags.is_empty() {
+        parts.push(format!("--tags {}", args.tags.join(",")));
+    }
+    if let Some(p) = args.protocol {
+        parts.push(format!("--protocol {p}"));
+    }
+    for e in &args.exclude {
+        parts.push(format!("--exclude {e:?}"));
+    }
+    if args.rerun_failed {
+        parts.push("--rerun-failed".into());
+    }
+    if parts.is_empty() {
+        "the suites hold no case".into()
+    } else {
+        format!("no case matches {} (see `list`)", parts.join(" "))
+    }
+}
+
+/// The JSON report file, created (with its directory) before the run.
+fn json_file(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(std::io::BufWriter::new(file))
+}
+
+/// The (case, version) runs that failed, timed out or were flaky in the JSON report at `path`.
+fn last_failures(path: &Path) -> anyhow::Result<Vec<(String, Version)>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "--rerun-failed reads the last JSON report, {}; run once without it first",
+            path.display()
+        )
+    })?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON report", path.display()))?;
+    let results = doc["results"]
+        .as_array()
+        .with_context(|| format!("{} has no results", path.display()))?;
+    let mut out = Vec::new();
+    for r in results {
+        let failed = matches!(r["verdict"].as_str(), Some("fail" | "timeout" | "flaky"));
+        let (Some(case), Some(version)) = (
+            r["case"].as_str(),
+            r["version"].as_str().and_then(Version::parse),
+        ) else {
+            continue;
+        };
+        if failed && !out.iter().any(|(c, v)| c == case && *v == version) {
+            out.push((case.to_string(), version));
+        }
+    }
+    Ok(out)
 }
 
 fn list(root: &Path, args: &ListArgs) -> anyhow::Result<ExitCode> {
@@ -485,6 +775,66 @@ fn list(root: &Path, args: &ListArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// A suite manifest: every invalid scenario it selects, and a selection that is empty.
+fn validate_manifest(f: &Path, root: &Path) -> Result<String, Vec<String>> {
+    let (s, errors) = suite::load(f, root).map_err(|e| vec![e.to_string()])?;
+    if !errors.is_empty() {
+        return Err(errors.iter().map(ToString::to_string).collect());
+    }
+    if s.cases.is_empty() {
+        return Err(vec![format!(
+            "{}: suite {} selects no case (its scenario globs match no file under {})",
+            f.display(),
+            s.manifest.name,
+            root.join("scenarios").display()
+        )]);
+    }
+    Ok(format!(
+        "suite {} ({} cases)",
+        s.manifest.name,
+        s.cases.len()
+    ))
+}
+
+/// A scenario file: the typed model's error, every schema violation, and every cited
+/// statement ID that is not a statement of its version.
+fn validate_scenario(
+    f: &Path,
+    validator: &scenario::schema::SchemaValidator,
+) -> Result<String, Vec<String>> {
+    let text = std::fs::read_to_string(f).map_err(|e| vec![format!("{}: {e}", f.display())])?;
+    let mut errors: Vec<String> = Vec::new();
+    let loaded = scenario::load_file(f);
+    if let Err(e) = &loaded {
+        errors.push(e.to_string());
+    }
+    for v in validator.check(&text, f) {
+        let v = v.to_string();
+        if !errors.contains(&v) {
+            errors.push(v);
+        }
+    }
+    let cases = loaded.unwrap_or_default();
+    for case in &cases {
+        for (version, ids) in &case.scenario.spec {
+            for id in ids {
+                if coverage::statement(*version, id).is_none() {
+                    errors.push(format!(
+                        "{}: case {}: {id} is not a normative statement of MQTT {version} (see suites/spec/)",
+                        f.display(),
+                        case.scenario.name
+                    ));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(format!("{} case(s)", cases.len()))
+    } else {
+        Err(errors)
+    }
+}
+
 fn validate(root: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     for p in paths {
@@ -507,46 +857,29 @@ fn validate(root: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let validator = scenario::schema::SchemaValidator::new(&schema).map_err(|e| {
         anyhow::anyhow!("{} is not a valid JSON Schema: {e}", schema_path.display())
     })?;
+    if files.is_empty() {
+        anyhow::bail!("nothing to validate: no .yaml file in the paths given");
+    }
     let mut bad = 0;
     for f in &files {
+        if f.file_name().is_some_and(|n| n == "unobservable.yaml") {
+            continue;
+        }
         let is_manifest = f
             .parent()
             .and_then(|d| d.file_name())
             .is_some_and(|n| n == "suites");
-        let result = if f.file_name().is_some_and(|n| n == "unobservable.yaml") {
-            continue;
-        } else if is_manifest {
-            suite::load(f, root)
-                .map_err(|e| e.to_string())
-                .and_then(|(s, errs)| match errs.first() {
-                    Some(e) => Err(e.to_string()),
-                    None => Ok(format!(
-                        "suite {} ({} cases)",
-                        s.manifest.name,
-                        s.cases.len()
-                    )),
-                })
+        let result = if is_manifest {
+            validate_manifest(f, root)
         } else {
-            scenario::load_file(f)
-                .map_err(|e| e.to_string())
-                .and_then(|cases| {
-                    let text = std::fs::read_to_string(f).unwrap_or_default();
-                    let violations = validator.check(&text, f);
-                    if violations.is_empty() {
-                        Ok(format!("{} case(s)", cases.len()))
-                    } else {
-                        Err(violations
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("\n"))
-                    }
-                })
+            validate_scenario(f, &validator)
         };
         match result {
             Ok(what) => println!("ok {}: {what}", f.display()),
-            Err(e) => {
-                eprintln!("{e}");
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
                 bad += 1;
             }
         }

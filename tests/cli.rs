@@ -187,3 +187,392 @@ fn repeat_and_tags_select_and_repeat_runs() {
     let out = cli(root.path(), &["run", "--no-junit", "--repeat", "0"]);
     assert_eq!(out.status.code(), Some(2), "--repeat 0 is bad usage");
 }
+
+/// A case that waits `secs` seconds (so a run can be stopped or its broker killed meanwhile).
+fn slow(name: &str, secs: u32) -> String {
+    format!(
+        "name: {name}\nspec: {{\"5\": [MQTT-3.8.4-1]}}\nversions: [\"5\"]\nclients: {{a: {{}}}}\nsteps:\n  - connect: {{client: a}}\n  - sleep: {secs}s\n  - subscribe: {{client: a, filters: [{{filter: t, qos: 1}}]}}\n"
+    )
+}
+
+/// A case that passes at once under MQTT 5 only.
+fn quick(name: &str) -> String {
+    PASSING
+        .replace("name: pass-roundtrip", &format!("name: {name}"))
+        .replace("versions: [\"3.1.1\", \"5\"]", "versions: [\"5\"]")
+}
+
+#[test]
+fn selecting_nothing_is_exit_2_not_a_pass() {
+    let root = temp_root(&[
+        ALL_SUITE,
+        ("scenarios/a/pass.yaml", PASSING),
+        (
+            "suites/empty.yaml",
+            "name: empty\nscenarios: [\"scenarios/nowhere/*.yaml\"]\n",
+        ),
+    ]);
+    for (args, says) in [
+        (
+            vec!["run", "--suite", "all", "--filter", "zzz"],
+            "--filter \"zzz\"",
+        ),
+        (
+            vec!["run", "--suite", "all", "--tags", "nosuch"],
+            "--tags nosuch",
+        ),
+        (
+            vec!["run", "--suite", "all", "--exclude", "pass-*"],
+            "--exclude",
+        ),
+        (vec!["run", "--suite", "empty"], "match no file"),
+    ] {
+        let out = cli(root.path(), &args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !stdout.contains("running"),
+            "{args:?} started a run: {stdout}"
+        );
+    }
+    let out = cli(root.path(), &["validate", "suites/empty.yaml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("selects no case"), "{stderr}");
+}
+
+#[test]
+fn harness_problems_are_exit_2_before_the_run() {
+    let root = temp_root(&[ALL_SUITE, ("scenarios/a/pass.yaml", PASSING)]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let blocker = root.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let bad_junit = blocker.join("junit.xml");
+    for (args, says) in [
+        (
+            vec!["run", "--toxiproxy", closed.as_str()],
+            "cannot reach the Toxiproxy API",
+        ),
+        (
+            vec!["run", "--junit", bad_junit.to_str().unwrap()],
+            "cannot write",
+        ),
+        (
+            vec!["run", "--broker", "http://127.0.0.1:1883"],
+            "accepted: mqtt://",
+        ),
+    ] {
+        let out = cli(root.path(), &args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stdout.contains("running"), "{args:?}: {stdout}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn ci_output_is_one_line_per_case_then_summary_and_report_paths() {
+    let root = temp_root(&[
+        ALL_SUITE,
+        ("scenarios/a/pass.yaml", PASSING),
+        ("scenarios/a/fail.yaml", FAILING),
+    ]);
+    let out = cli(root.path(), &["run"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in [
+        "pass      all / pass-roundtrip [3.1.1] ",
+        "pass      all / pass-roundtrip [5] ",
+        "FAIL      all / fail-wrong-payload [5] ",
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(want)).count(),
+            1,
+            "{want:?} in\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains('\x1b'), "no colour without a terminal");
+    assert!(
+        stdout.ends_with("reports: reports/junit.xml, reports/results.json\n"),
+        "{stdout}"
+    );
+    // The failure block: where the step is, what it checks, quoted from the spec.
+    assert!(
+        stdout.contains("  at scenarios/a/fail.yaml:10\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    MQTT-3.3.1-5: \"If the RETAIN flag is set to 1"),
+        "{stdout}"
+    );
+    let quiet = cli(root.path(), &["run", "--quiet", "--color", "always"]);
+    let (stdout, _) = text(&quiet);
+    assert!(!stdout.contains("pass-roundtrip"), "{stdout}");
+    assert!(stdout.contains("\x1b[1;31mFAIL\x1b[0m all / fail-wrong-payload [5]"));
+    assert!(stdout.contains("total "), "{stdout}");
+}
+
+#[test]
+fn fail_fast_counts_the_runs_it_did_not_start() {
+    let mut files = vec![
+        (ALL_SUITE.0.to_string(), ALL_SUITE.1.to_string()),
+        ("scenarios/a/fail.yaml".into(), FAILING.to_string()),
+    ];
+    for i in 0..8 {
+        files.push((format!("scenarios/b/q{i}.yaml"), quick(&format!("q{i}"))));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let root = temp_root(&files);
+    let out = cli(
+        root.path(),
+        &["run", "--no-junit", "--fail-fast", "--jobs", "1"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains("--fail-fast stopped\n  "), "{stdout}");
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("not run: --fail-fast"))
+        .collect();
+    assert_eq!(
+        summary.len(),
+        1,
+        "one line for the runs not started:\n{stdout}"
+    );
+}
+
+#[test]
+fn rerun_failed_and_exclude_select_from_the_last_report() {
+    let root = temp_root(&[
+        ALL_SUITE,
+        ("scenarios/a/pass.yaml", PASSING),
+        ("scenarios/a/fail.yaml", FAILING),
+    ]);
+    let out = cli(root.path(), &["run", "--rerun-failed"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no report yet: {:?}",
+        text(&out)
+    );
+    assert_eq!(cli(root.path(), &["run"]).status.code(), Some(1));
+    let out = cli(root.path(), &["run", "--rerun-failed", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{stdout}");
+    assert_eq!(results[0]["case"], "fail-wrong-payload");
+    let out = cli(root.path(), &["run", "--exclude", "fail-*", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["summary"]["passed"], 2, "{stdout}");
+    assert_eq!(doc["summary"]["failed"], 0, "{stdout}");
+}
+
+/// Spawn the binary in `dir` with stdout piped; its lines arrive on the receiver.
+fn spawn(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mqtt-conformance"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    (child, rx, err)
+}
+
+/// Lines from `rx` until one starts with `prefix` (bounded), all of them returned.
+fn until(rx: &std::sync::mpsc::Receiver<String>, prefix: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no line starting {prefix:?} after {seen:?}"));
+        let done = line.starts_with(prefix);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// The exit code of `child`, waited for at most a minute.
+fn exit_code(mut child: std::process::Child) -> Option<i32> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait().map(|s| s.code()));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the command ends")
+        .unwrap()
+}
+
+async fn external_broker() -> (reference_broker::broker::Broker, String) {
+    use reference_broker::broker::{Broker, BrokerConfig};
+    let broker = Broker::bind(BrokerConfig::default_tcp("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let url = format!("mqtt://{}", broker.tcp_addr().unwrap());
+    (broker, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_killed_mid_run_is_reported_once_and_exits_2() {
+    let mut files = vec![
+        (ALL_SUITE.0.to_string(), ALL_SUITE.1.to_string()),
+        ("scenarios/a/slow.yaml".into(), slow("slow-first", 3)),
+    ];
+    for i in 0..6 {
+        files.push((format!("scenarios/b/q{i}.yaml"), quick(&format!("q{i}"))));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let root = temp_root(&files);
+    let (broker, url) = external_broker().await;
+    let (child, rx, err) = spawn(
+        root.path(),
+        &["run", "--broker", &url, "--jobs", "1", "--timeout", "30s"],
+    );
+    until(&rx, "running 7 case runs");
+    // The slow case runs first (longest first); the broker goes away while it waits.
+    broker.shutdown().await;
+    let code = tokio::task::spawn_blocking(move || exit_code(child))
+        .await
+        .unwrap();
+    let stdout: Vec<String> = rx.try_iter().collect();
+    let stdout = stdout.join("\n");
+    let stderr = err.join().unwrap();
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches("went away during slow-first [5]").count(),
+        1,
+        "reported once:\n{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "nothing failed:\n{stdout}");
+    assert!(
+        stdout.contains("6 run(s) not run: the broker went away\n"),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(root.path().join("reports/junit.xml")).unwrap();
+    assert!(junit.contains("incomplete run: the broker"), "{junit}");
+    let json = std::fs::read_to_string(root.path().join("reports/results.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(doc["incomplete"].as_str().unwrap().contains("went away"));
+    assert_eq!(doc["summary"]["failed"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_writes_partial_reports_and_exits_130() {
+    let root = temp_root(&[
+        ALL_SUITE,
+        ("scenarios/a/slow.yaml", &slow("slow", 50)),
+        ("scenarios/a/quick.yaml", &quick("quick")),
+    ]);
+    let (broker, url) = external_broker().await;
+    let (child, rx, err) = spawn(
+        root.path(),
+        &["run", "--broker", &url, "--jobs", "2", "--timeout", "60s"],
+    );
+    until(&rx, "pass      all / quick [5]");
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let code = tokio::task::spawn_blocking(move || exit_code(child))
+        .await
+        .unwrap();
+    let stdout = rx.try_iter().collect::<Vec<_>>().join("\n");
+    let stderr = err.join().unwrap();
+    assert_eq!(code, Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("INCOMPLETE: interrupted by Ctrl-C"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        !stderr.contains("stopped"),
+        "it did not start this broker: {stderr}"
+    );
+    let json = std::fs::read_to_string(root.path().join("reports/results.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["incomplete"], "interrupted by Ctrl-C");
+    assert_eq!(doc["results"][0]["case"], "quick", "{json}");
+    let junit = std::fs::read_to_string(root.path().join("reports/junit.xml")).unwrap();
+    assert!(junit.contains("incomplete run: interrupted"), "{junit}");
+    broker.shutdown().await;
+}
+
+#[test]
+fn validate_reports_every_error_and_unknown_statements() {
+    let root = temp_root(&[
+        (
+            "a.yaml",
+            "name: c\nspec: {\"5\": [MQTT-9.9.9-9]}\nversions: [\"5\"]\nclients: {a: {}}\nsteps: [{connect: {client: a}}]\n",
+        ),
+        ("b.yaml", "name: d\nversions: [\"5\"]\ncolor: red\nsteps: []\n"),
+    ]);
+    let out = cli(root.path(), &["validate", "a.yaml", "b.yaml"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("MQTT-9.9.9-9 is not a normative statement of MQTT 5"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("b.yaml:3:1: unknown field `color`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 of 2 file(s) invalid"), "{stderr}");
+}
+
+#[test]
+fn commands_work_outside_a_checkout() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = cli(elsewhere.path(), &["list"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("smoke-connect-clean"), "{stdout}");
+    let out = cli(elsewhere.path(), &["--root", ".", "list"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("--root DIR"), "{stderr}");
+}

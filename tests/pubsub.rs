@@ -1,6 +1,8 @@
 //! `pub` and `sub` against the reference broker: the tutorial walkthrough (two sensors, a
 //! wildcard subscriber, a retained message, offline messages for a persistent session, a
-//! last will after a cut), driven through the same argument parsing as the command line.
+//! last will after a cut) with mosquitto_pub/sub's flags (`-h`, `-p`, `-V`, `-E`), driven
+//! through the same argument parsing as the command line; and the binary itself, spawned as a
+//! user would, for exit codes (27 on `-W`), reason names, `-F`, `-d`, `-D` and binary payloads.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -34,8 +36,16 @@ async fn broker() -> (Broker, String) {
     (broker, url)
 }
 
+/// `-h HOST -p PORT` for `url` (`mqtt://host:port`), as mosquitto_pub/sub take them.
+fn host_port(url: &str) -> Vec<String> {
+    let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
+    vec!["-h".into(), host.into(), "-p".into(), port.into()]
+}
+
 async fn publish(url: &str, args: &[&str]) {
-    let mut argv = vec!["pub", "-L", url];
+    let hp = host_port(url);
+    let mut argv = vec!["pub"];
+    argv.extend(hp.iter().map(String::as_str));
     argv.extend_from_slice(args);
     let cli = PubCli::try_parse_from(argv).unwrap();
     timeout(T, run_pub(cli.args)).await.unwrap().unwrap();
@@ -43,7 +53,8 @@ async fn publish(url: &str, args: &[&str]) {
 
 /// Start `sub` and wait for its SUBACK; the task returns what it printed.
 async fn subscribe(url: &str, args: &[&str]) -> JoinHandle<Result<String, PubSubError>> {
-    let mut argv = vec!["sub".to_string(), "-L".into(), url.to_string()];
+    let mut argv = vec!["sub".to_string()];
+    argv.extend(host_port(url));
     argv.extend(args.iter().map(|s| s.to_string()));
     let cli = SubCli::try_parse_from(argv).unwrap();
     let (tx, rx) = oneshot::channel();
@@ -78,21 +89,12 @@ async fn tutorial_walkthrough() {
 
     // Offline messages for a persistent session (clean session false, QoS 1), in 3.1.1
     // and 5.
-    for version in ["3.1.1", "5"] {
+    for version in ["mqttv311", "5"] {
         let id = format!("dashboard-{version}");
-        let session = [
-            "-i",
-            &id,
-            "-c",
-            "-x",
-            "3600",
-            "-q",
-            "1",
-            "--protocol-version",
-            version,
-        ];
+        let session = ["-i", &id, "-c", "-x", "3600", "-q", "1", "-V", version];
+        // -E: subscribe, then leave at once (the session stays, as with mosquitto_sub -E).
         let mut first = session.to_vec();
-        first.extend(["-t", "sensor/+/temperature", "-W", "0"]);
+        first.extend(["-t", "sensor/+/temperature", "-E"]);
         output(subscribe(&url, &first).await).await;
         publish(
             &url,
@@ -223,4 +225,156 @@ async fn errors_are_typed() {
         run_pub(cli.args).await,
         Err(PubSubError::Client(_))
     ));
+}
+
+/// Run the binary with `args`, bounded to a minute; (exit code, stdout, stderr).
+async fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-conformance"))
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_speaks_mosquitto() {
+    let (broker, url) = broker().await;
+    let hp = host_port(&url);
+    let hp: Vec<&str> = hp.iter().map(String::as_str).collect();
+    let with = |rest: &[&'static str]| {
+        let mut v = hp.clone();
+        v.extend_from_slice(rest);
+        v
+    };
+
+    // -h is the host; --help is the help.
+    let (code, help, _) = cli(&["sub", "--help"]).await;
+    assert_eq!(code, Some(0));
+    assert!(help.contains("--hostname"), "{help}");
+
+    // -W runs out: exit 27, as mosquitto_sub.
+    let mut args = vec!["sub"];
+    args.extend(with(&["-t", "nothing/here", "-W", "1"]));
+    let (code, _, stderr) = cli(&args).await;
+    assert_eq!(code, Some(27), "{stderr}");
+
+    // A retained binary message, printed by a -F format string and as base64; -R hides it.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), [0xff, 0x00, 0x10]).unwrap();
+    let path = file.path().to_str().unwrap().to_string();
+    let mut args = vec!["pub"];
+    args.extend(with(&[
+        "-r",
+        "-q",
+        "1",
+        "-t",
+        "bin/1",
+        "-D",
+        "publish",
+        "user-property",
+        "unit",
+        "C",
+    ]));
+    args.extend(["-f", path.as_str()]);
+    let (code, _, stderr) = cli(&args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut args = vec!["sub"];
+    args.extend(with(&[
+        "-t",
+        "bin/#",
+        "-C",
+        "1",
+        "-F",
+        "%t q%q r%r %x %P|%l B",
+    ]));
+    let (code, stdout, stderr) = cli(&args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "bin/1 q0 r1 ff0010 unit:C|3 B\n");
+    let mut args = vec!["sub"];
+    args.extend(with(&[
+        "-t", "bin/#", "-C", "1", "--format", "base64", "-N",
+    ]));
+    let (_, stdout, _) = cli(&args).await;
+    assert_eq!(stdout, "/wAQ");
+    let mut args = vec!["sub"];
+    args.extend(with(&["-t", "bin/#", "-R", "-W", "1"]));
+    let (code, stdout, _) = cli(&args).await;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(27), ""),
+        "-R skips the stale message"
+    );
+
+    // -d shows the packets as MQTT people read them; passwords stay hidden.
+    let mut args = vec!["pub"];
+    args.extend(with(&[
+        "-d", "-t", "dbg", "-m", "m4", "-q", "1", "-u", "u", "-P", "secret",
+    ]));
+    let (code, _, stderr) = cli(&args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("-> CONNECT v5"), "{stderr}");
+    assert!(
+        stderr.contains("-> PUBLISH topic=\"dbg\" qos=1 id=1 retain=0 dup=0 payload=\"m4\" (2 B)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("<- PUBACK"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+
+    // A QoS 0 publish to an invalid topic: the broker drops the connection; not exit 0, and
+    // the reason is named.
+    for version in ["5", "3.1.1"] {
+        let mut args = vec!["pub"];
+        args.extend(with(&["-V", version, "-t", "a/+/b", "-m", "x"]));
+        let (code, _, stderr) = cli(&args).await;
+        assert_eq!(code, Some(1), "{version}: {stderr}");
+        assert!(stderr.contains("closed by broker"), "{version}: {stderr}");
+        if version == "5" {
+            assert!(stderr.contains("(Topic Name invalid)"), "{stderr}");
+        }
+    }
+
+    // A refused subscription: named, exit 1.
+    let mut args = vec!["sub"];
+    args.extend(with(&["-t", "a/#/b", "-C", "1"]));
+    let (code, _, stderr) = cli(&args).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("sub: "), "{stderr}");
+    assert!(
+        stderr.contains("(Topic Filter invalid)") || stderr.contains("closed by broker"),
+        "{stderr}"
+    );
+
+    // Bad -D: usage, exit 2.
+    let mut args = vec!["pub"];
+    args.extend(with(&[
+        "-t",
+        "x",
+        "-m",
+        "y",
+        "-D",
+        "publish",
+        "session-expiry-interval",
+        "1",
+    ]));
+    let (code, _, stderr) = cli(&args).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a publish property"), "{stderr}");
+    broker.shutdown().await;
+
+    // Nobody listening: unreachable is exit 2, said once.
+    let mut args = vec!["pub"];
+    args.extend(with(&["-t", "x", "-m", "y"]));
+    let (code, _, stderr) = cli(&args).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
 }

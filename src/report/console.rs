@@ -1,5 +1,6 @@
-//! The console report: a progress bar while running, then the details of each failure (step,
-//! expected vs received, every client's trace) and a summary table per suite.
+//! The console report: progress while running (a bar on a terminal, one line per finished
+//! case otherwise), then each failure as a block a person can act on (the step's file and line,
+//! the statements it checks quoted, expected vs received, bounded traces) and a summary table.
 
 use std::io::Write;
 
@@ -7,56 +8,157 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::json::Counts;
 use super::junit::failure_text;
-use super::{ReportError, Reporter};
+use super::{source, ReportError, Reporter};
+use crate::coverage;
 use crate::run::{CaseResult, RunEvent, Verdict};
 
-/// Console reporter writing the final report to `out` and the progress bar to stderr.
+/// How the console shows a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsoleStyle {
+    /// A progress bar on stderr (for a terminal) instead of one line per finished case.
+    pub progress: bool,
+    /// Only the failures and the totals: no per-case lines, skip or deviation lists.
+    pub quiet: bool,
+    /// ANSI colours on verdicts.
+    pub color: bool,
+}
+
+/// Console reporter writing case lines and the final report to `out`, the bar to stderr.
 pub struct ConsoleReporter<W: Write> {
     out: W,
     bar: Option<ProgressBar>,
-    show_progress: bool,
+    style: ConsoleStyle,
+    incomplete: Option<String>,
 }
 
 impl<W: Write> ConsoleReporter<W> {
-    /// A reporter; `progress` enables the progress bar (hidden anyway when stderr is no tty).
-    pub fn new(out: W, progress: bool) -> Self {
+    /// A reporter writing to `out` in `style`.
+    pub fn new(out: W, style: ConsoleStyle) -> Self {
         ConsoleReporter {
             out,
             bar: None,
-            show_progress: progress,
+            style,
+            incomplete: None,
         }
     }
 }
 
-/// The final report as text.
+/// Trace lines kept per client in a failure block (the last ones: the failure is at the end).
+const TRACE_LINES: usize = 40;
+/// Characters of a quoted statement.
+const QUOTE_CHARS: usize = 240;
+/// Statements quoted per failure.
+const QUOTES: usize = 3;
+
+/// `label` in the colour of its verdict when `color` is on.
+fn paint(label: &str, verdict: &Verdict, color: bool) -> String {
+    if !color {
+        return label.to_string();
+    }
+    let code = match verdict {
+        Verdict::Pass => "32",
+        Verdict::Fail { .. } | Verdict::Timeout { .. } | Verdict::Flaky { .. } => "1;31",
+        Verdict::Deviation { .. } => "33",
+        Verdict::Skipped { .. } => "2",
+    };
+    format!("\x1b[{code}m{label}\x1b[0m")
+}
+
+/// One line for a finished case: verdict, suite / case [version], time.
+pub fn case_line(r: &CaseResult, color: bool) -> String {
+    let label = format!("{:<9}", r.verdict.label());
+    format!(
+        "{} {} / {} {:.2}s",
+        paint(&label, &r.verdict, color),
+        r.suite,
+        r.display_name(),
+        r.duration.as_secs_f64()
+    )
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// Where the failing step is written: `file:line`, else the file.
+fn location(r: &CaseResult, step: Option<usize>) -> String {
+    let line = step.and_then(|n| {
+        let text = std::fs::read_to_string(&r.file).ok()?;
+        source::step_line(&text, &r.case, n)
+    });
+    match line {
+        Some(l) => format!("{}:{l}", r.file.display()),
+        None => r.file.display().to_string(),
+    }
+}
+
+/// The failure block of one result.
+fn failure_block(r: &CaseResult, color: bool) -> String {
+    let Some(f) = r.verdict.failure() else {
+        return String::new();
+    };
+    let mut s = format!(
+        "\n{} {} / {}\n  at {}\n",
+        paint(r.verdict.label(), &r.verdict, color),
+        r.suite,
+        r.display_name(),
+        location(r, f.step),
+    );
+    if r.statements.is_empty() {
+        s.push_str("  spec: (no statement cited)\n");
+    } else {
+        s.push_str(&format!("  spec: {}\n", r.statements.join(", ")));
+    }
+    for id in r.statements.iter().take(QUOTES) {
+        if let Some(st) = coverage::statement(r.version, id) {
+            s.push_str(&format!("    {id}: \"{}\"\n", cut(&st.text, QUOTE_CHARS)));
+        }
+    }
+    let mut bounded = f.clone();
+    for t in &mut bounded.traces {
+        if t.lines.len() > TRACE_LINES {
+            let dropped = t.lines.len() - TRACE_LINES;
+            t.lines.drain(..dropped);
+            t.lines
+                .insert(0, format!("... {dropped} earlier line(s) not shown"));
+        }
+    }
+    for line in failure_text(&bounded).lines() {
+        s.push_str("  ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+/// The final report as text, plain and complete (see [`render_with`]).
 pub fn render(results: &[CaseResult], elapsed: std::time::Duration) -> String {
+    render_with(results, elapsed, ConsoleStyle::default(), None)
+}
+
+/// The final report as text: failure blocks, skips (not-run runs counted, not listed),
+/// documented deviations, a table per suite, the totals, and why the run is incomplete.
+pub fn render_with(
+    results: &[CaseResult],
+    elapsed: std::time::Duration,
+    style: ConsoleStyle,
+    incomplete: Option<&str>,
+) -> String {
     let mut s = String::new();
     for r in results {
-        let Some(f) = r.verdict.failure() else {
-            continue;
-        };
-        if matches!(r.verdict, Verdict::Deviation { .. }) {
-            continue;
-        }
-        s.push_str(&format!(
-            "\n{} {} / {} ({})\n  spec: {}\n",
-            r.verdict.label(),
-            r.suite,
-            r.display_name(),
-            r.file.display(),
-            r.statements.join(", ")
-        ));
-        for line in failure_text(f).lines() {
-            s.push_str("  ");
-            s.push_str(line);
-            s.push('\n');
+        if r.verdict.is_failure() {
+            s.push_str(&failure_block(r, style.color));
         }
     }
     let skipped: Vec<&CaseResult> = results
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Skipped { .. }))
+        .filter(|r| matches!(r.verdict, Verdict::Skipped { .. }) && !r.verdict.is_not_run())
         .collect();
-    if !skipped.is_empty() {
+    if !skipped.is_empty() && !style.quiet {
         s.push_str("\nskipped:\n");
         for r in skipped {
             if let Verdict::Skipped { reason } = &r.verdict {
@@ -68,7 +170,7 @@ pub fn render(results: &[CaseResult], elapsed: std::time::Duration) -> String {
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::Deviation { .. }))
         .collect();
-    if !deviations.is_empty() {
+    if !deviations.is_empty() && !style.quiet {
         s.push_str("\nexpected deviations:\n");
         for r in deviations {
             if let Verdict::Deviation { deviation, .. } = &r.verdict {
@@ -82,6 +184,22 @@ pub fn render(results: &[CaseResult], elapsed: std::time::Duration) -> String {
             }
         }
     }
+    // Runs that never ran: one line per reason, not one per run.
+    let mut not_run: Vec<(&str, usize)> = Vec::new();
+    for r in results {
+        if let (true, Verdict::Skipped { reason }) = (r.verdict.is_not_run(), &r.verdict) {
+            match not_run.iter_mut().find(|(why, _)| *why == reason.as_str()) {
+                Some((_, n)) => *n += 1,
+                None => not_run.push((reason, 1)),
+            }
+        }
+    }
+    if !not_run.is_empty() {
+        s.push('\n');
+        for (why, n) in not_run {
+            s.push_str(&format!("{n} run(s) {why}\n"));
+        }
+    }
     let mut suites: Vec<&str> = Vec::new();
     for r in results {
         if !suites.contains(&r.suite.as_str()) {
@@ -92,12 +210,14 @@ pub fn render(results: &[CaseResult], elapsed: std::time::Duration) -> String {
         "\n{:<24} {:>7} {:>7} {:>10} {:>8}\n",
         "suite", "passed", "failed", "deviations", "skipped"
     ));
-    for suite in &suites {
-        let c = Counts::of(results.iter().filter(|r| r.suite == *suite));
-        s.push_str(&format!(
-            "{:<24} {:>7} {:>7} {:>10} {:>8}\n",
-            suite, c.passed, c.failed, c.deviations, c.skipped
-        ));
+    if !style.quiet {
+        for suite in &suites {
+            let c = Counts::of(results.iter().filter(|r| r.suite == *suite));
+            s.push_str(&format!(
+                "{:<24} {:>7} {:>7} {:>10} {:>8}\n",
+                suite, c.passed, c.failed, c.deviations, c.skipped
+            ));
+        }
     }
     let c = Counts::of(results);
     s.push_str(&format!(
@@ -110,7 +230,26 @@ pub fn render(results: &[CaseResult], elapsed: std::time::Duration) -> String {
         results.len(),
         elapsed.as_secs_f64()
     ));
+    if let Some(reason) = incomplete {
+        s.push_str(&format!("INCOMPLETE: {reason}\n"));
+    }
     s
+}
+
+impl<W: Write> ConsoleReporter<W> {
+    /// A line above the bar, or on `out` when there is none.
+    fn line(&mut self, text: &str) -> std::io::Result<()> {
+        match &self.bar {
+            Some(bar) => {
+                bar.println(text);
+                Ok(())
+            }
+            None => {
+                writeln!(self.out, "{text}")?;
+                self.out.flush()
+            }
+        }
+    }
 }
 
 impl<W: Write> Reporter for ConsoleReporter<W> {
@@ -121,8 +260,12 @@ impl<W: Write> Reporter for ConsoleReporter<W> {
         };
         match event {
             RunEvent::Started { total, target } => {
-                writeln!(self.out, "running {total} case runs against {target}").map_err(io)?;
-                if self.show_progress {
+                if !self.style.quiet {
+                    writeln!(self.out, "running {total} case runs against {target}")
+                        .and_then(|()| self.out.flush())
+                        .map_err(io)?;
+                }
+                if self.style.progress {
                     let bar = ProgressBar::with_draw_target(
                         Some(u64::try_from(*total).unwrap_or(u64::MAX)),
                         ProgressDrawTarget::stderr(),
@@ -138,26 +281,29 @@ impl<W: Write> Reporter for ConsoleReporter<W> {
                     bar.set_message(format!("{case} [{version}]"));
                 }
             }
+            // Said once, in the summary.
+            RunEvent::Incomplete { reason } => self.incomplete = Some(reason.clone()),
             RunEvent::CaseFinished(r) => {
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
-                    if r.verdict.is_failure() {
-                        bar.println(format!(
-                            "{} {} / {}",
-                            r.verdict.label(),
-                            r.suite,
-                            r.display_name()
-                        ));
-                    }
+                }
+                // Not-run runs are counted at the end, not listed (--fail-fast, broker gone).
+                let show = if self.bar.is_some() {
+                    r.verdict.is_failure()
+                } else {
+                    !self.style.quiet && !r.verdict.is_not_run()
+                };
+                if show {
+                    self.line(&case_line(r, self.style.color)).map_err(io)?;
                 }
             }
             RunEvent::Finished { results, elapsed } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
-                self.out
-                    .write_all(render(results, *elapsed).as_bytes())
-                    .map_err(io)?;
+                let text = render_with(results, *elapsed, self.style, self.incomplete.as_deref());
+                self.out.write_all(text.as_bytes()).map_err(io)?;
+                self.out.flush().map_err(io)?;
             }
         }
         Ok(())
@@ -216,8 +362,10 @@ mod tests {
         ];
         let text = render(&results, Duration::from_millis(1500));
         let expected_lines = [
-            "FAIL s1 / bad [5] (scenarios/f/x.yaml)",
+            "FAIL s1 / bad [5]",
+            "  at scenarios/f/x.yaml",
             "  spec: MQTT-3.3.1-5",
+            "    MQTT-3.3.1-5: \"If the RETAIN flag is set to 1 in a PUBLISH packet sent by a Client to a Server, the Server MUST replace any existing retained message for this topic and store the Application Message.\"",
             "  step 4 (expect): Publish differs: payload",
             "  expected: Publish payload=\"a\"",
             "  received: Publish payload=\"b\"",

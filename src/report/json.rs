@@ -41,6 +41,9 @@ struct Document<'a> {
     target: &'a str,
     elapsed_ms: f64,
     summary: Counts,
+    /// Why the run is incomplete (broker gone, Ctrl-C); absent for a complete run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incomplete: Option<&'a str>,
     results: &'a [CaseResult],
 }
 
@@ -48,6 +51,7 @@ struct Document<'a> {
 pub struct JsonReporter<W: Write> {
     out: W,
     target: String,
+    incomplete: Option<String>,
 }
 
 impl<W: Write> JsonReporter<W> {
@@ -56,6 +60,7 @@ impl<W: Write> JsonReporter<W> {
         JsonReporter {
             out,
             target: String::new(),
+            incomplete: None,
         }
     }
 }
@@ -64,11 +69,13 @@ impl<W: Write> Reporter for JsonReporter<W> {
     fn report(&mut self, event: &RunEvent) -> Result<(), ReportError> {
         match event {
             RunEvent::Started { target, .. } => self.target = target.clone(),
+            RunEvent::Incomplete { reason } => self.incomplete = Some(reason.clone()),
             RunEvent::Finished { results, elapsed } => {
                 let doc = Document {
                     target: &self.target,
                     elapsed_ms: elapsed.as_secs_f64() * 1000.0,
                     summary: Counts::of(results),
+                    incomplete: self.incomplete.as_deref(),
                     results,
                 };
                 serde_json::to_writer_pretty(&mut self.out, &doc)?;

@@ -15,12 +15,38 @@ use crate::run::{CaseResult, Failure, RunEvent, Verdict};
 /// Writes the JUnit file when the run finishes.
 pub struct JunitReporter {
     path: PathBuf,
+    incomplete: Option<String>,
 }
 
 impl JunitReporter {
     /// A reporter writing to `path` (parent directories are created).
     pub fn new(path: PathBuf) -> Self {
-        JunitReporter { path }
+        JunitReporter {
+            path,
+            incomplete: None,
+        }
+    }
+
+    /// [`JunitReporter::new`], after checking that `path` can be written: a bad path fails
+    /// before the run, not after it.
+    pub fn create(path: PathBuf) -> Result<Self, ReportError> {
+        let reporter = JunitReporter::new(path);
+        reporter.open()?;
+        Ok(reporter)
+    }
+
+    /// The report file, created with its parent directories.
+    fn open(&self) -> Result<std::fs::File, ReportError> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+                path: dir.into(),
+                source,
+            })?;
+        }
+        std::fs::File::create(&self.path).map_err(|source| ReportError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -116,8 +142,13 @@ fn testcase(r: &CaseResult) -> TestCase {
 
 impl Reporter for JunitReporter {
     fn report(&mut self, event: &RunEvent) -> Result<(), ReportError> {
-        let RunEvent::Finished { results, .. } = event else {
-            return Ok(());
+        let results = match event {
+            RunEvent::Incomplete { reason } => {
+                self.incomplete = Some(reason.clone());
+                return Ok(());
+            }
+            RunEvent::Finished { results, .. } => results,
+            _ => return Ok(()),
         };
         let mut suites: Vec<(String, Vec<&CaseResult>)> = Vec::new();
         for r in results {
@@ -133,18 +164,20 @@ impl Reporter for JunitReporter {
                 suite.set_timestamp(timestamp(first));
             }
             suite.add_testcases(list.iter().map(|r| testcase(r)));
+            if let Some(reason) = &self.incomplete {
+                suite.set_system_err(&format!("incomplete run: {reason}\n"));
+            }
             report.add_testsuite(suite.build());
         }
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-                path: dir.into(),
-                source,
-            })?;
+        if let (Some(reason), true) = (&self.incomplete, results.is_empty()) {
+            // No case finished: one empty suite still says why the report is empty.
+            report.add_testsuite(
+                TestSuiteBuilder::new("incomplete")
+                    .set_system_err(&format!("incomplete run: {reason}\n"))
+                    .build(),
+            );
         }
-        let file = std::fs::File::create(&self.path).map_err(|source| ReportError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let file = self.open()?;
         report
             .build()
             .write_xml(std::io::BufWriter::new(file))

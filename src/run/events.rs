@@ -24,6 +24,12 @@ pub enum RunEvent {
         /// Version.
         version: Version,
     },
+    /// The run cannot be complete (the broker went away, Ctrl-C); sent once, before
+    /// [`RunEvent::Finished`]. Reports say so, and the command exits with code 2 or 130.
+    Incomplete {
+        /// What happened, in one sentence.
+        reason: String,
+    },
     /// A case finished (in completion order, not plan order).
     CaseFinished(Box<CaseResult>),
     /// Everything finished; results in plan order.

@@ -6,6 +6,7 @@ pub mod events;
 mod inbox;
 pub mod interp;
 pub mod link;
+pub mod liveness;
 pub mod matcher;
 pub mod plan;
 pub mod prefix;
@@ -14,7 +15,7 @@ pub mod trace;
 pub mod verdict;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reference_broker::client::TransportOptions;
@@ -179,6 +180,33 @@ async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Verdict, u32) {
     (aggregate(attempts, run.deviation.as_ref()), repeat)
 }
 
+/// The reason of the runs that did not start because the broker had gone away.
+const BROKER_GONE: &str = "the broker went away";
+/// The reason of the runs that failed while the broker went away.
+const BROKER_GONE_DURING: &str = "the broker went away during this case";
+
+/// When `verdict` carries a failure and the broker no longer accepts connections, the run is
+/// cut short: `Some` (with the one [`RunEvent::Incomplete`] for the case that found it first).
+/// A failure seen while the broker is gone is not evidence against it: it becomes "not run".
+async fn broker_loss(
+    verdict: &Verdict,
+    run: &PlannedRun,
+    cfg: &RunConfig,
+    gone: &OnceLock<String>,
+) -> Option<Option<RunEvent>> {
+    verdict.failure()?;
+    if gone.get().is_some() {
+        return Some(None);
+    }
+    let why = liveness::gone(&cfg.url).await?;
+    let reason = format!(
+        "the broker {} went away during {} [{}] ({why}); the cases after it were not run",
+        cfg.display_url, run.case.scenario.name, run.version
+    );
+    let first = gone.set(reason.clone()).is_ok();
+    Some(first.then_some(RunEvent::Incomplete { reason }))
+}
+
 /// Execute `runs` with at most `cfg.jobs` at once. Events go to `on_event` as they happen;
 /// the returned results (also in the final [`RunEvent::Finished`]) are in plan order.
 pub async fn execute(
@@ -194,6 +222,8 @@ pub async fn execute(
     let cfg = Arc::new(cfg);
     let permits = Arc::new(Semaphore::new(cfg.jobs.max(1)));
     let stop = Arc::new(AtomicBool::new(false));
+    // Set once, by the first case that finds the broker gone; later cases are not run.
+    let gone = Arc::new(OnceLock::<String>::new());
     let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
     let total = runs.len();
     // Longest first (stable): the wall time is then close to the longest case, not to the
@@ -207,20 +237,33 @@ pub async fn execute(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (cfg, stop, tx) = (cfg.clone(), stop.clone(), tx.clone());
+            let (cfg, stop, gone, tx) = (cfg.clone(), stop.clone(), gone.clone(), tx.clone());
             tokio::spawn(async move {
                 let begin = SystemTime::now();
                 let clock = Instant::now();
                 let (verdict, attempts) = if stop.load(Ordering::SeqCst) {
-                    let reason = "not run: --fail-fast stopped the run after a failure".to_string();
-                    (Verdict::Skipped { reason }, 0)
+                    (
+                        Verdict::not_run("--fail-fast stopped the run after a failure"),
+                        0,
+                    )
+                } else if gone.get().is_some() {
+                    (Verdict::not_run(BROKER_GONE), 0)
                 } else {
                     let _ = tx.send(RunEvent::CaseStarted {
                         index: run.index,
                         case: run.case.scenario.name.clone(),
                         version: run.version,
                     });
-                    execute_one(&run, &cfg).await
+                    let (verdict, attempts) = execute_one(&run, &cfg).await;
+                    match broker_loss(&verdict, &run, &cfg, &gone).await {
+                        Some(incomplete) => {
+                            if let Some(event) = incomplete {
+                                let _ = tx.send(event);
+                            }
+                            (Verdict::not_run(BROKER_GONE_DURING), attempts)
+                        }
+                        None => (verdict, attempts),
+                    }
                 };
                 if cfg.fail_fast && verdict.is_failure() {
                     stop.store(true, Ordering::SeqCst);

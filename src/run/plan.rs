@@ -16,15 +16,36 @@ pub struct Selection {
     pub tags: Vec<String>,
     /// Only this version.
     pub protocol: Option<Version>,
+    /// Cases whose name matches one of these (a glob with `*`/`?`, else a substring) are left
+    /// out.
+    pub exclude: Vec<String>,
+    /// When set, only these (case, version) runs (`--rerun-failed`).
+    pub only: Option<Vec<(String, Version)>>,
 }
 
 impl Selection {
     fn accepts(&self, case: &LoadedCase) -> bool {
-        self.filter
-            .as_deref()
-            .is_none_or(|f| case.scenario.name.contains(f))
+        let name = case.scenario.name.as_str();
+        self.filter.as_deref().is_none_or(|f| name.contains(f))
             && (self.tags.is_empty() || self.tags.iter().any(|t| case.scenario.tags.contains(t)))
+            && !self.exclude.iter().any(|p| name_matches(p, name))
     }
+
+    fn accepts_run(&self, case: &LoadedCase, version: Version) -> bool {
+        self.protocol.is_none_or(|p| p == version)
+            && self.only.as_ref().is_none_or(|only| {
+                only.iter()
+                    .any(|(n, v)| *n == case.scenario.name && *v == version)
+            })
+    }
+}
+
+/// `pattern` as a glob (`*`, `?`) when it has one, else as a substring of `name`.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return name.contains(pattern);
+    }
+    globset::Glob::new(pattern).is_ok_and(|g| g.compile_matcher().is_match(name))
 }
 
 /// One case under one version in one suite.
@@ -58,8 +79,7 @@ pub fn plan(
                 .iter()
                 .filter(|v| case.scenario.versions.contains(v))
             {
-                if selection.protocol.is_some_and(|p| p != version) || !suite.runs_version(version)
-                {
+                if !selection.accepts_run(case, version) || !suite.runs_version(version) {
                     continue;
                 }
                 let skip = caps.and_then(|caps| {

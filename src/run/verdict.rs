@@ -95,7 +95,23 @@ pub enum Verdict {
     },
 }
 
+/// How the reason of a run that never started (or was cut short by the run stopping) begins:
+/// `--fail-fast`, a broker that went away, Ctrl-C. Reports count these apart from skips.
+pub const NOT_RUN: &str = "not run: ";
+
 impl Verdict {
+    /// A run that did not run because the run as a whole stopped; `why` says what stopped it.
+    pub fn not_run(why: &str) -> Verdict {
+        Verdict::Skipped {
+            reason: format!("{NOT_RUN}{why}"),
+        }
+    }
+
+    /// True for [`Verdict::not_run`] verdicts.
+    pub fn is_not_run(&self) -> bool {
+        matches!(self, Verdict::Skipped { reason } if reason.starts_with(NOT_RUN))
+    }
+
     /// True when this verdict makes the run fail.
     pub fn is_failure(&self) -> bool {
         matches!(

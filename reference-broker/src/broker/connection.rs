@@ -181,6 +181,46 @@ pub(crate) async fn serve<S>(
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     finish(&mut ctx, &mut conn, &mut rx);
     drop(done_tx);
+    drop(rx);
+    drop(outbuf);
+    if server_closed(conn.close_kind()) {
+        drain(&mut rd, inbuf).await;
+    }
+}
+
+/// How long a closing connection keeps reading (and discarding) what its peer still sends.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// Whether the broker ended the connection with something to say (DISCONNECT with a reason
+/// code, a refusal CONNACK), rather than the peer (its DISCONNECT, a lost network).
+fn server_closed(kind: Option<CloseKind>) -> bool {
+    !matches!(
+        kind,
+        None | Some(
+            CloseKind::NormalDisconnect | CloseKind::DisconnectWithWill | CloseKind::NetworkLost
+        )
+    )
+}
+
+/// Graceful close: the write side is already shut down (our last packet and FIN are queued).
+/// Closing a socket with unread input makes the kernel send a reset, which can destroy that
+/// last packet before the peer reads it; so read and discard the peer's input until it closes
+/// too, for at most [`DRAIN_LIMIT`]. The session is already handed back: this holds only the
+/// socket.
+async fn drain<R: AsyncRead + Unpin>(rd: &mut R, mut buf: BytesMut) {
+    let until_eof = async {
+        loop {
+            buf.clear();
+            if buf.capacity() < 4096 {
+                buf.reserve(4096);
+            }
+            match rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_LIMIT, until_eof).await;
 }
 
 /// Hand the state machine the deliveries already waiting in the channel (at most 64), as
