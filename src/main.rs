@@ -44,6 +44,9 @@ struct Cli {
 enum Command {
     /// Run suites against a broker (default: every suite, in-process reference broker).
     Run(RunArgs),
+    /// Learn what a broker accepts and announces (each MQTT version, the MQTT 5 CONNACK,
+    /// credentials) and print it as a table.
+    Probe(ProbeArgs),
     /// List suites and cases, or the spec coverage.
     List(ListArgs),
     /// Check scenario files (typed model and suites/schema.json) and suite manifests.
@@ -189,6 +192,21 @@ impl ColorChoice {
 }
 
 #[derive(Args)]
+struct ProbeArgs {
+    /// Broker URL: `mqtt://[user:pass@]host:port`, `mqtts://`, `ws://`, `wss://`.
+    url: String,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    insecure: bool,
+    /// CA certificate (PEM) to trust for mqtts/wss.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct ListArgs {
     /// Show which normative statements the scenarios cover, per spec section.
     #[arg(long)]
@@ -288,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::Ok(ExitCode::from(exit::SUCCESS))
         }),
         Command::List(args) => list(root, &args),
+        Command::Probe(args) => async_runtime()?.block_on(probe(args)),
         Command::Validate { paths } => validate(root, &paths),
         Command::BuildImage(args) => {
             async_runtime()?.block_on(sut::local_image::build(
@@ -485,7 +504,7 @@ async fn run_suites(
     };
     let run_id = run::new_run_id();
     let caps = match sut::probe(&target, &transport, &run_id).await {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(e) => {
             target.shutdown().await;
             return Err(e.into());
@@ -665,6 +684,32 @@ fn last_failures(path: &Path) -> anyhow::Result<Vec<(String, Version)>> {
         }
     }
     Ok(out)
+}
+
+/// The `probe` subcommand: discovery only, printed as a table (or JSON).
+async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let (url, credentials) = sut::split_credentials(&args.url);
+    let transport = TransportOptions {
+        insecure_tls: args.insecure,
+        ca_file: args.ca_file.clone(),
+        connect_timeout: Some(Duration::from_secs(5)),
+        ..TransportOptions::default()
+    };
+    let run_id = run::new_run_id();
+    let found = sut::probe::discover(&url, &transport, &run_id, credentials.as_ref()).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &found)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "probe of {}", found.url)?;
+        let rows = found.rows();
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (what, finding) in rows {
+            writeln!(out, "  {what:<width$}  {finding}")?;
+        }
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
 }
 
 fn list(root: &Path, args: &ListArgs) -> anyhow::Result<ExitCode> {

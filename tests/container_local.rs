@@ -121,7 +121,7 @@ async fn run_suites(
         ..TransportOptions::default()
     };
     let run_id = run::new_run_id();
-    let caps = sut::probe(target, &transport, &run_id).await.unwrap();
+    let (caps, _) = sut::probe(target, &transport, &run_id).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), Some(&caps), &target.name);
     let cfg = RunConfig {
         jobs,

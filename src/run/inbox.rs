@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use reference_broker::client::{ClientError, Connection, Received, TransportOptions};
-use reference_broker::codec::{DecodeError, Packet, PubResponse, QoS, ReasonCode};
+use reference_broker::codec::{ConnAck, DecodeError, Packet, PubResponse, QoS, ReasonCode};
 use tokio::time::Instant;
 
 use super::trace;
@@ -56,6 +56,9 @@ pub(super) struct Client {
     pub(super) connections: usize,
     /// Topic aliases the broker set on the current connection (MQTT 5).
     pub(super) aliases: BTreeMap<u16, String>,
+    /// The CONNACK of the current connection came in MQTT 3.1.1 form on an MQTT 5
+    /// connection (a server that does not speak MQTT 5 refusing it).
+    pub(super) v311_connack: bool,
 }
 
 impl Client {
@@ -71,6 +74,7 @@ impl Client {
             past: Vec::new(),
             connections: 0,
             aliases: BTreeMap::new(),
+            v311_connack: false,
         }
     }
 
@@ -94,6 +98,7 @@ impl Client {
         self.inbox.clear();
         self.closed = false;
         self.aliases.clear();
+        self.v311_connack = false;
     }
 
     /// Replace an inbound topic alias by its topic, so patterns match the effective topic.
@@ -161,6 +166,7 @@ pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions
     c.closed = false;
     c.inbox.clear();
     c.aliases.clear();
+    c.v311_connack = false;
     c.connections += 1;
     Ok(())
 }
@@ -234,6 +240,16 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
             Ok(())
         }
         Err(ClientError::Timeout(..)) => Ok(()),
+        Err(ClientError::Decode(DecodeError::V311ConnAckRefusal(code))) => {
+            // A refusal in 3.1.1 form (3.1.1 [MQTT-3.1.2-2]): recorded as the CONNACK it is,
+            // so the connect step judges it and the case goes on to check the close.
+            c.v311_connack = true;
+            c.inbox.push_back(Packet::ConnAck(ConnAck {
+                code: ReasonCode(code),
+                ..ConnAck::default()
+            }));
+            Ok(())
+        }
         Err(ClientError::Decode(e @ DecodeError::PacketTooLarge { .. })) => Err(StepError::diff(
             // [MQTT-3.1.2-24] the broker must not send a packet above the client's maximum.
             "the broker sent a packet larger than the client's Maximum Packet Size",

@@ -83,8 +83,8 @@ pub fn plan(
                     continue;
                 }
                 let skip = caps.and_then(|caps| {
-                    if version == Version::V5 && !caps.v5 {
-                        return Some("the broker does not accept MQTT 5".to_string());
+                    if let Some(refusal) = caps.refusal(version) {
+                        return Some(refusal.to_string());
                     }
                     case.scenario
                         .requires

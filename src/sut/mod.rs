@@ -1,10 +1,8 @@
 //! The system under test: the broker a run judges (the in-process reference broker on port 0, or an external
 //! URL), and what it announces about its optional features.
 
-use std::time::Duration;
-
-use reference_broker::client::{Connection, Received, TransportOptions};
-use reference_broker::codec::{Connect, Disconnect, Packet, Properties, ProtocolVersion};
+use reference_broker::client::TransportOptions;
+use reference_broker::codec::{Properties, ProtocolVersion};
 
 use crate::redact::redact_url;
 use crate::scenario::{Feature, Version};
@@ -13,6 +11,7 @@ pub mod container;
 pub mod engine;
 pub mod local_image;
 pub mod presets;
+pub mod probe;
 mod reference;
 mod restart;
 
@@ -132,16 +131,13 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
         }
         TargetSpec::External { url, name } => {
             let (clean, credentials) = split_credentials(url);
-            let features = if credentials.is_some() {
-                vec![Feature::Authentication]
-            } else {
-                Vec::new()
-            };
+            // Credentials in the URL do not show that the broker checks them: the probe (a
+            // wrong password refused) or a profile does.
             Ok(RunningTarget {
                 url: clean,
                 name: name.clone(),
                 credentials,
-                features,
+                features: Vec::new(),
                 broker: None,
                 container: None,
             })
@@ -185,6 +181,8 @@ pub struct Capabilities {
     pub authentication: bool,
     /// The profile declares an enhanced authentication method.
     pub enhanced_auth: bool,
+    /// Versions the probe saw refused, with its finding (their cases are skipped).
+    pub refusals: Vec<(Version, String)>,
 }
 
 impl Capabilities {
@@ -203,7 +201,16 @@ impl Capabilities {
             websocket: url.starts_with("ws://") || url.starts_with("wss://"),
             authentication: profile.contains(&Feature::Authentication),
             enhanced_auth: profile.contains(&Feature::EnhancedAuth),
+            refusals: Vec::new(),
         }
+    }
+
+    /// Why cases of `version` cannot run (the probe saw it refused), if so.
+    pub fn refusal(&self, version: Version) -> Option<&str> {
+        self.refusals
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, r)| r.as_str())
     }
 
     /// Why `feature` is unmet under `version`, or None when the target has it.
@@ -231,7 +238,7 @@ impl Capabilities {
                 "the target is not a WebSocket listener".into()
             }
             Feature::Authentication if !self.authentication => {
-                "the target profile provides no credentials and declares no authentication".into()
+                "no credentials, or the broker was not seen to refuse a wrong password and no profile declares that it checks them".into()
             }
             Feature::EnhancedAuth if !self.enhanced_auth => {
                 "the target profile declares no enhanced authentication method".into()
@@ -243,63 +250,30 @@ impl Capabilities {
     }
 }
 
-/// Probe the target with an MQTT 5 CONNECT; an unreachable broker is an error, a broker that
-/// refuses MQTT 5 gives `v5: false`.
+/// Probe the target (see [`probe::discover`]) and derive what the plan needs from it. An
+/// unreachable broker is an error; a refused version makes its cases skip with the probe's
+/// finding as the reason.
 pub async fn probe(
     target: &RunningTarget,
     transport: &TransportOptions,
     run_id: &str,
-) -> Result<Capabilities, TargetError> {
-    let unreachable = |reason: String| TargetError::Unreachable {
-        url: target.display_url(),
-        reason,
-    };
-    let mut conn = Connection::open(&target.url, transport)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let (username, password) = match &target.credentials {
-        Some((u, p)) => (Some(u.clone()), Some(bytes::Bytes::from(p.clone()))),
-        None => (None, None),
-    };
-    let connect = Connect {
-        protocol: ProtocolVersion::V5,
-        clean_start: true,
-        keep_alive: 30,
-        client_id: format!("{run_id}-probe"),
-        will: None,
-        username,
-        password,
-        properties: Properties::default().into(),
-    };
-    conn.send(&Packet::Connect(Box::new(connect)))
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let received = conn.recv(Duration::from_secs(5)).await;
-    let url = target.url.clone();
-    let caps = match received {
-        Ok(Received::Packet(Packet::ConnAck(ack))) if ack.code.is_success() => {
-            let _ = conn.send(&Packet::Disconnect(Disconnect::default())).await;
-            Capabilities::from_connack(&ack.properties, &url, &target.features)
-        }
-        Ok(Received::Packet(Packet::ConnAck(ack))) if ack.code.0 == 0x84 || ack.code.0 == 0x01 => {
-            Capabilities {
-                v5: false,
-                ..Capabilities::from_connack(&Properties::default(), &url, &target.features)
-            }
-        }
-        Ok(Received::Closed) => Capabilities {
-            v5: false,
-            ..Capabilities::from_connack(&Properties::default(), &url, &target.features)
-        },
-        Ok(other) => {
-            return Err(unreachable(format!(
-                "unexpected answer to CONNECT: {other:?}"
-            )))
-        }
-        Err(e) => return Err(unreachable(e.to_string())),
-    };
-    conn.abort();
-    Ok(caps)
+) -> Result<(Capabilities, probe::Discovery), TargetError> {
+    let found =
+        probe::discover(&target.url, transport, run_id, target.credentials.as_ref()).await?;
+    let props = found.connack.clone().unwrap_or_default();
+    let mut caps = Capabilities::from_connack(&props, &target.url, &target.features);
+    caps.v5 = found
+        .answer(ProtocolVersion::V5)
+        .is_some_and(probe::Answer::accepted);
+    caps.refusals = [Version::V311, Version::V5]
+        .into_iter()
+        .filter_map(|v| found.refusal(v.protocol()).map(|r| (v, r)))
+        .collect();
+    // The broker demonstrably checks passwords, and the target has valid credentials.
+    if target.credentials.is_some() && found.checks_passwords() {
+        caps.authentication = true;
+    }
+    Ok((caps, found))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub async fn run_root(
     let target = sut::start(&TargetSpec::Reference).await.unwrap();
     let transport = TransportOptions::default();
     let run_id = run::new_run_id();
-    let caps = sut::probe(&target, &transport, &run_id).await.unwrap();
+    let (caps, _) = sut::probe(&target, &transport, &run_id).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), Some(&caps), broker_name);
     let cfg = RunConfig {
         jobs,

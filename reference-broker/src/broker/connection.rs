@@ -23,13 +23,12 @@ use crate::codec::{
     encode, Connect, DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode, SubAck, UnsubAck,
     Will,
 };
-use crate::protocol::{
-    Accept, CloseKind, Delivery, Event, InboundPublish, Message, ServerConnection,
-};
+use crate::protocol::{Accept, CloseKind, Event, InboundPublish, Message, ServerConnection};
 
 use super::auth::{self, Identity, CHALLENGE_METHOD};
 use super::backpressure::Held;
-use super::router::Online;
+use super::journal::Op;
+use super::router::{Online, Routed};
 use super::Shared;
 
 fn now() -> Instant {
@@ -47,13 +46,17 @@ struct Ctx {
     challenge: Option<Bytes>,
     authenticated_by_challenge: bool,
     pending_connect: Option<Box<Connect>>,
-    tx: Option<mpsc::Sender<Delivery>>,
+    tx: Option<mpsc::Sender<Routed>>,
     kick: Option<oneshot::Sender<ReasonCode>>,
     done: watch::Receiver<()>,
     overflow: Arc<AtomicBool>,
     parked: Arc<Notify>,
     /// Events held back while a slow subscriber makes this publisher wait.
     held: Held,
+    /// Journal number of the last delivery taken into the session (persistence).
+    taken_upto: u64,
+    /// Something this client did was journalled: commit before its next acknowledgement.
+    barrier: bool,
 }
 
 /// Events held beyond the server's Receive Maximum before the socket is no longer read: room
@@ -94,13 +97,15 @@ pub(crate) async fn serve<S>(
         overflow: Arc::new(AtomicBool::new(false)),
         parked: Arc::clone(&parked),
         held: Held::new(usize::from(limits.receive_maximum) + HELD_SLACK),
+        taken_upto: 0,
+        barrier: false,
     };
     let write_timeout = Duration::from_secs(shared.config.limits.write_timeout_secs);
     // Small to start: an idle connection holds little; the buffers grow under load.
     let mut inbuf = BytesMut::with_capacity(256);
     let mut outbuf = BytesMut::new();
     loop {
-        if !flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await {
+        if !flush(&mut ctx, &mut conn, &mut outbuf, &mut wr, write_timeout).await {
             conn.close_silently(CloseKind::NetworkLost);
         }
         if conn.is_closed() {
@@ -128,7 +133,7 @@ pub(crate) async fn serve<S>(
                 Ok(_) => {
                     read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                     if ctx.attached && !conn.is_closed() {
-                        deliver_batch(&ctx, &mut conn, &mut rx);
+                        deliver_batch(&mut ctx, &mut conn, &mut rx);
                     }
                 }
             },
@@ -149,7 +154,7 @@ pub(crate) async fn serve<S>(
             () = ctx.held.ready(), if waiting => {
                 resume(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                 if ctx.attached && !conn.is_closed() {
-                    deliver_batch(&ctx, &mut conn, &mut rx);
+                    deliver_batch(&mut ctx, &mut conn, &mut rx);
                 }
             }
             () = sleep => {
@@ -161,23 +166,23 @@ pub(crate) async fn serve<S>(
                 conn.handle_timeout(t);
             }
             _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
-            Some(d) = rx.recv(), if room => {
+            Some((seq, d)) = rx.recv(), if room => {
+                ctx.taken(seq);
                 conn.deliver(now(), d);
-                deliver_batch(&ctx, &mut conn, &mut rx);
+                deliver_batch(&mut ctx, &mut conn, &mut rx);
             }
-            () = parked.notified(), if room => deliver_batch(&ctx, &mut conn, &mut rx),
+            () = parked.notified(), if room => deliver_batch(&mut ctx, &mut conn, &mut rx),
         }
     }
     // Held events are routed without waiting: the connection is gone, and a QoS 2 PUBLISH
     // already recorded in the session must not be lost.
     let held: Vec<Event> = ctx.held.drain().collect();
-    let client = conn.client_id().clone();
     for event in held {
         if let Event::Publish(p) = event {
-            route(&mut ctx, &client, p);
+            route(&mut ctx, &conn, p);
         }
     }
-    let _ = flush(&mut conn, &mut outbuf, &mut wr, write_timeout).await;
+    let _ = flush(&mut ctx, &mut conn, &mut outbuf, &mut wr, write_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     finish(&mut ctx, &mut conn, &mut rx);
     drop(done_tx);
@@ -226,14 +231,17 @@ async fn drain<R: AsyncRead + Unpin>(rd: &mut R, mut buf: BytesMut) {
 /// Hand the state machine the deliveries already waiting in the channel (at most 64), as
 /// many as it can queue; once the channel is empty, also those the router parked in the
 /// overflow queue while it was full.
-fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+fn deliver_batch(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Routed>) {
     let t = now();
     for _ in 0..64 {
         if conn.queue_room() == 0 {
             return;
         }
         match rx.try_recv() {
-            Ok(d) => conn.deliver(t, d),
+            Ok((seq, d)) => {
+                ctx.taken(seq);
+                conn.deliver(t, d);
+            }
             Err(_) => break,
         }
     }
@@ -243,10 +251,56 @@ fn deliver_batch(ctx: &Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver
             .shared
             .router()
             .take_overflow(conn.client_id(), ctx.conn_id, room);
-        for d in parked {
+        for (seq, d) in parked {
+            ctx.taken(seq);
             conn.deliver(t, d);
         }
     }
+}
+
+impl Ctx {
+    /// A delivery with journal number `seq` (0: none) is now in the session.
+    fn taken(&mut self, seq: u64) {
+        self.taken_upto = self.taken_upto.max(seq);
+    }
+}
+
+/// Longest wait for the journal before an acknowledgement; beyond it the connection is
+/// treated as lost (nothing unacknowledged is lost: the client sends it again).
+const COMMIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// With persistence: commit what the next write promises before it is written (the state of
+/// a persistent session, with its subscriptions and QoS 2 state; or what routing a message
+/// for this client journalled). False if the commit failed: nothing may be acknowledged.
+async fn commit_before_write(ctx: &mut Ctx, conn: &ServerConnection) -> bool {
+    let persistent = ctx.attached && conn.session_expiry() != 0;
+    if !persistent && !ctx.barrier {
+        return true;
+    }
+    let (journal, op) = {
+        let mut router = ctx.shared.router();
+        let Some(journal) = router.journal.clone() else {
+            return true;
+        };
+        let op = persistent
+            .then(|| {
+                router.snapshot(
+                    conn.client_id(),
+                    ctx.conn_id,
+                    conn.session(),
+                    ctx.taken_upto,
+                )
+            })
+            .flatten();
+        (journal, op.unwrap_or(Op::Barrier))
+    };
+    ctx.barrier = false;
+    let done = journal.commit(op);
+    let ok = matches!(tokio::time::timeout(COMMIT_LIMIT, done).await, Ok(Ok(())));
+    if !ok {
+        warn!(client = %conn.client_id(), "persistence commit failed: not acknowledged");
+    }
+    ok
 }
 
 /// A wait for slow subscribers is over: handle the held events in order until one makes the
@@ -268,10 +322,12 @@ async fn resume(
     }
 }
 
-/// Encode and write everything the state machine wants to send. False on a write error.
-/// A peer that stops reading cannot hold the task forever: a write that makes no progress
-/// for `limit` counts as a lost network connection.
+/// Encode and write everything the state machine wants to send, once what it promises is
+/// committed (persistence). False on a write or commit error. A peer that stops reading
+/// cannot hold the task forever: a write that makes no progress for `limit` counts as a lost
+/// network connection.
 async fn flush<W: AsyncWrite + Unpin>(
+    ctx: &mut Ctx,
     conn: &mut ServerConnection,
     out: &mut BytesMut,
     wr: &mut W,
@@ -285,6 +341,10 @@ async fn flush<W: AsyncWrite + Unpin>(
     }
     if out.is_empty() {
         return true;
+    }
+    if !commit_before_write(ctx, conn).await {
+        out.clear();
+        return false;
     }
     let write = async { wr.write_all(out).await.is_ok() && wr.flush().await.is_ok() };
     let ok = tokio::time::timeout(limit, write)
@@ -531,10 +591,13 @@ async fn finish_connect(
         parked: Arc::clone(&ctx.parked),
         room: watch::Sender::new(()),
     };
-    let (session, session_present) =
-        shared
-            .router()
-            .attach(client_id.clone(), online, c.clean_start);
+    let (session, session_present, upto) = shared.router().attach(
+        client_id.clone(),
+        online,
+        c.clean_start,
+        conn.session_expiry(),
+    );
+    ctx.taken_upto = upto;
     ctx.attached = true;
     debug!(peer = %ctx.peer, client = %client_id, session_present, "client connected");
     conn.accept(
@@ -577,7 +640,7 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
     }
     let packet_id = p.packet_id;
     let qos = p.qos;
-    let recipients = route(ctx, &client, p);
+    let recipients = route(ctx, conn, p);
     let reason = if recipients == 0 && v5 {
         ReasonCode::NO_MATCHING_SUBSCRIBERS
     } else {
@@ -590,8 +653,19 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
 
 /// Route an inbound message; if a subscriber is over its limit, hold this connection's next
 /// events until it has room. Returns the number of recipients.
-fn route(ctx: &mut Ctx, client: &Arc<str>, p: InboundPublish) -> usize {
-    let published = ctx.shared.router().publish(Arc::new(p.message));
+fn route(ctx: &mut Ctx, conn: &ServerConnection, p: InboundPublish) -> usize {
+    let client = conn.client_id();
+    let mut router = ctx.shared.router();
+    let mut published = router.publish(Arc::new(p.message));
+    if !published.ops.is_empty() {
+        // The publisher's QoS 2 state goes with what its message changed.
+        let me = (ctx.attached && conn.session_expiry() != 0)
+            .then(|| router.snapshot(client, ctx.conn_id, conn.session(), ctx.taken_upto))
+            .flatten();
+        router.journal_group(std::mem::take(&mut published.ops), me);
+    }
+    drop(router);
+    ctx.barrier |= published.durable;
     if !published.wait.is_empty() {
         debug!(client = %client, "a subscriber is over its limit: publisher waits");
     }
@@ -600,7 +674,7 @@ fn route(ctx: &mut Ctx, client: &Arc<str>, p: InboundPublish) -> usize {
 }
 
 /// The connection is over: hand the session back, schedule expiry, publish or schedule the will.
-fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Delivery>) {
+fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Routed>) {
     if !ctx.attached {
         return;
     }
@@ -656,7 +730,9 @@ fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, w
     };
     // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
     let msg = Message::from_publish(now(), publish, Some(client_id.clone()));
-    shared.router().publish(Arc::new(msg));
+    let mut router = shared.router();
+    let published = router.publish(Arc::new(msg));
+    router.journal_group(published.ops, None);
 }
 
 fn rand_u64() -> u64 {

@@ -14,6 +14,7 @@ pub mod auth;
 mod backpressure;
 pub mod config;
 mod connection;
+mod journal;
 mod listener;
 mod retained;
 mod router;
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     shutdown: watch::Receiver<bool>,
     /// The on-disk session store, when `persistence` is configured.
     store: Option<SessionStore>,
+    /// The journal's writer thread, closed at shutdown before the final save.
+    writer: Mutex<Option<journal::Writer>>,
     /// Notified whenever a client connection ends.
     departed: tokio::sync::Notify,
 }
@@ -132,6 +135,12 @@ impl Broker {
             )?,
             None => Vec::new(),
         };
+        let mut writer = None;
+        if let Some(path) = config.persistence.as_deref() {
+            let (journal, w) = journal::Journal::start(path)?;
+            router.journal = Some(journal);
+            writer = Some(w);
+        }
         let shared = Arc::new(Shared {
             router: Mutex::new(router),
             config,
@@ -139,6 +148,7 @@ impl Broker {
             conn_ids: AtomicU64::new(1),
             shutdown: shutdown_rx.clone(),
             store,
+            writer: Mutex::new(writer),
             departed: tokio::sync::Notify::new(),
         });
         for (client_id, left) in timers {
@@ -228,6 +238,17 @@ impl Broker {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        // Every change journalled so far is committed before the final save replaces it.
+        self.shared.router().journal = None;
+        let writer = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         }
         if let Some(store) = &self.shared.store {
             let router = self.shared.router();

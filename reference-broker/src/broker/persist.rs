@@ -1,12 +1,15 @@
 //! Optional on-disk persistence (a `redb` database): persistent sessions (subscriptions,
 //! session expiry, queued and in-flight QoS 1/2 messages, inbound QoS 2 state) and retained
-//! messages, saved when the broker stops and loaded when it starts.
+//! messages. While the broker runs, changes go through the [`super::super::journal`] and are
+//! committed before they are acknowledged; at a clean stop the whole state is rewritten
+//! compactly; at start it is loaded (session snapshots plus the deliveries journalled after
+//! them).
 //!
 //! Messages are stored as MQTT 5 PUBLISH packets encoded by the codec, so every property
 //! survives; a Message Expiry Interval is stored as the time left, and the time spent stopped
 //! counts against it and against the session expiry.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,8 +26,12 @@ use crate::codec::{
 use crate::protocol::session::{InflightOut, OutState};
 use crate::protocol::{Delivery, Message, Session};
 
-const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+/// Session snapshots by client id.
+pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// Retained messages by topic.
+pub(crate) const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+/// Deliveries to persistent sessions journalled after their snapshot, by (client id, number).
+pub(crate) const TRANSIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("transit");
 
 /// Why the session store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +78,12 @@ struct SessionRecord {
     pending: Vec<DeliveryRecord>,
     inflight: Vec<InflightRecord>,
     inbound_qos2: Vec<u16>,
+    /// Journalled deliveries up to this number are in `pending` or `inflight`.
+    #[serde(default)]
+    upto: u64,
+    /// Taken while the client was connected: the session expiry had not started.
+    #[serde(default)]
+    online: bool,
 }
 
 /// The on-disk store of one broker. The database is open only while it is loaded or saved,
@@ -176,11 +189,16 @@ impl SessionStore {
         {
             let _ = txn.delete_table(SESSIONS).map_err(|e| self.err(e))?;
             let _ = txn.delete_table(RETAINED).map_err(|e| self.err(e))?;
+            let _ = txn.delete_table(TRANSIT).map_err(|e| self.err(e))?;
             let mut sessions = txn.open_table(SESSIONS).map_err(|e| self.err(e))?;
             for (id, entry) in &router.clients {
-                let Some(record) = session_record(router, id, entry, now, saved_at) else {
+                let Some(session) = entry.session.as_ref() else {
                     continue;
                 };
+                if entry.online.is_some() || entry.expiry == 0 {
+                    continue;
+                }
+                let record = session_record(router, id, entry, session, now, saved_at, 0);
                 let json = serde_json::to_vec(&record).map_err(|e| self.err(e))?;
                 sessions
                     .insert(id.as_ref(), json.as_slice())
@@ -191,14 +209,9 @@ impl SessionStore {
                 if m.is_expired(now) {
                     continue;
                 }
-                let record = DeliveryRecord {
-                    publish: encode_publish(&message_publish(&m, now)).unwrap_or_default(),
-                    qos: m.qos.as_u8(),
-                    retain: true,
-                    subscription_ids: Vec::new(),
-                    publisher: m.publisher.as_deref().map(str::to_string),
+                let Some(json) = retained_bytes(&m, now) else {
+                    continue;
                 };
-                let json = serde_json::to_vec(&record).map_err(|e| self.err(e))?;
                 retained
                     .insert(&*m.topic, json.as_slice())
                     .map_err(|e| self.err(e))?;
@@ -236,16 +249,47 @@ impl SessionStore {
                 }
             }
         }
+        // Deliveries journalled after the snapshots, by client, in routing order.
+        let mut transit: HashMap<String, Vec<(u64, DeliveryRecord)>> = HashMap::new();
+        let mut last_seq = 0;
+        if let Ok(table) = txn.open_table(TRANSIT) {
+            for row in table.iter().map_err(|e| self.err(e))? {
+                let (key, value) = row.map_err(|e| self.err(e))?;
+                let (client, seq) = key.value();
+                last_seq = last_seq.max(seq);
+                if let Ok(record) = serde_json::from_slice::<DeliveryRecord>(value.value()) {
+                    transit
+                        .entry(client.to_string())
+                        .or_default()
+                        .push((seq, record));
+                }
+            }
+        }
         let Ok(table) = txn.open_table(SESSIONS) else {
+            router.next_seq = last_seq + 1;
             return Ok(timers);
         };
         for row in table.iter().map_err(|e| self.err(e))? {
             let (key, value) = row.map_err(|e| self.err(e))?;
-            let Ok(record) = serde_json::from_slice::<SessionRecord>(value.value()) else {
+            let Ok(mut record) = serde_json::from_slice::<SessionRecord>(value.value()) else {
                 tracing::warn!(client = key.value(), "unreadable stored session skipped");
                 continue;
             };
-            let elapsed = Duration::from_millis(wall_ms.saturating_sub(record.saved_at));
+            last_seq = last_seq.max(record.upto);
+            let mut client_seq = record.upto;
+            for (seq, d) in transit.remove(key.value()).unwrap_or_default() {
+                if seq > record.upto {
+                    record.pending.push(d);
+                    client_seq = seq;
+                }
+            }
+            // A session saved while its client was connected: its expiry starts now (the
+            // moment of the crash is unknown; later is the safe side).
+            let elapsed = if record.online {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(wall_ms.saturating_sub(record.saved_at))
+            };
             let left = if record.expiry == u32::MAX {
                 None
             } else {
@@ -257,10 +301,15 @@ impl SessionStore {
             };
             let client: Arc<str> = Arc::from(key.value());
             restore_session(router, &client, record, now, elapsed);
+            if let Some(entry) = router.clients.get_mut(&client) {
+                entry.last_seq = client_seq;
+                entry.stored = true;
+            }
             if let Some(left) = left {
                 timers.push((client, left));
             }
         }
+        router.next_seq = last_seq + 1;
         Ok(timers)
     }
 }
@@ -269,13 +318,11 @@ fn session_record(
     router: &Router,
     id: &Arc<str>,
     entry: &ClientEntry,
+    session: &Session,
     now: Instant,
     saved_at: u64,
-) -> Option<SessionRecord> {
-    let session = entry.session.as_ref()?;
-    if entry.online.is_some() || entry.expiry == 0 {
-        return None;
-    }
+    upto: u64,
+) -> SessionRecord {
     let mut filters = Vec::new();
     for raw in &entry.filters {
         let Some((key, inner)) = split_filter(raw, id) else {
@@ -301,15 +348,7 @@ fn session_record(
         .pending
         .iter()
         .filter(|d| !d.message.is_expired(now))
-        .filter_map(|d| {
-            Some(DeliveryRecord {
-                publish: encode_publish(&message_publish(&d.message, now))?,
-                qos: d.qos.as_u8(),
-                retain: d.retain,
-                subscription_ids: d.subscription_ids.clone(),
-                publisher: d.message.publisher.as_deref().map(str::to_string),
-            })
-        })
+        .filter_map(|d| delivery_record(d, now))
         .collect();
     let inflight = session
         .inflight
@@ -325,14 +364,64 @@ fn session_record(
             })
         })
         .collect();
-    Some(SessionRecord {
+    SessionRecord {
         expiry: entry.expiry,
         saved_at,
         filters,
         pending,
         inflight,
         inbound_qos2: session.inbound_qos2.iter().copied().collect(),
+        upto,
+        online: entry.online.is_some(),
+    }
+}
+
+fn delivery_record(d: &Delivery, now: Instant) -> Option<DeliveryRecord> {
+    Some(DeliveryRecord {
+        publish: encode_publish(&message_publish(&d.message, now))?,
+        qos: d.qos.as_u8(),
+        retain: d.retain,
+        subscription_ids: d.subscription_ids.clone(),
+        publisher: d.message.publisher.as_deref().map(str::to_string),
     })
+}
+
+/// A delivery as stored in the journal.
+pub(crate) fn delivery_bytes(d: &Delivery, now: Instant) -> Option<Vec<u8>> {
+    serde_json::to_vec(&delivery_record(d, now)?).ok()
+}
+
+/// A retained message as stored.
+pub(crate) fn retained_bytes(m: &Message, now: Instant) -> Option<Vec<u8>> {
+    let record = DeliveryRecord {
+        publish: encode_publish(&message_publish(m, now))?,
+        qos: m.qos.as_u8(),
+        retain: true,
+        subscription_ids: Vec::new(),
+        publisher: m.publisher.as_deref().map(str::to_string),
+    };
+    serde_json::to_vec(&record).ok()
+}
+
+/// The stored form of `client`'s session `session` (held by its connection when online,
+/// else by the router), covering journalled deliveries up to `upto`.
+pub(crate) fn session_bytes(
+    router: &Router,
+    client: &Arc<str>,
+    session: &Session,
+    upto: u64,
+) -> Option<Vec<u8>> {
+    let entry = router.clients.get(client)?;
+    let record = session_record(
+        router,
+        client,
+        entry,
+        session,
+        Instant::now(),
+        unix_ms(SystemTime::now()),
+        upto,
+    );
+    serde_json::to_vec(&record).ok()
 }
 
 fn restore_session(

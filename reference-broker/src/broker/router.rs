@@ -30,6 +30,7 @@ use crate::protocol::{Delivery, Message, ServerLimits, Session};
 use crate::topic::{too_deep, SharedFilter, SubscriptionTree};
 
 use super::backpressure::Wait;
+use super::journal::{Journal, Op};
 use super::retained::RetainedStore;
 
 #[path = "persist.rs"]
@@ -49,11 +50,14 @@ struct SubEntry {
     filter: Arc<str>,
 }
 
+/// A delivery on its way to a connection, with its journal number (0: not journalled).
+pub(crate) type Routed = (u64, Delivery);
+
 /// The handle of the connection currently serving a client.
 #[derive(Debug)]
 pub(crate) struct Online {
     pub conn_id: u64,
-    pub tx: mpsc::Sender<Delivery>,
+    pub tx: mpsc::Sender<Routed>,
     pub kick: Option<oneshot::Sender<ReasonCode>>,
     pub done: watch::Receiver<()>,
     /// Set while `overflow` of the client entry holds deliveries for this connection.
@@ -73,9 +77,13 @@ struct ClientEntry {
     generation: u64,
     /// Deliveries routed while the connection's channel was full, in order; bounded by
     /// `max_queued_online` (plus one per waiting publisher).
-    overflow: VecDeque<Delivery>,
-    /// Session Expiry Interval of the last connection (for persistence).
+    overflow: VecDeque<Routed>,
+    /// Session Expiry Interval of the current or last connection (for persistence).
     expiry: u32,
+    /// Journal number of the last delivery journalled for this client.
+    last_seq: u64,
+    /// The journal holds state of this client (forget it when the session ends).
+    stored: bool,
 }
 
 /// A member of a shared group matching a message: client, granted QoS, subscription id.
@@ -88,6 +96,10 @@ pub(crate) struct Published {
     pub recipients: usize,
     /// Slow subscribers the publisher must wait for before routing its next message.
     pub wait: Wait,
+    /// Something was journalled: the publisher's acknowledgement waits for the commit.
+    pub durable: bool,
+    /// The journal changes of this message, for [`Router::journal_group`].
+    pub ops: Vec<Op>,
 }
 
 /// Outcome of SUBSCRIBE.
@@ -124,6 +136,10 @@ pub(crate) struct Router {
     assigned: u64,
     online: usize,
     pub stats: RouterStats,
+    /// Where durable changes go (`persistence`), set once loading is done.
+    pub journal: Option<Journal>,
+    /// The next journal number.
+    next_seq: u64,
 }
 
 fn split_filter(raw: &str, client: &Arc<str>) -> Option<(SubKey, String)> {
@@ -150,6 +166,8 @@ impl Router {
             assigned: 0,
             online: 0,
             stats: RouterStats::default(),
+            journal: None,
+            next_seq: 1,
         }
     }
 
@@ -186,13 +204,23 @@ impl Router {
             .is_some_and(|c| c.online.is_some())
     }
 
-    /// Attach a new connection; returns the session to resume and Session Present.
+    /// Attach a new connection with Session Expiry Interval `expiry`; returns the session to
+    /// resume, Session Present, and the journal number its queued deliveries reach.
     pub fn attach(
         &mut self,
         client_id: Arc<str>,
         online: Online,
         clean_start: bool,
-    ) -> (Session, bool) {
+        expiry: u32,
+    ) -> (Session, bool, u64) {
+        let entry = self.clients.entry(client_id.clone()).or_default();
+        if clean_start && std::mem::take(&mut entry.stored) {
+            if let Some(j) = &self.journal {
+                j.send(Op::Forget {
+                    client: client_id.clone(),
+                });
+            }
+        }
         let entry = self.clients.entry(client_id.clone()).or_default();
         if clean_start {
             // [MQTT-3.1.2-4] (5) / [MQTT-3.1.2-6] (3.1.1): discard any existing session.
@@ -206,13 +234,15 @@ impl Router {
         }
         let entry = self.clients.entry(client_id).or_default();
         entry.generation += 1;
+        entry.expiry = expiry;
         if entry.online.replace(online).is_none() {
             self.online += 1;
         }
+        let upto = entry.last_seq;
         match entry.session.take() {
             // [MQTT-3.1.2-5] (5) / [MQTT-3.2.2-2] (3.1.1): resume, Session Present 1.
-            Some(session) => (session, true),
-            None => (Session::new(), false),
+            Some(session) => (session, true, upto),
+            None => (Session::new(), false, upto),
         }
     }
 
@@ -225,7 +255,7 @@ impl Router {
         conn_id: u64,
         mut session: Session,
         expiry: u32,
-        rx: &mut mpsc::Receiver<Delivery>,
+        rx: &mut mpsc::Receiver<Routed>,
     ) -> u64 {
         let Some(entry) = self.clients.get_mut(client_id) else {
             return 0;
@@ -244,18 +274,32 @@ impl Router {
         }
         // [MQTT-3.1.2-23] (5) / [MQTT-3.1.2-4] (3.1.1): keep the session state.
         rx.close();
-        let mut parked: Vec<Delivery> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let mut parked: Vec<Routed> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         if let Some(entry) = self.clients.get_mut(client_id) {
             parked.extend(entry.overflow.drain(..));
         }
         // Accepted while online: kept even over the offline limit (QoS 0 only if queued).
-        for d in parked {
+        for (_, d) in parked {
             if !session.enqueue(d, usize::MAX, self.limits.queue_qos0) {
                 self.stats.dropped_offline += 1;
             }
         }
+        // Everything journalled for the client is in the session now.
+        let snapshot = self.clients.get(client_id).and_then(|entry| {
+            let j = self.journal.as_ref()?;
+            let record = persist::session_bytes(self, client_id, &session, entry.last_seq)?;
+            Some((j.clone(), entry.last_seq, record))
+        });
         if let Some(entry) = self.clients.get_mut(client_id) {
             entry.session = Some(session);
+            if let Some((j, upto, record)) = snapshot {
+                entry.stored = true;
+                j.send(Op::Session {
+                    client: client_id.clone(),
+                    upto,
+                    record,
+                });
+            }
         }
         generation
     }
@@ -263,7 +307,7 @@ impl Router {
     /// Up to `max` of the deliveries parked for connection `conn_id` of `client_id` while its
     /// channel was full, oldest first. Publishers waiting for room are released once the
     /// queue is below the limit again.
-    pub fn take_overflow(&mut self, client_id: &str, conn_id: u64, max: usize) -> Vec<Delivery> {
+    pub fn take_overflow(&mut self, client_id: &str, conn_id: u64, max: usize) -> Vec<Routed> {
         let limit = self.limits.max_queued_online;
         let Some(entry) = self.clients.get_mut(client_id) else {
             return Vec::new();
@@ -272,7 +316,7 @@ impl Router {
             return Vec::new();
         };
         let before = entry.overflow.len();
-        let taken: Vec<Delivery> = entry.overflow.drain(..max.min(before)).collect();
+        let taken: Vec<Routed> = entry.overflow.drain(..max.min(before)).collect();
         let after = entry.overflow.len();
         if after == 0 {
             online.overflow.store(false, Ordering::Release);
@@ -303,6 +347,11 @@ impl Router {
 
     fn remove_client(&mut self, client_id: &Arc<str>) {
         if let Some(entry) = self.clients.remove(client_id) {
+            if let (true, Some(j)) = (entry.stored, &self.journal) {
+                j.send(Op::Forget {
+                    client: client_id.clone(),
+                });
+            }
             for raw in entry.filters {
                 if let Some((key, inner)) = split_filter(&raw, client_id) {
                     self.subs.remove(&inner, &key);
@@ -437,11 +486,22 @@ impl Router {
         if too_deep(&msg.topic) {
             return out;
         }
-        if msg.retain
-            && self.limits.retain_available
-            && !self.retained.update(&msg, self.max_retained)
-        {
-            tracing::warn!(topic = %msg.topic, "retained store full, message not retained");
+        if msg.retain && self.limits.retain_available {
+            if !self.retained.update(&msg, self.max_retained) {
+                tracing::warn!(topic = %msg.topic, "retained store full, message not retained");
+            } else if let Some(j) = &self.journal {
+                let record = if msg.payload.is_empty() {
+                    None
+                } else {
+                    persist::retained_bytes(&msg, Instant::now())
+                };
+                let _ = j;
+                out.ops.push(Op::Retain {
+                    topic: Arc::from(&*msg.topic),
+                    record,
+                });
+                out.durable = true;
+            }
         }
         let mut direct: HashMap<Arc<str>, (QoS, bool, Vec<u32>)> = HashMap::new();
         let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<SharedMember>> = HashMap::new();
@@ -475,7 +535,7 @@ impl Router {
                 retain,
                 subscription_ids: ids,
             };
-            self.dispatch(&client, d, &mut out.wait);
+            self.dispatch(&client, d, &mut out);
         }
         let mut groups: Vec<_> = groups.into_values().collect();
         groups.sort_by(|a, b| a[0].0.cmp(&b[0].0));
@@ -497,29 +557,52 @@ impl Router {
                 retain: false,
                 subscription_ids: id.into_iter().collect(),
             };
-            self.dispatch(&client, d, &mut out.wait);
+            self.dispatch(&client, d, &mut out);
         }
         out
     }
 
     /// Hand `delivery` to `client`'s connection, park it, or queue it in the offline session;
-    /// adds to `wait` when the client is an online subscriber over its limit.
-    fn dispatch(&mut self, client: &Arc<str>, delivery: Delivery, wait: &mut Wait) {
+    /// adds to `out.wait` when the client is an online subscriber over its limit. A QoS 1/2
+    /// delivery to a persistent session is journalled first (`out.durable`).
+    fn dispatch(&mut self, client: &Arc<str>, delivery: Delivery, out: &mut Published) {
         let Some(entry) = self.clients.get_mut(client) else {
             return;
         };
-        if let Some(online) = &entry.online {
+        let journal = self
+            .journal
+            .as_ref()
+            .filter(|_| entry.expiry != 0 && delivery.qos != QoS::AtMostOnce);
+        let record = journal.and_then(|_| persist::delivery_bytes(&delivery, Instant::now()));
+        let mut seq = 0;
+        let journal_it = |entry: &mut ClientEntry, next_seq: &mut u64| {
+            if let (Some(_), Some(record)) = (journal, record) {
+                seq = *next_seq;
+                *next_seq += 1;
+                entry.last_seq = seq;
+                entry.stored = true;
+                out.ops.push(Op::Transit {
+                    client: client.clone(),
+                    seq,
+                    record,
+                });
+                out.durable = true;
+            }
+        };
+        if entry.online.is_some() {
+            journal_it(entry, &mut self.next_seq);
+            let Some(online) = &entry.online else { return };
             // Once something is parked, later deliveries queue behind it to keep the order.
-            let delivery = if entry.overflow.is_empty() {
-                match online.tx.try_send(delivery) {
+            let routed = if entry.overflow.is_empty() {
+                match online.tx.try_send((seq, delivery)) {
                     Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    Err(mpsc::error::TrySendError::Full(d)) => d,
+                    Err(mpsc::error::TrySendError::Full(r)) => r,
                 }
             } else {
-                delivery
+                (seq, delivery)
             };
             let full = entry.overflow.len() >= self.limits.max_queued_online;
-            if full && delivery.qos == QoS::AtMostOnce {
+            if full && routed.1.qos == QoS::AtMostOnce {
                 self.stats.dropped_full += 1;
                 // Counted in stats; a log line per dropped message would cost more than the
                 // delivery itself under overload.
@@ -529,22 +612,61 @@ impl Router {
             if full {
                 // Never drop QoS 1/2 for an online client: park it over the limit and make
                 // the publisher wait for room (its connection stops routing meanwhile).
-                wait.push(online.room.subscribe());
+                out.wait.push(online.room.subscribe());
                 self.stats.waits += 1;
             }
-            entry.overflow.push_back(delivery);
+            entry.overflow.push_back(routed);
             online.overflow.store(true, Ordering::Release);
             online.parked.notify_one();
             self.stats.parked += 1;
         } else if let Some(session) = &mut entry.session {
-            if !session.enqueue(
+            if session.enqueue(
                 delivery,
                 self.limits.max_queued_messages,
                 self.limits.queue_qos0,
             ) {
+                journal_it(entry, &mut self.next_seq);
+            } else {
                 self.stats.dropped_offline += 1;
             }
         }
+    }
+
+    /// Journal what routing one message changed (`ops` of [`Published`]) together with
+    /// `extra` (the publisher's session, holding its QoS 2 state) in one transaction: a QoS 2
+    /// message is then durable for its subscribers exactly when its packet identifier is for
+    /// its publisher, so a resend after a crash is neither lost nor delivered twice. Called
+    /// before the router lock is released, so it precedes anything a subscriber journals.
+    pub fn journal_group(&self, ops: Vec<Op>, extra: Option<Op>) {
+        if let (Some(j), false) = (&self.journal, ops.is_empty()) {
+            j.send(Op::Group(ops.into_iter().chain(extra).collect()));
+        }
+    }
+
+    /// The stored form of the session of `client`, held by its connection, for the journal
+    /// (`None` without persistence or for a session that ends with the connection).
+    pub fn snapshot(
+        &mut self,
+        client: &Arc<str>,
+        conn_id: u64,
+        session: &Session,
+        upto: u64,
+    ) -> Option<Op> {
+        self.journal.as_ref()?;
+        let entry = self.clients.get(client)?;
+        // Only the connection serving the client speaks for its session.
+        if entry.expiry == 0 || entry.online.as_ref().map(|o| o.conn_id) != Some(conn_id) {
+            return None;
+        }
+        let record = persist::session_bytes(self, client, session, upto)?;
+        if let Some(entry) = self.clients.get_mut(client) {
+            entry.stored = true;
+        }
+        Some(Op::Session {
+            client: client.clone(),
+            upto,
+            record,
+        })
     }
 
     /// Number of retained messages.

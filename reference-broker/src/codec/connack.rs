@@ -15,6 +15,12 @@ pub(crate) fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<ConnAck
         return Err(DecodeError::ConnAckReservedFlags(flags));
     }
     let code = ReasonCode(r.u8()?);
+    // A server that speaks only 3.1.x answers an MQTT 5 CONNECT in its own form: two bytes,
+    // return code 0x01 (3.1.1 [MQTT-3.1.2-2]) or another refusal. No MQTT 5 CONNACK has
+    // these codes, so the form is unambiguous.
+    if version.is_v5() && r.remaining() == 0 && (1..=5).contains(&code.0) {
+        return Err(DecodeError::V311ConnAckRefusal(code.0));
+    }
     // [MQTT-3.2.2-8] (5) / table 3.1 (3.1.1): one of the listed codes.
     if !code.is_valid_for(PacketType::ConnAck, version) {
         return Err(DecodeError::InvalidReasonCode {

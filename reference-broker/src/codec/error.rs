@@ -109,6 +109,11 @@ pub enum DecodeError {
         /// The code received.
         code: u8,
     },
+    /// A CONNACK in MQTT 3.1.1 form (two bytes, return code 1 to 5) on an MQTT 5 connection:
+    /// a server that does not speak MQTT 5 refusing it ([MQTT-3.1.2-2] of 3.1.1). Typed so
+    /// that a client can record the refusal instead of reporting a malformed packet.
+    #[error("CONNACK in MQTT 3.1.1 form refusing the connection (return code 0x{0:02X})")]
+    V311ConnAckRefusal(u8),
     /// Reserved bits 7-1 of the CONNACK acknowledge flags are set.
     #[error("reserved CONNACK flag bits are set: 0x{0:02X}")]
     ConnAckReservedFlags(u8),
@@ -170,7 +175,8 @@ impl DecodeError {
             | DecodeError::UnknownProperty(_)
             | DecodeError::PropertyNotAllowed { .. }
             | DecodeError::InvalidReasonCode { .. }
-            | DecodeError::ConnAckReservedFlags(_) => ReasonCode::MALFORMED_PACKET,
+            | DecodeError::ConnAckReservedFlags(_)
+            | DecodeError::V311ConnAckRefusal(_) => ReasonCode::MALFORMED_PACKET,
         }
     }
 

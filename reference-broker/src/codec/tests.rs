@@ -391,3 +391,22 @@ fn publish_payload_is_not_copied() {
     };
     assert_eq!(got.payload.as_ptr() as usize, body_start);
 }
+
+#[test]
+fn a_v311_refusal_in_a_v5_connection_is_typed_not_malformed() {
+    let mut d = Decoder::new(1000);
+    d.set_version(ProtocolVersion::V5);
+    let mut buf = BytesMut::from(&[0x20, 0x02, 0x00, 0x01][..]);
+    assert!(matches!(
+        d.decode(&mut buf),
+        Err(DecodeError::V311ConnAckRefusal(1))
+    ));
+    // With a property length byte it is an MQTT 5 CONNACK with an invalid code.
+    let mut d = Decoder::new(1000);
+    d.set_version(ProtocolVersion::V5);
+    let mut buf = BytesMut::from(&[0x20, 0x03, 0x00, 0x01, 0x00][..]);
+    assert!(matches!(
+        d.decode(&mut buf),
+        Err(DecodeError::InvalidReasonCode { code: 1, .. })
+    ));
+}

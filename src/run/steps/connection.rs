@@ -70,7 +70,16 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
     let Packet::ConnAck(ack) = ack else {
         return Err(StepError::new("internal: not a CONNACK"));
     };
-    let expected_code = connack_code(s.expect.code.map_or(ReasonCode::SUCCESS, |c| c.0), version);
+    let mut expected_code =
+        connack_code(s.expect.code.map_or(ReasonCode::SUCCESS, |c| c.0), version);
+    if c.v311_connack {
+        // A server that does not speak MQTT 5 refuses in its own numbering (3.1.1
+        // [MQTT-3.1.2-2]); an expected refusal is compared by its 3.1.1 equivalent.
+        if !expected_code.is_success() {
+            expected_code = expected_code.to_v3_connack();
+        }
+        return connack_v311_form(expected_code, ack.code);
+    }
     // [MQTT-3.2.2-4] (3.1.1) / [MQTT-3.2.2-6] (5): a refusal carries Session Present 0.
     let expected_present = s.expect.session_present.unwrap_or(false);
     let mut diffs = Vec::new();
@@ -149,6 +158,27 @@ pub(super) fn drop_connection(cx: &mut Ctx, s: &DropStep) -> StepResult {
     }
     c.retire();
     Ok(())
+}
+
+/// The verdict on a CONNACK in 3.1.1 form received on an MQTT 5 connection: it holds only
+/// when the case expected that refusal.
+fn connack_v311_form(expected: ReasonCode, received: ReasonCode) -> StepResult {
+    if expected == received {
+        return Ok(());
+    }
+    let expected_text = if expected.is_success() {
+        "an MQTT 5 CONNACK accepting the connection".to_string()
+    } else {
+        connack_text(expected, Version::V311)
+    };
+    Err(StepError::diff(
+        "the broker refused the MQTT 5 connection with a CONNACK in MQTT 3.1.1 form",
+        expected_text,
+        format!(
+            "CONNACK return code {} (3.1.1 form)",
+            connack_text(received, Version::V311)
+        ),
+    ))
 }
 
 /// A CONNACK code with its name in the numbering of `version` (3.1.1 return codes differ).

@@ -1,0 +1,397 @@
+//! Discovery: what a broker accepts and announces, learnt by connecting before any case runs
+//! (each protocol version, the MQTT 5 CONNACK's limits, how it treats credentials).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reference_broker::client::{ClientError, Connection, Received, TransportOptions};
+use reference_broker::codec::reason::v3;
+use reference_broker::codec::{
+    Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
+};
+use serde::Serialize;
+
+use super::TargetError;
+use crate::redact::redact_url;
+
+/// How long the probe waits for a CONNACK.
+pub const PROBE_WAIT: Duration = Duration::from_secs(5);
+
+/// The versions the probe tries, newest first.
+pub const PROBED: [ProtocolVersion; 3] = [
+    ProtocolVersion::V5,
+    ProtocolVersion::V3_1_1,
+    ProtocolVersion::V3_1,
+];
+
+/// How a broker answered one CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    /// CONNACK with a success code.
+    Accepted,
+    /// CONNACK refusing the connection.
+    Refused {
+        /// The code as received.
+        code: u8,
+        /// What it means, in the numbering it came in.
+        meaning: String,
+        /// True when an MQTT 5 CONNECT got a CONNACK in MQTT 3.1.1 form.
+        v311_form: bool,
+    },
+    /// The connection closed without a CONNACK.
+    Closed,
+    /// Nothing arrived within [`PROBE_WAIT`].
+    Silent,
+    /// The answer did not decode.
+    Malformed {
+        /// The decode error.
+        error: String,
+    },
+    /// No TCP/TLS/WebSocket connection opened.
+    Unreachable {
+        /// The cause.
+        error: String,
+    },
+}
+
+impl Answer {
+    /// True for an accepted connection.
+    pub fn accepted(&self) -> bool {
+        matches!(self, Answer::Accepted)
+    }
+
+    /// True for a CONNACK refusal or a close without CONNACK: the broker said no.
+    pub fn refused(&self) -> bool {
+        matches!(self, Answer::Refused { .. } | Answer::Closed)
+    }
+
+    /// One line for tables and skip reasons.
+    pub fn describe(&self) -> String {
+        match self {
+            Answer::Accepted => "accepted".into(),
+            Answer::Refused {
+                code,
+                meaning,
+                v311_form,
+            } => format!(
+                "refused: CONNACK 0x{code:02X} ({meaning}){}",
+                if *v311_form {
+                    " in MQTT 3.1.1 form"
+                } else {
+                    ""
+                }
+            ),
+            Answer::Closed => "refused: closed without CONNACK".into(),
+            Answer::Silent => format!("no answer within {PROBE_WAIT:?}"),
+            Answer::Malformed { error } => format!("malformed answer: {error}"),
+            Answer::Unreachable { error } => format!("no connection: {error}"),
+        }
+    }
+}
+
+/// One version tried.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionFinding {
+    /// `3.1`, `3.1.1` or `5`.
+    pub version: &'static str,
+    /// The answer to a CONNECT of that version (with the target's credentials).
+    pub answer: Answer,
+}
+
+/// What the probe learnt about a broker.
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovery {
+    /// The broker URL, without credentials.
+    pub url: String,
+    /// One finding per version, newest first.
+    pub versions: Vec<VersionFinding>,
+    /// What the MQTT 5 CONNACK announced (when MQTT 5 was accepted).
+    #[serde(skip)]
+    pub connack: Option<Properties>,
+    /// The announced values as `name = value` pairs (for reports and profiles).
+    pub announced: Vec<(String, String)>,
+    /// A CONNECT without user name and password.
+    pub anonymous: Option<Answer>,
+    /// A CONNECT with a user name and a password the broker cannot know.
+    pub bad_credentials: Option<Answer>,
+}
+
+impl Discovery {
+    /// The answer to a CONNECT of `version`.
+    pub fn answer(&self, version: ProtocolVersion) -> Option<&Answer> {
+        self.versions
+            .iter()
+            .find(|f| f.version == label(version))
+            .map(|f| &f.answer)
+    }
+
+    /// Why cases of `version` cannot run, or None when the broker accepted it.
+    pub fn refusal(&self, version: ProtocolVersion) -> Option<String> {
+        let answer = self.answer(version)?;
+        (!answer.accepted()).then(|| {
+            format!(
+                "the probe's MQTT {} CONNECT was {}",
+                label(version),
+                answer.describe()
+            )
+        })
+    }
+
+    /// True when the broker was seen to refuse a wrong password: it checks passwords.
+    pub fn checks_passwords(&self) -> bool {
+        self.bad_credentials.as_ref().is_some_and(Answer::refused)
+    }
+
+    /// The findings as rows `(what, finding)`, for the console table.
+    pub fn rows(&self) -> Vec<(String, String)> {
+        let mut rows: Vec<(String, String)> = self
+            .versions
+            .iter()
+            .map(|f| (format!("MQTT {}", f.version), f.answer.describe()))
+            .collect();
+        for (name, value) in &self.announced {
+            rows.push((format!("CONNACK {name}"), value.clone()));
+        }
+        if let Some(a) = &self.anonymous {
+            rows.push(("anonymous CONNECT".into(), a.describe()));
+        }
+        if let Some(a) = &self.bad_credentials {
+            rows.push(("wrong password".into(), a.describe()));
+        }
+        rows
+    }
+}
+
+/// The label of a version in findings.
+pub fn label(version: ProtocolVersion) -> &'static str {
+    match version {
+        ProtocolVersion::V3_1 => "3.1",
+        ProtocolVersion::V3_1_1 => "3.1.1",
+        ProtocolVersion::V5 => "5",
+    }
+}
+
+/// What a CONNACK announces, as `name = value` pairs, absent properties with their default.
+pub fn announced(p: &Properties) -> Vec<(String, String)> {
+    let flag = |v: Option<u8>| match v {
+        None => "1 (absent: available)".to_string(),
+        Some(b) => b.to_string(),
+    };
+    let opt = |v: Option<String>, absent: &str| v.unwrap_or_else(|| format!("absent ({absent})"));
+    vec![
+        (
+            "maximum_qos".into(),
+            opt(p.maximum_qos.map(|q| q.to_string()), "2"),
+        ),
+        ("retain_available".into(), flag(p.retain_available)),
+        (
+            "receive_maximum".into(),
+            opt(p.receive_maximum.map(|q| q.to_string()), "65535"),
+        ),
+        (
+            "topic_alias_maximum".into(),
+            opt(p.topic_alias_maximum.map(|q| q.to_string()), "0"),
+        ),
+        (
+            "maximum_packet_size".into(),
+            opt(p.maximum_packet_size.map(|q| q.to_string()), "no limit"),
+        ),
+        (
+            "wildcard_subscription_available".into(),
+            flag(p.wildcard_subscription_available),
+        ),
+        (
+            "shared_subscription_available".into(),
+            flag(p.shared_subscription_available),
+        ),
+        (
+            "subscription_identifier_available".into(),
+            flag(p.subscription_identifier_available),
+        ),
+        (
+            "server_keep_alive".into(),
+            opt(p.server_keep_alive.map(|q| q.to_string()), "the client's"),
+        ),
+        (
+            "session_expiry_interval".into(),
+            opt(
+                p.session_expiry_interval.map(|q| q.to_string()),
+                "the client's",
+            ),
+        ),
+    ]
+}
+
+/// Credentials for a CONNECT: user name and password.
+pub type Credentials = (String, String);
+
+/// One CONNECT of `version` on a fresh connection, and the broker's answer (with the
+/// CONNACK properties when it accepted).
+pub async fn try_connect(
+    url: &str,
+    transport: &TransportOptions,
+    version: ProtocolVersion,
+    client_id: &str,
+    credentials: Option<&Credentials>,
+) -> (Answer, Option<Properties>) {
+    let mut conn = match Connection::open(url, transport).await {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Answer::Unreachable {
+                    error: redact_error(&e),
+                },
+                None,
+            )
+        }
+    };
+    let connect = Connect {
+        protocol: version,
+        clean_start: true,
+        keep_alive: 30,
+        client_id: client_id.to_string(),
+        will: None,
+        username: credentials.map(|(u, _)| u.clone()),
+        password: credentials.map(|(_, p)| Bytes::from(p.clone())),
+        properties: Properties::default().into(),
+    };
+    if let Err(e) = conn.send(&Packet::Connect(Box::new(connect))).await {
+        conn.abort();
+        return (
+            match e {
+                ClientError::Closed(_) => Answer::Closed,
+                other => Answer::Unreachable {
+                    error: redact_error(&other),
+                },
+            },
+            None,
+        );
+    }
+    let result = match conn.recv(PROBE_WAIT).await {
+        Ok(Received::Packet(Packet::ConnAck(ack))) => {
+            let success = if version.is_v5() {
+                ack.code.is_success()
+            } else {
+                ack.code.0 == 0
+            };
+            if success {
+                let _ = conn.send(&Packet::Disconnect(Disconnect::default())).await;
+                (Answer::Accepted, Some((*ack.properties).clone()))
+            } else {
+                (refusal(ack.code, version.is_v5(), false), None)
+            }
+        }
+        Ok(Received::Packet(other)) => (
+            Answer::Malformed {
+                error: format!("{:?} instead of CONNACK", other.packet_type()),
+            },
+            None,
+        ),
+        Ok(Received::Closed) | Err(ClientError::Closed(_)) => (Answer::Closed, None),
+        Err(ClientError::Decode(DecodeError::V311ConnAckRefusal(code))) => {
+            (refusal(ReasonCode(code), false, true), None)
+        }
+        Err(ClientError::Timeout(..)) => (Answer::Silent, None),
+        Err(ClientError::Decode(e)) => (
+            Answer::Malformed {
+                error: e.to_string(),
+            },
+            None,
+        ),
+        Err(ClientError::Io(_)) => (Answer::Closed, None),
+        Err(e) => (
+            Answer::Malformed {
+                error: redact_error(&e),
+            },
+            None,
+        ),
+    };
+    conn.abort();
+    result
+}
+
+fn refusal(code: ReasonCode, v5_numbering: bool, v311_form: bool) -> Answer {
+    let meaning = if v5_numbering {
+        code.name()
+            .unwrap_or("not an MQTT 5 CONNACK code")
+            .to_string()
+    } else {
+        v3::connack_name(code)
+            .unwrap_or("not a 3.1.1 return code")
+            .to_string()
+    };
+    Answer::Refused {
+        code: code.0,
+        meaning,
+        v311_form,
+    }
+}
+
+fn redact_error(e: &ClientError) -> String {
+    match e {
+        ClientError::InvalidUrl { .. } => "invalid broker URL".into(),
+        ClientError::Connect { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Probe the broker at `url`: every version, then (on the newest accepted version) a CONNECT
+/// without credentials and one with a wrong password. Unreachable only when no connection
+/// opens at all.
+pub async fn discover(
+    url: &str,
+    transport: &TransportOptions,
+    run_id: &str,
+    credentials: Option<&Credentials>,
+) -> Result<Discovery, TargetError> {
+    let mut versions = Vec::new();
+    let mut connack = None;
+    for version in PROBED {
+        let id = format!("{run_id}-probe-{}", version.level());
+        let (answer, props) = try_connect(url, transport, version, &id, credentials).await;
+        if let Answer::Unreachable { error } = &answer {
+            if versions.is_empty() {
+                return Err(TargetError::Unreachable {
+                    url: redact_url(url),
+                    reason: error.clone(),
+                });
+            }
+        }
+        if version.is_v5() {
+            connack = props;
+        }
+        versions.push(VersionFinding {
+            version: label(version),
+            answer,
+        });
+    }
+    let newest = PROBED
+        .iter()
+        .zip(&versions)
+        .find(|(_, f)| f.answer.accepted())
+        .map(|(v, _)| *v);
+    let (mut anonymous, mut bad_credentials) = (None, None);
+    if let Some(version) = newest {
+        if credentials.is_some() {
+            let id = format!("{run_id}-probe-anon");
+            anonymous = Some(try_connect(url, transport, version, &id, None).await.0);
+        }
+        let user = credentials.map_or("mqttc-probe", |(u, _)| u.as_str());
+        let wrong = (user.to_string(), format!("wrong-{run_id}"));
+        let id = format!("{run_id}-probe-badpw");
+        bad_credentials = Some(
+            try_connect(url, transport, version, &id, Some(&wrong))
+                .await
+                .0,
+        );
+    }
+    Ok(Discovery {
+        url: redact_url(url),
+        announced: connack.as_ref().map(announced).unwrap_or_default(),
+        versions,
+        connack,
+        anonymous,
+        bad_credentials,
+    })
+}
