@@ -57,6 +57,12 @@ fn failing_run_exits_1_with_details() {
     );
     assert!(stdout.contains("step 4 (expect)"), "{stdout}");
     assert!(stdout.contains("--- trace of client a ---"), "{stdout}");
+    // Packets as MQTT people read them, not Rust debug dumps.
+    assert!(
+        stdout.contains("-> PUBLISH topic=\"t\" qos=0 retain=0 dup=0 payload=\"sent\" (4 B)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Publish {"), "{stdout}");
 }
 
 #[test]
@@ -575,4 +581,17 @@ fn commands_work_outside_a_checkout() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("--root DIR"), "{stderr}");
+}
+
+#[test]
+fn parser_internals_stay_out_of_messages() {
+    let root = temp_root(&[(
+        "s.yaml",
+        "name: s\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - sleep: {only: \"5\"}\n",
+    )]);
+    let out = cli(root.path(), &["validate", "s.yaml"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("a duration like 1.5s"), "{stderr}");
+    assert!(!stderr.contains("untagged"), "{stderr}");
 }

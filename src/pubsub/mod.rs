@@ -17,7 +17,6 @@ use bytes::Bytes;
 use reference_broker::client::{
     parse_url, Client, ClientError, ConnectOptions, Controls, Event, TransportOptions,
 };
-use reference_broker::codec::reason::v3;
 use reference_broker::codec::{
     Disconnect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, RetainHandling,
     Subscription, SubscriptionOptions, Will,
@@ -301,9 +300,10 @@ fn qos(value: u8) -> QoS {
 
 /// A refusal code named for `version`: 3.1.x CONNACK return codes have their own table.
 fn connack_code(code: ReasonCode, version: ProtocolVersion) -> String {
-    match (version.is_v5(), v3::connack_name(code)) {
-        (false, Some(name)) => format!("0x{:02X} ({name})", code.0),
-        _ => code.to_string(),
+    if version.is_v5() {
+        code.to_string()
+    } else {
+        crate::run::trace::v3_return_code(code)
     }
 }
 

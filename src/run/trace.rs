@@ -1,8 +1,8 @@
 //! Rendering a connection trace for reports, with credentials redacted.
 
-use reference_broker::client::{Direction, Trace, TraceEvent};
+use reference_broker::client::{Direction, PacketDisplay, Trace, TraceEvent};
 use reference_broker::codec::reason::v3;
-use reference_broker::codec::{ConnAck, Packet, ProtocolVersion};
+use reference_broker::codec::{ConnAck, Packet, ProtocolVersion, ReasonCode};
 
 /// The Debug form of a packet without its unset fields (`x: None`, `y: []`, empty properties).
 pub fn compact(debug: &str) -> String {
@@ -51,37 +51,44 @@ fn find_field(s: &str, empty: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// A packet as shown in reports: CONNECT passwords (and user names) are replaced.
+/// A packet as shown in reports, one line as MQTT people read it (the reference client's
+/// [`PacketDisplay`]: `PUBLISH topic="a/b" qos=1 id=4 retain=0 dup=0 payload="m4" (2 B)`,
+/// properties by name); CONNECT user names and authentication data are replaced, passwords
+/// are never shown.
 pub fn redacted(packet: &Packet) -> String {
-    compact(&match packet {
-        Packet::Connect(c) => {
+    match packet {
+        Packet::Connect(c)
+            if c.username.is_some() || c.properties.authentication_data.is_some() =>
+        {
             let mut c = c.clone();
             if c.username.is_some() {
                 c.username = Some("<redacted>".into());
             }
-            if c.password.is_some() {
-                c.password = Some(bytes::Bytes::from_static(b"<redacted>"));
-            }
             if c.properties.authentication_data.is_some() {
                 c.properties.authentication_data = Some(bytes::Bytes::from_static(b"<redacted>"));
             }
-            format!("{:?}", Packet::Connect(c))
+            PacketDisplay(&Packet::Connect(c)).to_string()
         }
-        other => format!("{other:?}"),
-    })
+        other => PacketDisplay(other).to_string(),
+    }
 }
 
 /// A CONNACK as shown in reports under MQTT 3.1.x: its return code named by the 3.1.1 table,
 /// not by the MQTT 5 reason code of the same value.
 fn connack_v3(c: &ConnAck) -> String {
-    let code = match v3::connack_name(c.code) {
-        Some(name) => format!("0x{:02X} ({name})", c.code.0),
-        None => format!("0x{:02X}", c.code.0),
-    };
     format!(
-        "ConnAck {{ session_present: {}, return_code: {code} }}",
-        c.session_present
+        "CONNACK session_present={} return_code={}",
+        u8::from(c.session_present),
+        v3_return_code(c.code)
     )
+}
+
+/// A 3.1.x CONNACK return code with its 3.1.1 name: `0x04 (bad user name or password)`.
+pub fn v3_return_code(code: ReasonCode) -> String {
+    match v3::connack_name(code) {
+        Some(name) => format!("0x{:02X} ({name})", code.0),
+        None => format!("0x{:02X}", code.0),
+    }
 }
 
 /// One line per trace entry: `+0.012s -> CONNECT {...}`. The protocol version of the trace's

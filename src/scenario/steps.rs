@@ -389,7 +389,11 @@ pub struct DropStep {
 
 /// `sleep: 1.5s` or `sleep: {for: 1.5s, only: "5"}`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+// The message for a value that is neither form (instead of serde's "untagged enum SleepStep").
+#[serde(
+    untagged,
+    expecting = "a duration like 1.5s, or {for: DURATION, only: VERSION}"
+)]
 pub enum SleepStep {
     /// Just a duration.
     Plain(Dur),
