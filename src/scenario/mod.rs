@@ -2,9 +2,11 @@
 //! files with precise errors.
 
 mod codec_values;
+pub mod expr;
 mod faults;
 pub mod hex;
 mod load;
+pub mod matrix;
 mod model;
 mod properties;
 pub mod schema;
