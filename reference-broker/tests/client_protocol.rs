@@ -772,3 +772,24 @@ async fn delayed_puback_goes_out_after_the_delay() {
     assert!(tx - rx >= Duration::from_millis(300), "{trace}");
     broker.shutdown().await;
 }
+
+/// One clock for the client: tokio's paused time alone drives its keep alive. 30 s pass in
+/// an instant, the client sends PINGREQ when its keep alive is due and the broker answers.
+#[tokio::test(start_paused = true)]
+async fn paused_tokio_time_drives_the_client_keep_alive() {
+    let (_broker, url) = broker().await;
+    let options = opts("paused", ProtocolVersion::V5).keep_alive(30);
+    let mut client = Client::connect(&url, options).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let event = client.next_event(Duration::from_secs(100)).await.unwrap();
+    assert_eq!(event, Event::PingResp);
+    // [MQTT-3.1.2-20] the PINGREQ went out once keep alive had passed, on tokio's clock.
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(30),
+        "PINGREQ after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(31), "PINGREQ after {waited:?}");
+    let sent: Vec<_> = client.trace().entries.iter().map(|e| e.at).collect();
+    assert!(sent.last().is_some_and(|at| *at >= Duration::from_secs(30)));
+}

@@ -10,7 +10,8 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use reference_broker::codec::{encode, Packet, PubResponse, QoS};
+use reference_broker::codec::{encode, Packet};
+use reference_broker::protocol::InboundAcks;
 
 use super::conn::Lean;
 use super::payload;
@@ -41,6 +42,7 @@ pub async fn run(
     let mut foreign = 0u64;
     let mut out = BytesMut::with_capacity(4096);
     let version = lean.version;
+    let mut acks = InboundAcks::new();
     loop {
         let mut received = 0u64;
         let mut unique = 0u64;
@@ -50,19 +52,13 @@ pub async fn run(
             .decode(&mut lean.read_buf)
             .map_err(|e| BenchError::Protocol(format!("broker sent a malformed packet: {e}")))?
         {
+            // [MQTT-4.3.2-2] PUBACK for QoS 1, [MQTT-4.3.3-2] PUBREC for QoS 2 and PUBCOMP
+            // for PUBREL.
+            if let Some(reply) = acks.acknowledge(&p, version).reply {
+                push(&mut out, reply, version)?;
+            }
             match p {
                 Packet::Publish(publish) => {
-                    match publish.qos {
-                        QoS::AtMostOnce => {}
-                        // [MQTT-4.3.2-2] acknowledge a QoS 1 delivery with PUBACK.
-                        QoS::AtLeastOnce => {
-                            push(&mut out, Packet::PubAck(resp(publish.packet_id)), version)?
-                        }
-                        // [MQTT-4.3.3-2] acknowledge a QoS 2 delivery with PUBREC.
-                        QoS::ExactlyOnce => {
-                            push(&mut out, Packet::PubRec(resp(publish.packet_id)), version)?
-                        }
-                    }
                     received += 1;
                     let Some(stamp) = payload::read(&publish.payload) else {
                         foreign += 1;
@@ -78,9 +74,7 @@ pub async fn run(
                         None => foreign += 1,
                     }
                 }
-                // [MQTT-4.3.3-2] answer PUBREL with PUBCOMP.
-                Packet::PubRel(r) => push(&mut out, Packet::PubComp(resp(r.packet_id)), version)?,
-                Packet::PingResp => {}
+                Packet::PubRel(_) | Packet::PingResp => {}
                 other => {
                     return Err(BenchError::Protocol(format!(
                         "subscriber got an unexpected {:?}",
@@ -120,13 +114,6 @@ pub async fn run(
         latency,
         foreign,
     })
-}
-
-fn resp(packet_id: u16) -> PubResponse {
-    PubResponse {
-        packet_id,
-        ..PubResponse::default()
-    }
 }
 
 fn push(

@@ -1,11 +1,12 @@
 //! One client of a case: its connection, the inbox of packets it received, the automatic
 //! acknowledgement of QoS deliveries and the resolution of inbound topic aliases.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use reference_broker::client::{ClientError, Connection, Received, TransportOptions};
-use reference_broker::codec::{ConnAck, DecodeError, Packet, PubResponse, QoS, ReasonCode};
+use reference_broker::codec::{ConnAck, DecodeError, Packet, ReasonCode};
+use reference_broker::protocol::{AliasError, InboundAcks, InboundAliases, PacketIds};
 use tokio::time::Instant;
 
 use super::trace;
@@ -51,11 +52,13 @@ pub(super) struct Client {
     pub(super) conn: Option<Connection>,
     pub(super) inbox: VecDeque<Packet>,
     pub(super) closed: bool,
-    pub(super) next_id: u16,
+    ids: PacketIds,
+    /// QoS 2 deliveries acknowledged with PUBREC and awaiting PUBREL (auto ack).
+    acks: InboundAcks,
     pub(super) past: Vec<String>,
     pub(super) connections: usize,
     /// Topic aliases the broker set on the current connection (MQTT 5).
-    pub(super) aliases: BTreeMap<u16, String>,
+    aliases: InboundAliases,
     /// The CONNACK of the current connection came in MQTT 3.1.1 form on an MQTT 5
     /// connection (a server that does not speak MQTT 5 refusing it).
     pub(super) v311_connack: bool,
@@ -70,22 +73,19 @@ impl Client {
             conn: None,
             inbox: VecDeque::new(),
             closed: false,
-            next_id: 0,
+            ids: PacketIds::new(),
+            acks: InboundAcks::new(),
             past: Vec::new(),
             connections: 0,
-            aliases: BTreeMap::new(),
+            aliases: InboundAliases::default(),
             v311_connack: false,
         }
     }
 
-    /// The next packet identifier.
+    /// The next packet identifier. The scenario decides what is in flight (it may reuse an
+    /// identifier on purpose), so none counts as in use here.
     pub(super) fn packet_id(&mut self) -> u16 {
-        self.next_id = if self.next_id == u16::MAX {
-            1
-        } else {
-            self.next_id + 1
-        };
-        self.next_id
+        self.ids.next(|_| false).unwrap_or(1)
     }
 
     /// Close the connection (no DISCONNECT), keeping its trace.
@@ -97,8 +97,14 @@ impl Client {
         }
         self.inbox.clear();
         self.closed = false;
-        self.aliases.clear();
+        self.reset_aliases();
         self.v311_connack = false;
+    }
+
+    /// [MQTT-3.3.2-7] a new connection starts with no topic aliases.
+    fn reset_aliases(&mut self) {
+        let maximum = self.spec.properties.topic_alias_maximum.unwrap_or(0);
+        self.aliases.reset(maximum);
     }
 
     /// Replace an inbound topic alias by its topic, so patterns match the effective topic.
@@ -106,33 +112,21 @@ impl Client {
         let Packet::Publish(p) = packet else {
             return Ok(());
         };
-        let Some(alias) = p.properties.topic_alias else {
-            return Ok(());
-        };
-        let maximum = self.spec.properties.topic_alias_maximum.unwrap_or(0);
-        // [MQTT-3.1.2-26] [MQTT-3.1.2-27] [MQTT-3.3.2-11] no alias above the client's maximum.
-        if alias == 0 || alias > maximum {
-            return Err(StepError::diff(
+        match self.aliases.resolve(p) {
+            // An empty topic without an alias is left for the case to judge.
+            Ok(()) | Err(AliasError::NoTopic) => Ok(()),
+            // [MQTT-3.1.2-26] [MQTT-3.1.2-27] [MQTT-3.3.2-11] no alias above the client's maximum.
+            Err(AliasError::OutOfRange { alias, maximum }) => Err(StepError::diff(
                 "the broker sent a Topic Alias the client does not accept",
                 format!("Topic Alias 1..={maximum} (the client's Topic Alias Maximum)"),
                 format!("Topic Alias {alias}"),
-            ));
+            )),
+            Err(AliasError::Unknown(alias)) => Err(StepError::diff(
+                "the broker used a Topic Alias it never set",
+                "a known Topic Alias or a topic name".into(),
+                format!("Topic Alias {alias} with an empty topic"),
+            )),
         }
-        if p.topic.is_empty() {
-            match self.aliases.get(&alias) {
-                Some(topic) => p.topic = topic.clone().into(),
-                None => {
-                    return Err(StepError::diff(
-                        "the broker used a Topic Alias it never set",
-                        "a known Topic Alias or a topic name".into(),
-                        format!("Topic Alias {alias} with an empty topic"),
-                    ))
-                }
-            }
-        } else {
-            self.aliases.insert(alias, p.topic.to_string());
-        }
-        Ok(())
     }
 
     /// Every connection's trace, oldest first.
@@ -156,7 +150,7 @@ pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions
     c.conn = Some(conn);
     c.closed = false;
     c.inbox.clear();
-    c.aliases.clear();
+    c.reset_aliases();
     c.v311_connack = false;
     c.connections += 1;
     Ok(())
@@ -197,27 +191,9 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
                 return Ok(());
             };
             if c.spec.auto_ack {
-                let reply = match &packet {
-                    // [MQTT-4.3.2-2] QoS 1 delivery is acknowledged with PUBACK.
-                    Packet::Publish(p) if p.qos == QoS::AtLeastOnce => {
-                        Some(Packet::PubAck(PubResponse {
-                            packet_id: p.packet_id,
-                            ..Default::default()
-                        }))
-                    }
-                    // [MQTT-4.3.3-8] QoS 2 delivery: PUBREC, then PUBCOMP for the PUBREL.
-                    Packet::Publish(p) if p.qos == QoS::ExactlyOnce => {
-                        Some(Packet::PubRec(PubResponse {
-                            packet_id: p.packet_id,
-                            ..Default::default()
-                        }))
-                    }
-                    Packet::PubRel(r) => Some(Packet::PubComp(PubResponse {
-                        packet_id: r.packet_id,
-                        ..Default::default()
-                    })),
-                    _ => None,
-                };
+                // [MQTT-4.3.2-2] QoS 1 with PUBACK; [MQTT-4.3.3-8] QoS 2 with PUBREC, then
+                // PUBCOMP for the PUBREL.
+                let reply = c.acks.acknowledge(&packet, conn.version()).reply;
                 if let Some(reply) = reply {
                     // The broker may already be gone; the close is observed on the next read.
                     let _ = conn.send(&reply).await;

@@ -101,24 +101,51 @@ pub fn feature_of(file: &Path) -> String {
         .unwrap_or_else(|| "scenarios".to_string())
 }
 
-/// Parse the cases in `text` (the content of `file`).
+/// Parse the cases in `text` (the content of `file`); documents with a `matrix:` are expanded
+/// first, one case per combination.
 pub fn parse_str(text: &str, file: &Path) -> Result<Vec<LoadedCase>, LoadError> {
-    let docs: Vec<Doc> = serde_saphyr::from_multiple(text).map_err(|e| syntax(e, text, file))?;
     let feature = feature_of(file);
     let mut cases = Vec::new();
-    for doc in docs {
-        let list = match doc {
-            Doc::One(s) => vec![*s],
-            Doc::Many(v) => v,
-        };
-        for scenario in list {
-            check(&scenario, file)?;
-            cases.push(LoadedCase {
-                scenario: Arc::new(scenario),
-                file: file.to_path_buf(),
-                feature: feature.clone(),
-            });
+    let mut generated: Vec<(usize, String, String)> = Vec::new();
+    for part in super::matrix::expand(text, file)? {
+        let docs: Vec<Doc> = serde_saphyr::from_multiple(&part.text).map_err(|e| {
+            let mut err = syntax(e, &part.text, file);
+            if let (LoadError::Syntax { message, .. }, Some((_, combo))) =
+                (&mut err, &part.combination)
+            {
+                message.push_str(&format!(" (matrix combination {combo})"));
+            }
+            err
+        })?;
+        for doc in docs {
+            let list = match doc {
+                Doc::One(s) => vec![*s],
+                Doc::Many(v) => v,
+            };
+            for scenario in list {
+                check(&scenario, file)?;
+                if let Some((line, combo)) = &part.combination {
+                    generated.push((*line, scenario.name.clone(), combo.clone()));
+                }
+                cases.push(LoadedCase {
+                    scenario: Arc::new(scenario),
+                    file: file.to_path_buf(),
+                    feature: feature.clone(),
+                });
+            }
         }
+    }
+    let mut lines: Vec<usize> = generated.iter().map(|g| g.0).collect();
+    lines.dedup();
+    for line in lines {
+        super::matrix::check_unique_names(
+            generated
+                .iter()
+                .filter(|g| g.0 == line)
+                .map(|g| (g.1.as_str(), g.2.as_str())),
+            file,
+            line,
+        )?;
     }
     Ok(cases)
 }

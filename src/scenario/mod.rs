@@ -1,9 +1,11 @@
 //! The scenario format: the serde model of a YAML case, its values and properties, and loading
 //! files with precise errors.
 
+pub mod expr;
 mod faults;
 pub mod hex;
 mod load;
+pub mod matrix;
 mod model;
 mod properties;
 pub mod schema;

@@ -22,6 +22,7 @@ pub fn json_schema() -> Value {
         Value::Object(m) => m,
         _ => serde_json::Map::new(),
     };
+    document_matrix(&mut scenario);
     defs.insert("Scenario".into(), scenario);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -34,6 +35,36 @@ pub fn json_schema() -> Value {
         ],
         "$defs": defs,
     })
+}
+
+/// `matrix:` and `exclude:` of a generated case (expanded before the typed parse, so not in
+/// the model; see `matrix.rs`).
+fn document_matrix(scenario: &mut Value) {
+    let scalar = json!({"type": ["integer", "boolean", "string"]});
+    if let Some(props) = scenario
+        .get_mut("properties")
+        .and_then(Value::as_object_mut)
+    {
+        props.insert(
+            "matrix".into(),
+            json!({
+                "description": "Generated cases: parameters and their values; the document is expanded into one case per combination, with `{{ expr }}` substituted and `#if expr`/`#else`/`#end` comment blocks kept or dropped (scenarios/FORMAT.md).",
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": scalar, "minItems": 1}
+            }),
+        );
+        props.insert(
+            "exclude".into(),
+            json!({
+                "description": "Combinations left out: a boolean expression, or parameter values (one or a list each) that must all match.",
+                "type": "array",
+                "items": {"anyOf": [
+                    {"type": "string"},
+                    {"type": "object", "additionalProperties": {"anyOf": [scalar, {"type": "array", "items": scalar}]}}
+                ]}
+            }),
+        );
+    }
 }
 
 /// The schema as committed in `suites/schema.json` (pretty JSON, trailing newline).

@@ -129,7 +129,6 @@ impl Held {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::codec::Auth;
     use futures::FutureExt;
 
     #[test]
@@ -141,7 +140,7 @@ mod tests {
         wait.push(a_rx);
         wait.push(b_rx);
         held.wait_for(wait);
-        held.hold(Event::Auth(Auth::default()));
+        held.hold(Event::ReAuthenticate);
         assert!(held.is_holding() && held.is_waiting());
         assert!(held.next_ready().is_none(), "nothing leaves while waiting");
         assert!(held.ready().now_or_never().is_none());
@@ -167,7 +166,7 @@ mod tests {
     fn full_at_capacity_and_drain_empties() {
         let mut held = Held::new(1);
         assert!(!held.is_full());
-        held.hold(Event::Auth(Auth::default()));
+        held.hold(Event::ReAuthenticate);
         assert!(held.is_full());
         assert_eq!(held.drain().count(), 1);
         assert!(!held.is_holding() && !held.is_full());

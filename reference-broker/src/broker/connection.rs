@@ -19,10 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tracing::{debug, warn};
 
-use crate::codec::{
-    encode, Connect, DecodeError, Decoder, Packet, ProtocolVersion, ReasonCode, SubAck, UnsubAck,
-    Will,
-};
+use crate::codec::{encode, Connect, Decoder, ReasonCode, Will};
 use crate::protocol::{Accept, CloseKind, Event, InboundPublish, Message, ServerConnection};
 
 use super::auth::{self, Identity, CHALLENGE_METHOD};
@@ -43,9 +40,6 @@ struct Ctx {
     username: Option<String>,
     clean_start: bool,
     attached: bool,
-    challenge: Option<Bytes>,
-    authenticated_by_challenge: bool,
-    pending_connect: Option<Box<Connect>>,
     tx: Option<mpsc::Sender<Routed>>,
     kick: Option<oneshot::Sender<ReasonCode>>,
     done: watch::Receiver<()>,
@@ -88,9 +82,6 @@ pub(crate) async fn serve<S>(
         username: None,
         clean_start: true,
         attached: false,
-        challenge: None,
-        authenticated_by_challenge: false,
-        pending_connect: None,
         tx: Some(tx),
         kick: Some(kick_tx),
         done: done_rx,
@@ -372,35 +363,12 @@ async fn read_packets(
             }
             Ok(None) => break,
             Err(e) => {
-                decode_error(ctx, conn, decoder, e);
+                warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
+                conn.decode_error(&e);
                 break;
             }
         }
     }
-}
-
-fn decode_error(ctx: &Ctx, conn: &mut ServerConnection, decoder: &Decoder, e: DecodeError) {
-    warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
-    if decoder.version().is_none() {
-        if let DecodeError::UnsupportedProtocolVersion(_) = e {
-            // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 in the 3.1.1 format, then close.
-            // The level is not 5, so the client is not known to read the MQTT 5 format (whose
-            // 0x84 is optional there); every version reads this one (as Mosquitto does).
-            conn.reject_version(
-                ProtocolVersion::V3_1_1,
-                crate::codec::reason::v3::UNACCEPTABLE_PROTOCOL_VERSION,
-            );
-            return;
-        }
-        conn.close_silently(CloseKind::ProtocolError);
-        return;
-    }
-    // [MQTT-4.13.1-1] (5): DISCONNECT with the reason code, then close.
-    conn.close_with_text(
-        e.reason_code(),
-        CloseKind::ProtocolError,
-        Some(e.to_string()),
-    );
 }
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
@@ -417,7 +385,15 @@ async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
 async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) {
     match event {
         Event::Connect(c) => on_connect(ctx, conn, c).await,
-        Event::Auth(a) => on_auth(ctx, conn, a).await,
+        Event::ReAuthenticate => conn.auth_challenge(nonce(ctx)),
+        Event::AuthResponse { challenge, data } => {
+            let secret = ctx.shared.config.challenge_auth.as_ref().map(|c| &c.secret);
+            let expected = secret.map(|s| auth::challenge_response(&challenge, s));
+            let ok = expected.is_some_and(|e| data.as_deref() == Some(e.as_bytes()));
+            if let Some(c) = conn.auth_verdict(ok) {
+                finish_connect(ctx, conn, c).await;
+            }
+        }
         Event::Publish(p) => on_publish(ctx, conn, p),
         Event::Subscribe(s) => {
             let client = conn.client_id().clone();
@@ -435,12 +411,7 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
             );
             match result {
                 Ok(r) => {
-                    // [MQTT-3.8.4-1] SUBACK with [MQTT-3.8.4-2] the same packet id.
-                    conn.send(Packet::SubAck(SubAck {
-                        packet_id: s.packet_id,
-                        properties: Default::default(),
-                        reason_codes: r.codes,
-                    }));
+                    conn.subscribe_done(s.packet_id, r.codes);
                     let t = now();
                     for d in r.retained {
                         conn.deliver(t, d);
@@ -452,16 +423,7 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
         Event::Unsubscribe(u) => {
             let client = conn.client_id().clone();
             let codes = ctx.shared.router().unsubscribe(&client, &u);
-            // [MQTT-3.10.4-4] / [MQTT-3.10.4-5] always UNSUBACK, same packet id.
-            conn.send(Packet::UnsubAck(UnsubAck {
-                packet_id: u.packet_id,
-                properties: Default::default(),
-                reason_codes: if conn.version().is_v5() {
-                    codes
-                } else {
-                    Vec::new()
-                },
-            }));
+            conn.unsubscribe_done(u.packet_id, codes);
         }
     }
 }
@@ -487,13 +449,8 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
     if let Some(method) = &c.properties.authentication_method {
         if c.protocol.is_v5() {
             match &shared.config.challenge_auth {
-                Some(_) if method == CHALLENGE_METHOD => {
-                    // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
-                    let nonce = Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id));
-                    ctx.challenge = Some(nonce.clone());
-                    ctx.pending_connect = Some(c);
-                    conn.auth_continue(Some(nonce));
-                }
+                // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
+                Some(_) if method == CHALLENGE_METHOD => conn.auth_challenge(nonce(ctx)),
                 // [MQTT-4.12.0-1] unsupported method: CONNACK 0x8C and close.
                 _ => conn.reject(ReasonCode::BAD_AUTHENTICATION_METHOD),
             }
@@ -507,58 +464,15 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
         conn.reject(code);
         return;
     }
-    finish_connect(ctx, conn, c, None).await;
+    finish_connect(ctx, conn, c).await;
 }
 
-async fn on_auth(ctx: &mut Ctx, conn: &mut ServerConnection, a: crate::codec::Auth) {
-    let secret = ctx
-        .shared
-        .config
-        .challenge_auth
-        .as_ref()
-        .map(|c| c.secret.clone());
-    let method_ok = a.properties.authentication_method.as_deref() == Some(CHALLENGE_METHOD);
-    let (Some(secret), true) = (secret, method_ok) else {
-        // [MQTT-4.12.1-1] AUTH must use the method of CONNECT; none was agreed.
-        conn.protocol_error();
-        return;
-    };
-    if a.reason == ReasonCode::RE_AUTHENTICATE && ctx.attached && ctx.authenticated_by_challenge {
-        // [MQTT-4.12.1-1] re-authentication after CONNACK: a fresh challenge.
-        let nonce = Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id));
-        ctx.challenge = Some(nonce.clone());
-        conn.auth_continue(Some(nonce));
-        return;
-    }
-    let Some(nonce) = ctx.challenge.take() else {
-        conn.protocol_error();
-        return;
-    };
-    let expected = auth::challenge_response(&nonce, &secret);
-    let ok = a.reason == ReasonCode::CONTINUE_AUTHENTICATION
-        && a.properties.authentication_data.as_deref() == Some(expected.as_bytes());
-    match ctx.pending_connect.take() {
-        Some(c) if ok => {
-            ctx.authenticated_by_challenge = true;
-            finish_connect(ctx, conn, c, Some(CHALLENGE_METHOD.to_string())).await;
-        }
-        Some(_) => conn.reject(ReasonCode::NOT_AUTHORIZED),
-        None if ok => {
-            let mut done = crate::codec::Auth::default();
-            done.properties.authentication_method = Some(CHALLENGE_METHOD.into());
-            conn.send(Packet::Auth(done));
-        }
-        // [MQTT-4.12.1-2] failed re-authentication: DISCONNECT and close.
-        None => conn.close(ReasonCode::NOT_AUTHORIZED, CloseKind::ProtocolError),
-    }
+/// A fresh challenge for enhanced authentication.
+fn nonce(ctx: &Ctx) -> Bytes {
+    Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id))
 }
 
-async fn finish_connect(
-    ctx: &mut Ctx,
-    conn: &mut ServerConnection,
-    c: Box<Connect>,
-    auth_method: Option<String>,
-) {
+async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>) {
     let shared = Arc::clone(&ctx.shared);
     let mut assigned = None;
     let client_id: Arc<str> = if c.client_id.is_empty() {
@@ -612,7 +526,7 @@ async fn finish_connect(
                 .as_ref()
                 .filter(|_| c.properties.request_response_information == Some(1))
                 .map(|prefix| format!("{prefix}{client_id}")),
-            auth: auth_method.map(|m| (m, None)),
+            auth: None,
         },
     );
     if c.client_id.is_empty() && !c.protocol.is_v5() {

@@ -12,6 +12,7 @@ use crate::codec::{
     MAX_REMAINING_LENGTH,
 };
 
+use super::clock::now;
 use super::trace::{hex, PacketDisplay};
 use super::transport::Transport;
 use super::url::{parse_url, BrokerUrl};
@@ -140,7 +141,7 @@ impl Connection {
         url: &BrokerUrl,
         options: &TransportOptions,
     ) -> Result<Connection, ClientError> {
-        let started = Instant::now();
+        let started = now();
         let transport = Transport::open(url, options).await?;
         Ok(Connection {
             transport: Some(transport),
@@ -358,7 +359,7 @@ impl Connection {
                 self.read_buf.clear();
                 self.record(Direction::Received, TraceEvent::Raw(snapshot));
                 self.trace.push(
-                    self.started.elapsed(),
+                    now().saturating_duration_since(self.started),
                     Direction::Received,
                     TraceEvent::Note(format!("decode error: {e}")),
                 );
@@ -372,7 +373,7 @@ impl Connection {
     pub async fn shutdown_write(&mut self) -> Result<(), ClientError> {
         if let Some(t) = self.transport.as_mut() {
             self.trace.push(
-                self.started.elapsed(),
+                now().saturating_duration_since(self.started),
                 Direction::Sent,
                 TraceEvent::Closed("write side shut down by client (FIN)".into()),
             );
@@ -386,7 +387,7 @@ impl Connection {
         if let Some(mut t) = self.transport.take() {
             let _ = t.shutdown().await;
             self.trace.push(
-                self.started.elapsed(),
+                now().saturating_duration_since(self.started),
                 Direction::Sent,
                 TraceEvent::Closed("closed by client".into()),
             );
@@ -402,7 +403,7 @@ impl Connection {
         if let Some(t) = self.transport.take() {
             t.abort();
             self.trace.push(
-                self.started.elapsed(),
+                now().saturating_duration_since(self.started),
                 Direction::Sent,
                 TraceEvent::Closed("closed abruptly by client (reset, no DISCONNECT)".into()),
             );
@@ -421,7 +422,7 @@ impl Connection {
     /// Add a harness note to the trace (step boundaries, faults).
     pub fn note(&mut self, text: impl Into<String>) {
         self.trace.push(
-            self.started.elapsed(),
+            now().saturating_duration_since(self.started),
             Direction::Sent,
             TraceEvent::Note(text.into()),
         );
@@ -444,7 +445,7 @@ impl Connection {
 
     /// Time since the connection was opened (the trace's clock).
     pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        now().saturating_duration_since(self.started)
     }
 
     fn mark_closed(&mut self, why: String) {
@@ -458,7 +459,7 @@ impl Connection {
             self.close_recorded = true;
             let why = self.closed.clone().unwrap_or_default();
             self.trace.push(
-                self.started.elapsed(),
+                now().saturating_duration_since(self.started),
                 Direction::Received,
                 TraceEvent::Closed(why),
             );
@@ -473,7 +474,11 @@ impl Connection {
 
     fn record(&mut self, direction: Direction, event: TraceEvent) {
         if self.tracing_enabled {
-            self.trace.push(self.started.elapsed(), direction, event);
+            self.trace.push(
+                now().saturating_duration_since(self.started),
+                direction,
+                event,
+            );
         }
     }
 }

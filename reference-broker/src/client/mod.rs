@@ -18,17 +18,17 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod connection;
 mod session;
-mod state;
 mod trace;
 mod transport;
 mod url;
 
-pub use connection::{ClientError, Connection, Received, TransportOptions};
-pub use session::{AuthResponder, Client};
-pub use state::{
+pub use crate::protocol::client::{
     BrokerLimits, ClientState, ConnectOptions, Controls, Event, Phase, ReleaseOrder, StateError,
 };
+pub use connection::{ClientError, Connection, Received, TransportOptions};
+pub use session::{AuthResponder, Client};
 pub use trace::{hex, payload, Direction, PacketDisplay, Trace, TraceEntry, TraceEvent};
 pub use url::{parse_url, BrokerUrl, Scheme};

@@ -15,10 +15,13 @@ use crate::codec::{
     SubscriptionOptions, UnsubAck,
 };
 
+use super::clock::now;
 use super::connection::packet_name;
-use super::state::{ClientState, ConnectOptions, Controls, Event, ReleaseOrder, StateError};
 use super::url::{parse_url, BrokerUrl};
 use super::{ClientError, Connection, Direction, Received, Trace, TraceEvent, TransportOptions};
+use crate::protocol::client::{
+    ClientState, ConnectOptions, Controls, Event, ReleaseOrder, StateError,
+};
 
 /// Default time a client method waits for the broker's answer.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,7 +96,7 @@ impl Client {
                 options.password = url.password().map(|p| Bytes::copy_from_slice(p.as_bytes()));
             }
         }
-        let started = Instant::now();
+        let started = now();
         let conn = Connection::open_url(url, transport).await?;
         let mut state = ClientState::new(options);
         state.controls = controls;
@@ -119,7 +122,7 @@ impl Client {
         if let Some(max) = self.state.options().properties.maximum_packet_size {
             self.conn.set_max_packet_size(max as usize);
         }
-        self.state.connect(Instant::now());
+        self.state.connect(now());
         let timeout = self.timeout;
         loop {
             let event = self
@@ -224,7 +227,7 @@ impl Client {
         let qos = publish.qos;
         let id = self
             .state
-            .publish(Instant::now(), publish)
+            .publish(now(), publish)
             .map_err(|e| self.state_error(e))?;
         self.flush().await?;
         let _ = qos;
@@ -411,7 +414,7 @@ impl Client {
             self.state.connection_lost();
             return Err(e);
         }
-        let now = Instant::now();
+        let now = now();
         for p in &batch {
             self.state.on_sent(now, p);
         }
@@ -462,7 +465,7 @@ impl Client {
                 r = self.conn.recv_any() => match r {
                     Ok(Received::Packet(p)) => {
                         self.last_received = Some(packet_name(&p));
-                        if let Err(e) = self.state.handle_packet(Instant::now(), p) {
+                        if let Err(e) = self.state.handle_packet(now(), p) {
                             return Err(self.fail(e).await);
                         }
                     }
@@ -477,7 +480,7 @@ impl Client {
                     }
                 },
                 _ = tokio::time::sleep_until(timer), if timer < deadline => {
-                    if let Err(e) = self.state.handle_timeout(Instant::now()) {
+                    if let Err(e) = self.state.handle_timeout(now()) {
                         return Err(self.fail(e).await);
                     }
                 }

@@ -38,6 +38,7 @@ mod error;
 pub mod packet;
 mod primitives;
 pub mod properties;
+mod property_block;
 mod property_box;
 mod publish;
 mod pubresp;

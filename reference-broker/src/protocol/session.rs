@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 
 use crate::codec::{Publish, QoS};
 
-use super::Delivery;
+use super::{Delivery, InboundAcks, PacketIds};
 
 /// Where an outbound QoS 1/2 message is in its acknowledgement flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +38,8 @@ pub struct Session {
     /// Messages waiting to be sent (receive maximum reached, or client offline).
     pub(crate) pending: VecDeque<Delivery>,
     /// Inbound QoS 2 packet identifiers: PUBREC sent, PUBREL not yet received.
-    pub(crate) inbound_qos2: HashSet<u16>,
-    next_packet_id: u16,
+    pub(crate) inbound_qos2: InboundAcks,
+    ids: PacketIds,
 }
 
 impl Session {
@@ -82,15 +82,8 @@ impl Session {
         if self.used_ids.len() >= usize::from(u16::MAX) {
             return None;
         }
-        loop {
-            self.next_packet_id = self.next_packet_id.wrapping_add(1);
-            if self.next_packet_id == 0 {
-                continue;
-            }
-            if !self.used_ids.contains(&self.next_packet_id) {
-                return Some(self.next_packet_id);
-            }
-        }
+        let used = &self.used_ids;
+        self.ids.next(|id| used.contains(&id))
     }
 
     /// Remove the in-flight entry with `packet_id` in `state`.

@@ -3,7 +3,6 @@
 //! and keeps QoS 2's exactly-once promise on its side: a PUBLISH whose packet identifier
 //! awaits PUBREL is a resend, not a new message.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +11,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use reference_broker::codec::{encode, Packet, ProtocolVersion, PubResponse, QoS};
+use reference_broker::codec::{encode, Packet, ProtocolVersion, QoS};
+use reference_broker::protocol::InboundAcks;
 
 use super::session::{goodbye, Beat, Durable, Liveness};
 use crate::bench::conn::Lean;
@@ -40,7 +40,7 @@ struct State {
     outcome: SubOutcome,
     origin: Instant,
     /// [MQTT-4.3.3-2] QoS 2 packet identifiers whose PUBREC was sent and PUBREL not received.
-    awaiting_rel: HashSet<u16>,
+    awaiting_rel: InboundAcks,
     /// The session holds the subscription (SUBACK received since the session began).
     subscribed: bool,
 }
@@ -63,7 +63,7 @@ pub async fn run(
             foreign: 0,
         },
         origin,
-        awaiting_rel: HashSet::new(),
+        awaiting_rel: InboundAcks::new(),
         subscribed: true,
     };
     let mut next = Some(first);
@@ -165,31 +165,19 @@ impl State {
         version: ProtocolVersion,
         counters: &Counters,
     ) -> Result<bool, BenchError> {
+        // [MQTT-4.3.2-2] PUBACK for QoS 1; [MQTT-4.3.3-2] PUBREC for QoS 2, and until PUBREL
+        // the same identifier is the same message; PUBREL frees it, answered with PUBCOMP.
+        let acked = self.awaiting_rel.acknowledge(&packet, version);
+        if let Some(reply) = &acked.reply {
+            push(out, reply, version)?;
+        }
         match packet {
             Packet::Publish(publish) => {
-                let id = publish.packet_id;
-                let fresh = match publish.qos {
-                    QoS::AtMostOnce => true,
-                    // [MQTT-4.3.2-2] acknowledge a QoS 1 delivery with PUBACK.
-                    QoS::AtLeastOnce => {
-                        push(out, &Packet::PubAck(ack(id)), version)?;
-                        true
-                    }
-                    // [MQTT-4.3.3-2] PUBREC; until PUBREL the same id is the same message.
-                    QoS::ExactlyOnce => {
-                        push(out, &Packet::PubRec(ack(id)), version)?;
-                        self.awaiting_rel.insert(id)
-                    }
-                };
-                if fresh {
+                if acked.fresh {
                     self.record(&publish.payload, counters);
                 }
             }
-            // [MQTT-4.3.3-2] answer PUBREL with PUBCOMP; the identifier is free again.
-            Packet::PubRel(r) => {
-                self.awaiting_rel.remove(&r.packet_id);
-                push(out, &Packet::PubComp(ack(r.packet_id)), version)?;
-            }
+            Packet::PubRel(_) => {}
             Packet::PingResp => {}
             Packet::Disconnect(_) => return Ok(false),
             other => {
@@ -231,13 +219,6 @@ impl State {
 /// Resolve once `stop` turns true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-fn ack(packet_id: u16) -> PubResponse {
-    PubResponse {
-        packet_id,
-        ..PubResponse::default()
-    }
 }
 
 fn push(out: &mut BytesMut, packet: &Packet, version: ProtocolVersion) -> Result<(), BenchError> {

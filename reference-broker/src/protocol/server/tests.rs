@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::codec::Subscription;
+use crate::codec::{encoded_len, Auth, DecodeError, PubResponse, Publish, Subscription};
+use crate::protocol::Delivery;
 use bytes::Bytes;
 
 fn connect(version: ProtocolVersion, keep_alive: u16) -> Connect {
@@ -388,4 +389,148 @@ fn held_keep_alive_moves_the_deadline() {
     c.handle_timeout(now + Duration::from_secs(20));
     assert!(!c.is_closed());
     assert_eq!(c.poll_timeout(), Some(later + Duration::from_secs(15)));
+}
+
+#[test]
+fn a_will_the_server_cannot_honour_is_refused_before_the_broker_sees_it() {
+    let now = Instant::now();
+    let limits = ServerLimits {
+        maximum_qos: QoS::AtLeastOnce,
+        retain_available: false,
+        ..Default::default()
+    };
+    let limits = Arc::new(limits);
+    for (qos, retain, code) in [
+        (QoS::ExactlyOnce, false, ReasonCode::QOS_NOT_SUPPORTED),
+        (QoS::AtMostOnce, true, ReasonCode::RETAIN_NOT_SUPPORTED),
+    ] {
+        let mut c = ServerConnection::new(now, Arc::clone(&limits));
+        let mut packet = connect(ProtocolVersion::V5, 0);
+        if let Some(w) = packet.will.as_mut() {
+            w.qos = qos;
+            w.retain = retain;
+        }
+        c.handle_packet(now, Packet::Connect(Box::new(packet)));
+        // [MQTT-3.2.2-12] / [MQTT-3.2.2-13]
+        assert_eq!(c.poll_event(), None);
+        assert!(matches!(&drain(&mut c)[..], [Packet::ConnAck(a)] if a.code == code));
+        assert!(c.is_closed());
+    }
+}
+
+#[test]
+fn decode_errors_cost_a_connack_before_connect_and_a_disconnect_after() {
+    let now = Instant::now();
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    c.decode_error(&DecodeError::UnsupportedProtocolVersion(9));
+    let sent = drain(&mut c);
+    // [MQTT-3.1.2-2] CONNACK 0x01 in the 3.1.1 format.
+    assert!(matches!(&sent[..], [Packet::ConnAck(a)] if a.code.0 == 0x01));
+    assert_eq!(c.version(), ProtocolVersion::V3_1_1);
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    c.decode_error(&DecodeError::InvalidUtf8);
+    assert!(c.is_closed() && drain(&mut c).is_empty());
+    let (mut c, _) = connected(ProtocolVersion::V5, 0);
+    let error = DecodeError::InvalidUtf8;
+    c.decode_error(&error);
+    // [MQTT-4.13.1-1] DISCONNECT with the error's reason code, then close.
+    let sent = drain(&mut c);
+    assert!(matches!(&sent[..], [Packet::Disconnect(d)] if d.reason == error.reason_code()));
+    assert_eq!(c.close_kind(), Some(CloseKind::ProtocolError));
+}
+
+fn auth(reason: ReasonCode, method: &str, data: &'static [u8]) -> Packet {
+    let mut a = Auth {
+        reason,
+        properties: Default::default(),
+    };
+    a.properties.authentication_method = Some(method.into());
+    a.properties.authentication_data = Some(Bytes::from_static(data));
+    Packet::Auth(a)
+}
+
+fn authenticating(now: Instant) -> ServerConnection {
+    let mut c = ServerConnection::new(now, Arc::new(ServerLimits::default()));
+    let mut packet = connect(ProtocolVersion::V5, 0);
+    packet.properties.authentication_method = Some("m".into());
+    c.handle_packet(now, Packet::Connect(Box::new(packet)));
+    assert!(matches!(c.poll_event(), Some(Event::Connect(_))));
+    c.auth_challenge(Bytes::from_static(b"nonce"));
+    let sent = drain(&mut c);
+    // [MQTT-4.12.0-2] AUTH 0x18; [MQTT-4.12.0-5] with the method of CONNECT.
+    assert!(matches!(&sent[..], [Packet::Auth(a)]
+        if a.reason == ReasonCode::CONTINUE_AUTHENTICATION
+            && a.properties.authentication_method.as_deref() == Some("m")));
+    c
+}
+
+#[test]
+fn enhanced_authentication_runs_in_the_state_machine() {
+    let now = Instant::now();
+    let mut c = authenticating(now);
+    c.handle_packet(
+        now,
+        auth(ReasonCode::CONTINUE_AUTHENTICATION, "m", b"answer"),
+    );
+    let Some(Event::AuthResponse { challenge, data }) = c.poll_event() else {
+        panic!("no AuthResponse");
+    };
+    assert_eq!(
+        (&challenge[..], data.as_deref()),
+        (&b"nonce"[..], Some(&b"answer"[..]))
+    );
+    let pending = c.auth_verdict(true).unwrap();
+    assert_eq!(pending.client_id, "c1");
+    c.accept(now, Accept::default());
+    let sent = drain(&mut c);
+    // [MQTT-4.12.0-5] the successful CONNACK names the method.
+    assert!(matches!(&sent[..], [Packet::ConnAck(a)]
+        if a.code == ReasonCode::SUCCESS
+            && a.properties.authentication_method.as_deref() == Some("m")));
+    // [MQTT-4.12.1-1] re-authentication: a new challenge, then AUTH 0x00.
+    c.handle_packet(now, auth(ReasonCode::RE_AUTHENTICATE, "m", b""));
+    assert_eq!(c.poll_event(), Some(Event::ReAuthenticate));
+    c.auth_challenge(Bytes::from_static(b"again"));
+    drain(&mut c);
+    c.handle_packet(now, auth(ReasonCode::CONTINUE_AUTHENTICATION, "m", b"x"));
+    assert!(matches!(c.poll_event(), Some(Event::AuthResponse { .. })));
+    assert!(c.auth_verdict(true).is_none());
+    assert!(matches!(&drain(&mut c)[..], [Packet::Auth(a)] if a.reason == ReasonCode::SUCCESS));
+    // [MQTT-4.12.1-2] a failed re-authentication closes the connection.
+    c.handle_packet(now, auth(ReasonCode::RE_AUTHENTICATE, "m", b""));
+    c.poll_event();
+    c.auth_challenge(Bytes::from_static(b"third"));
+    drain(&mut c);
+    c.handle_packet(
+        now,
+        auth(ReasonCode::CONTINUE_AUTHENTICATION, "m", b"wrong"),
+    );
+    c.poll_event();
+    c.auth_verdict(false);
+    let sent = drain(&mut c);
+    assert!(matches!(&sent[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::NOT_AUTHORIZED));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn auth_breaking_the_rules_is_refused() {
+    let now = Instant::now();
+    // [MQTT-4.12.0-5] another method: Protocol Error.
+    let mut c = authenticating(now);
+    c.handle_packet(
+        now,
+        auth(ReasonCode::CONTINUE_AUTHENTICATION, "other", b"x"),
+    );
+    let sent = drain(&mut c);
+    assert!(matches!(&sent[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::PROTOCOL_ERROR));
+    // [MQTT-4.12.0-3] an answer that is not 0x18 fails the authentication: CONNACK 0x87.
+    let mut c = authenticating(now);
+    c.handle_packet(now, auth(ReasonCode::RE_AUTHENTICATE, "m", b"x"));
+    assert_eq!(c.poll_event(), None);
+    let sent = drain(&mut c);
+    assert!(matches!(&sent[..], [Packet::ConnAck(a)] if a.code == ReasonCode::NOT_AUTHORIZED));
+    // [MQTT-4.12.0-7] AUTH without an Authentication Method in CONNECT: Protocol Error.
+    let (mut c, _) = connected(ProtocolVersion::V5, 0);
+    c.handle_packet(now, auth(ReasonCode::RE_AUTHENTICATE, "m", b""));
+    assert!(c.is_closed());
 }

@@ -1,0 +1,113 @@
+//! Outbound application messages: the session queue, flow control (the client's Receive
+//! Maximum and Maximum Packet Size, the server's in-flight limit), packet identifiers and
+//! outbound topic aliases.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::codec::{encoded_len, Packet, Publish, QoS};
+use crate::protocol::session::{InflightOut, OutState};
+use crate::protocol::Delivery;
+
+use super::{ServerConnection, State};
+
+impl ServerConnection {
+    /// How many more deliveries the broker should hand [`ServerConnection::deliver`]:
+    /// `max_queued_online` (at most `max_queued_messages`) minus the messages waiting for the
+    /// client's Receive Maximum. The broker takes no more than this from its channels, so an
+    /// online client's queue is never overrun; the rest waits upstream (back-pressure).
+    pub fn queue_room(&self) -> usize {
+        self.limits
+            .max_queued_online
+            .min(self.limits.max_queued_messages)
+            .saturating_sub(self.session.pending.len())
+    }
+
+    /// Send (or queue) an application message to this client.
+    pub fn deliver(&mut self, now: Instant, delivery: Delivery) {
+        if self.state == State::Closed {
+            return;
+        }
+        let limits = Arc::clone(&self.limits);
+        if !self
+            .session
+            .enqueue(delivery, limits.max_queued_messages, true)
+        {
+            self.dropped += 1;
+            return;
+        }
+        if self.state == State::Connected {
+            self.pump(now);
+        }
+    }
+
+    /// Send queued messages while flow control allows.
+    pub(super) fn pump(&mut self, now: Instant) {
+        let window = usize::from(self.client_receive_maximum.min(self.limits.max_inflight));
+        while let Some(front) = self.session.pending.front() {
+            if front.qos != QoS::AtMostOnce && self.session.inflight.len() >= window {
+                // [MQTT-3.3.4-9] (5) no more than Receive Maximum unacknowledged QoS 1/2.
+                break;
+            }
+            let Some(delivery) = self.session.pending.pop_front() else {
+                break;
+            };
+            let msg = &delivery.message;
+            // [MQTT-3.3.2-5] (5) an expired message is not forwarded.
+            if msg.is_expired(now) {
+                self.dropped += 1;
+                continue;
+            }
+            let mut properties = msg.properties.clone();
+            // [MQTT-3.3.2-6] (5) forward the remaining expiry interval.
+            properties.message_expiry_interval = msg.remaining_expiry(now);
+            if self.version.is_v5() {
+                // [MQTT-3.3.4-3] every matching subscription identifier.
+                properties.subscription_identifiers = delivery.subscription_ids.clone();
+            } else {
+                properties = Default::default();
+            }
+            let mut publish = Publish {
+                dup: false,
+                qos: delivery.qos,
+                retain: delivery.retain,
+                topic: msg.topic.clone(),
+                packet_id: 0,
+                properties,
+                payload: msg.payload.clone(),
+            };
+            if let Some(max) = self.client_max_packet_size {
+                // [MQTT-3.1.2-24] / [MQTT-3.1.2-25] (5) never send a packet larger than the client's maximum;
+                // the message is discarded as if delivered.
+                let size = encoded_len(&Packet::Publish(publish.clone()), self.version);
+                if size > max as usize {
+                    self.dropped += 1;
+                    continue;
+                }
+            }
+            if publish.qos != QoS::AtMostOnce {
+                let Some(id) = self.session.allocate_packet_id() else {
+                    self.session.pending.push_front(delivery);
+                    break;
+                };
+                publish.packet_id = id;
+                let state = if publish.qos == QoS::AtLeastOnce {
+                    OutState::AwaitPubAck
+                } else {
+                    OutState::AwaitPubRec
+                };
+                self.session.push_inflight(InflightOut {
+                    publish: publish.clone(),
+                    state,
+                });
+            }
+            self.transmit_publish(publish);
+        }
+    }
+
+    /// Queue a PUBLISH, replacing its topic by an alias when the client accepts aliases.
+    pub(super) fn transmit_publish(&mut self, mut publish: Publish) {
+        self.outbound_aliases.apply(&mut publish);
+        self.transmits.push_back(Packet::Publish(publish));
+    }
+}
