@@ -15,5 +15,6 @@ pub mod report;
 pub mod run;
 pub mod run_id;
 pub mod scenario;
+pub mod selftest;
 pub mod suite;
 pub mod sut;

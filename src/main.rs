@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mqtt_conformance::fault;
 use mqtt_conformance::report::{
     console::{ConsoleReporter, ConsoleStyle},
@@ -21,7 +21,7 @@ use mqtt_conformance::run::{self, CaseResult, RunConfig, RunEvent, Selection};
 use mqtt_conformance::scenario::{self, Dur, Version};
 use mqtt_conformance::suite::{self, Suite};
 use mqtt_conformance::sut::{self, RestartSupport, TargetSpec};
-use mqtt_conformance::{coverage, exit};
+use mqtt_conformance::{coverage, exit, selftest};
 use reference_broker::client::TransportOptions;
 
 /// Conformance test suite for MQTT brokers (3.1.1 and 5.0).
@@ -70,9 +70,37 @@ enum Command {
     Pub(mqtt_conformance::pubsub::PubArgs),
     /// Subscribe and print messages by hand (like mosquitto_sub).
     Sub(mqtt_conformance::pubsub::SubArgs),
+    /// Print a shell completion script, generated from the same model as --help.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from the same model as --help
+    /// (`mqtt-conformance man > mqtt-conformance.1`).
+    Man,
+    /// Run the suites in-process against every broker variant (all must pass) and every
+    /// deliberate defect (each must be caught): the suites' mutation score.
+    Selftest(SelftestArgs),
     /// Build a local `FROM scratch` broker image from a binary and the libraries `ldd` lists
     /// (nothing is pulled), for `run --image`.
     BuildImage(BuildImageArgs),
+}
+
+#[derive(Args)]
+struct SelftestArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Only variants and defects whose name contains this (e.g. `defect:will`).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Brokers judged at once (default: 2 per core).
+    #[arg(long)]
+    subjects: Option<usize>,
+    /// Cases at once per broker.
+    #[arg(long, default_value_t = 6)]
+    jobs: usize,
 }
 
 #[derive(Args)]
@@ -322,6 +350,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
             Ok(ExitCode::from(exit::SUCCESS))
         }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "mqtt-conformance",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Command::Selftest(args) => async_runtime()?.block_on(selftest(root, args)),
         Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
         Command::Pub(args) => Ok(pubsub_exit(
             "pub",
@@ -684,6 +727,35 @@ fn last_failures(path: &Path) -> anyhow::Result<Vec<(String, Version)>> {
         }
     }
     Ok(out)
+}
+
+async fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<ExitCode> {
+    let (suites, invalid) = load_suites(root, &[])?;
+    if invalid > 0 {
+        anyhow::bail!("{invalid} invalid scenario file(s): fix them before a selftest");
+    }
+    let mut opts = selftest::Options {
+        jobs: args.jobs,
+        filter: args.filter,
+        ..selftest::Options::default()
+    };
+    if let Some(n) = args.subjects {
+        opts.subjects_at_once = n;
+    }
+    let (results, elapsed) = selftest::run(&suites, &opts).await?;
+    let summary = selftest::report::summarise(root, &suites, &results, elapsed)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &summary)?;
+        writeln!(out)?;
+    } else {
+        selftest::report::print(&mut out, &summary)?;
+    }
+    Ok(ExitCode::from(if summary.ok() {
+        exit::SUCCESS
+    } else {
+        exit::FAILURES
+    }))
 }
 
 /// The `probe` subcommand: discovery only, printed as a table (or JSON).

@@ -328,6 +328,9 @@ pub enum Feature {
     Websocket,
     /// Enhanced authentication (AUTH packets).
     EnhancedAuth,
+    /// MQTT 5: the broker keeps the client's Keep Alive (no Server Keep Alive in the probe's
+    /// CONNACK); cases that time keep alive need it. Always met in 3.1.1.
+    ClientKeepAlive,
 }
 
 impl Feature {
@@ -345,6 +348,7 @@ impl Feature {
             Feature::Tls => "tls",
             Feature::Websocket => "websocket",
             Feature::EnhancedAuth => "enhanced_auth",
+            Feature::ClientKeepAlive => "client_keep_alive",
         }
     }
 }

@@ -329,7 +329,12 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_ends_once_a_broker_accepts() {
-        let (broker, addr) = super::super::reference::start("secret").await.unwrap();
+        let (broker, addr) = super::super::reference::start(
+            "secret",
+            reference_broker::broker::BrokerConfig::default_tcp(([127, 0, 0, 1], 0).into()),
+        )
+        .await
+        .unwrap();
         wait_for_mqtt(&format!("mqtt://{addr}"), Duration::from_secs(5))
             .await
             .unwrap();

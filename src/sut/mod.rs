@@ -1,6 +1,7 @@
 //! The system under test: the broker a run judges (the in-process reference broker on port 0, or an external
 //! URL), and what it announces about its optional features.
 
+use reference_broker::broker::BrokerConfig;
 use reference_broker::client::TransportOptions;
 use reference_broker::codec::{Properties, ProtocolVersion};
 
@@ -118,16 +119,8 @@ pub fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
 pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
     match spec {
         TargetSpec::Reference => {
-            let secret = format!("mqttc-{}", crate::run_id::new_run_id());
-            let (broker, bound) = reference::start(&secret).await?;
-            Ok(RunningTarget {
-                url: format!("mqtt://{bound}"),
-                name: "reference".into(),
-                credentials: None,
-                features: vec![Feature::Authentication, Feature::EnhancedAuth],
-                broker: Some(broker),
-                container: None,
-            })
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            start_reference(BrokerConfig::default_tcp(addr)).await
         }
         TargetSpec::External { url, name } => {
             let (clean, credentials) = split_credentials(url);
@@ -156,6 +149,21 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
     }
 }
 
+/// Start the in-process reference broker with `config` (a variant or a defect in selftest),
+/// listening on 127.0.0.1, port 0, with its test user and challenge authentication.
+pub async fn start_reference(config: BrokerConfig) -> Result<RunningTarget, TargetError> {
+    let secret = format!("mqttc-{}", crate::run_id::new_run_id());
+    let (broker, bound) = reference::start(&secret, config).await?;
+    Ok(RunningTarget {
+        url: format!("mqtt://{bound}"),
+        name: "reference".into(),
+        credentials: None,
+        features: vec![Feature::Authentication, Feature::EnhancedAuth],
+        broker: Some(broker),
+        container: None,
+    })
+}
+
 /// What a target supports, from its MQTT 5 CONNACK and its URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
@@ -181,6 +189,8 @@ pub struct Capabilities {
     pub authentication: bool,
     /// The profile declares an enhanced authentication method.
     pub enhanced_auth: bool,
+    /// The Server Keep Alive of the probe's CONNACK, if any (MQTT 5).
+    pub server_keep_alive: Option<u16>,
     /// Versions the probe saw refused, with its finding (their cases are skipped).
     pub refusals: Vec<(Version, String)>,
 }
@@ -201,6 +211,7 @@ impl Capabilities {
             websocket: url.starts_with("ws://") || url.starts_with("wss://"),
             authentication: profile.contains(&Feature::Authentication),
             enhanced_auth: profile.contains(&Feature::EnhancedAuth),
+            server_keep_alive: props.server_keep_alive,
             refusals: Vec::new(),
         }
     }
@@ -243,9 +254,12 @@ impl Capabilities {
             Feature::EnhancedAuth if !self.enhanced_auth => {
                 "the target profile declares no enhanced authentication method".into()
             }
+            Feature::ClientKeepAlive if version == Version::V5 => match self.server_keep_alive {
+                Some(s) => format!("the broker imposes a Server Keep Alive of {s} s"),
+                None => return None,
+            },
             _ => return None,
         };
-        let _ = version;
         Some(format!("requires {}: {missing}", feature.name()))
     }
 }

@@ -13,11 +13,15 @@ use super::TargetError;
 /// The running in-process broker.
 pub struct InProcess(Broker);
 
-/// Start the reference broker; returns it and the address it listens on. `secret` seeds the
-/// password of its one user and the challenge secret (never printed).
-pub async fn start(secret: &str) -> Result<(InProcess, SocketAddr), TargetError> {
+/// Start the reference broker with `config` (its listeners replaced by one on 127.0.0.1,
+/// port 0); returns it and the address it listens on. `secret` seeds the password of its one
+/// user and the challenge secret (never printed).
+pub async fn start(
+    secret: &str,
+    mut config: BrokerConfig,
+) -> Result<(InProcess, SocketAddr), TargetError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut config = BrokerConfig::default_tcp(addr);
+    config.listeners = BrokerConfig::default_tcp(addr).listeners;
     config.users.push(UserConfig {
         username: "mqttc".into(),
         password_hash: hash_password(secret.as_bytes(), "mqttc"),

@@ -16,6 +16,9 @@ pub struct RestartSupport {
     /// Directory under which each case broker gets its own session store; `None` runs the
     /// case brokers without persistence (sessions are lost on restart).
     pub persistence_root: Option<PathBuf>,
+    /// The configuration of the case brokers (none: the default); selftest sets a variant's
+    /// or a defect's.
+    pub config: Option<Box<BrokerConfig>>,
 }
 
 impl RestartSupport {
@@ -23,6 +26,7 @@ impl RestartSupport {
     pub fn persistent() -> RestartSupport {
         RestartSupport {
             persistence_root: Some(std::env::temp_dir()),
+            config: None,
         }
     }
 }
@@ -42,7 +46,14 @@ static NEXT_STORE: AtomicU64 = AtomicU64::new(0);
 impl CaseBroker {
     /// Starts a broker for one case.
     pub async fn start(support: &RestartSupport) -> Result<CaseBroker, TargetError> {
-        let mut config = BrokerConfig::default_tcp(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = match &support.config {
+            Some(c) => BrokerConfig {
+                listeners: BrokerConfig::default_tcp(addr).listeners,
+                ..(**c).clone()
+            },
+            None => BrokerConfig::default_tcp(addr),
+        };
         let store = support.persistence_root.as_ref().map(|root| {
             let n = NEXT_STORE.fetch_add(1, Ordering::Relaxed);
             root.join(format!(

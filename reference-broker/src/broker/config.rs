@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::codec::QoS;
-use crate::protocol::ServerLimits;
+use crate::protocol::{Defects, ServerLimits, Variants};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +231,8 @@ impl LimitsConfig {
             max_queued_messages: self.max_queued_messages,
             max_queued_online: self.max_queued_online,
             queue_qos0: self.queue_qos0,
+            variants: Variants::default(),
+            defects: Defects::default(),
         })
     }
 }
@@ -274,6 +276,14 @@ pub struct BrokerConfig {
     /// client id is appended); none: never returned.
     #[serde(default)]
     pub response_information: Option<String>,
+    /// The choices the specifications leave to a server (`[variants]`, see
+    /// [`crate::protocol::variants`]).
+    #[serde(default)]
+    pub variants: Variants,
+    /// Deliberate defects: never read from TOML (`skip`), set only through the Rust API of the
+    /// `defects` feature ([`crate::protocol::defects`]).
+    #[serde(skip)]
+    pub defects: Defects,
 }
 
 fn default_true() -> bool {
@@ -297,7 +307,18 @@ impl BrokerConfig {
             challenge_auth: None,
             persistence: None,
             response_information: None,
+            variants: Variants::default(),
+            defects: Defects::default(),
         }
+    }
+
+    /// The protocol-level limits, with the variants and defects of this configuration.
+    pub fn server_limits(&self) -> Result<ServerLimits, ConfigError> {
+        Ok(ServerLimits {
+            variants: self.variants,
+            defects: self.defects,
+            ..self.limits.server_limits()?
+        })
     }
 
     /// Parse a TOML document.

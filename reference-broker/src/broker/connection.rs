@@ -20,7 +20,10 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tracing::{debug, warn};
 
 use crate::codec::{encode, Connect, Decoder, ReasonCode, Will};
-use crate::protocol::{Accept, CloseKind, Event, InboundPublish, Message, ServerConnection};
+use crate::protocol::variants::NoSubscribersAck;
+use crate::protocol::{
+    Accept, CloseKind, Defect, Event, InboundPublish, Message, ServerConnection,
+};
 
 use super::auth::{self, Identity, CHALLENGE_METHOD};
 use super::backpressure::Held;
@@ -411,7 +414,12 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
             );
             match result {
                 Ok(r) => {
-                    conn.subscribe_done(s.packet_id, r.codes);
+                    let id = if ctx.shared.limits.defects.has(Defect::SubackWrongPacketId) {
+                        s.packet_id % u16::MAX + 1
+                    } else {
+                        s.packet_id
+                    };
+                    conn.subscribe_done(id, r.codes);
                     let t = now();
                     for d in r.retained {
                         conn.deliver(t, d);
@@ -423,6 +431,9 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
         Event::Unsubscribe(u) => {
             let client = conn.client_id().clone();
             let codes = ctx.shared.router().unsubscribe(&client, &u);
+            if ctx.shared.limits.defects.has(Defect::UnsubackMissing) {
+                return;
+            }
             conn.unsubscribe_done(u.packet_id, codes);
         }
     }
@@ -432,7 +443,8 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
     let shared = Arc::clone(&ctx.shared);
     let limits = &shared.limits;
     // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] (5) a will the server cannot honour.
-    if let Some(w) = &c.will {
+    // 3.1.1 has neither: its wills are accepted whatever the MQTT 5 limits say.
+    if let Some(w) = c.will.as_ref().filter(|_| c.protocol.is_v5()) {
         if w.qos > limits.maximum_qos {
             conn.reject(ReasonCode::QOS_NOT_SUPPORTED);
             return;
@@ -477,7 +489,7 @@ async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Conne
     let mut assigned = None;
     let client_id: Arc<str> = if c.client_id.is_empty() {
         let id = shared.router().assign_client_id();
-        if c.protocol.is_v5() {
+        if c.protocol.is_v5() && !shared.limits.defects.has(Defect::AssignedClientIdMissing) {
             assigned = Some(id.clone());
         }
         Arc::from(id.as_str())
@@ -487,9 +499,11 @@ async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Conne
     ctx.username = c.username.clone();
     ctx.clean_start = c.clean_start;
     // [MQTT-3.1.4-3] take over an existing connection with the same client id.
+    let mut took_over = false;
     for _ in 0..3 {
         let waiting = shared.router().take_over(&client_id);
         let Some(mut done) = waiting else { break };
+        took_over = true;
         let _ = tokio::time::timeout(Duration::from_secs(5), done.changed()).await;
     }
     let (Some(tx), Some(kick)) = (ctx.tx.take(), ctx.kick.take()) else {
@@ -505,13 +519,21 @@ async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Conne
         parked: Arc::clone(&ctx.parked),
         room: watch::Sender::new(()),
     };
-    let (session, session_present, upto) = shared.router().attach(
+    let (session, mut session_present, upto) = shared.router().attach(
         client_id.clone(),
         online,
         c.clean_start,
         conn.session_expiry(),
     );
     ctx.taken_upto = upto;
+    if took_over
+        && shared
+            .limits
+            .defects
+            .has(Defect::SessionPresentWrongAfterTakeover)
+    {
+        session_present = false;
+    }
     ctx.attached = true;
     debug!(peer = %ctx.peer, client = %client_id, session_present, "client connected");
     conn.accept(
@@ -555,7 +577,9 @@ fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
     let packet_id = p.packet_id;
     let qos = p.qos;
     let recipients = route(ctx, conn, p);
-    let reason = if recipients == 0 && v5 {
+    let zero_is_success =
+        ctx.shared.limits.variants.no_subscribers_ack == NoSubscribersAck::Success;
+    let reason = if recipients == 0 && v5 && !zero_is_success {
         ReasonCode::NO_MATCHING_SUBSCRIBERS
     } else {
         ReasonCode::SUCCESS
@@ -609,14 +633,21 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Ro
         });
     }
     let Some(will) = will else { return };
-    let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
+    let d = shared.limits.defects;
+    let mut delay = will.properties.will_delay_interval.unwrap_or(0);
+    if !d.has(Defect::WillDelayPastSessionEnd) {
+        delay = delay.min(expiry);
+    }
+    if d.has(Defect::WillDelayIgnored) {
+        delay = 0;
+    }
     if delay == 0 {
         publish_will(&shared, &client_id, ctx.username.as_deref(), will);
     } else {
         // [MQTT-3.1.3-9] (5) published after the delay unless the session is resumed first.
         let username = ctx.username.clone();
         shared.after(Duration::from_secs(u64::from(delay)), move |s| {
-            if s.router().will_due(&client_id, generation) {
+            if s.router().will_due(&client_id, generation) || d.has(Defect::WillDespiteReconnect) {
                 publish_will(s, &client_id, username.as_deref(), will);
             }
         });
@@ -636,7 +667,7 @@ fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, w
     let publish = crate::codec::Publish {
         dup: false,
         qos: will.qos,
-        retain: will.retain,
+        retain: will.retain && !shared.limits.defects.has(Defect::WillRetainIgnored),
         topic: will.topic.into(),
         packet_id: 0,
         properties,

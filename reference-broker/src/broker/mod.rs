@@ -115,7 +115,7 @@ pub struct Broker {
 impl Broker {
     /// Bind every listener of `config` and start serving.
     pub async fn bind(config: BrokerConfig) -> Result<Broker, BrokerError> {
-        let limits = Arc::new(config.limits.server_limits()?);
+        let limits = Arc::new(config.server_limits()?);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut router = Router::new(
             Arc::clone(&limits),

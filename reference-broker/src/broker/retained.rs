@@ -30,15 +30,22 @@ impl RetainedStore {
         true
     }
 
-    /// Retained messages whose topic matches `filter`, expired ones pruned.
-    pub fn matching(&mut self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+    /// True when `topic` has a retained message.
+    pub fn contains(&self, topic: &str) -> bool {
+        self.messages.contains_key(topic)
+    }
+
+    /// Retained messages whose topic matches `filter`, expired ones pruned (none pruned when
+    /// `now` is `None`).
+    pub fn matching(&mut self, filter: &str, now: Option<Instant>) -> Vec<Arc<Message>> {
+        let expired = |m: &Arc<Message>| now.is_some_and(|now| m.is_expired(now));
         if !filter.contains(['+', '#']) {
-            if self.messages.get(filter).is_some_and(|m| m.is_expired(now)) {
+            if self.messages.get(filter).is_some_and(expired) {
                 self.messages.remove(filter);
             }
             return self.messages.get(filter).cloned().into_iter().collect();
         }
-        self.messages.retain(|_, m| !m.is_expired(now));
+        self.messages.retain(|_, m| !expired(m));
         let mut out: Vec<Arc<Message>> = self
             .messages
             .values()

@@ -26,7 +26,8 @@ use crate::codec::reason::v3;
 use crate::codec::{
     ProtocolVersion, QoS, ReasonCode, RetainHandling, Subscribe, SubscriptionOptions, Unsubscribe,
 };
-use crate::protocol::{Delivery, Message, ServerLimits, Session};
+use crate::protocol::variants::{Overlap, SharedDistribution, UnsubackNoSubscription};
+use crate::protocol::{Defect, Defects, Delivery, Message, ServerLimits, Session};
 use crate::topic::{too_deep, SharedFilter, SubscriptionTree};
 
 use super::backpressure::Wait;
@@ -88,6 +89,88 @@ struct ClientEntry {
 
 /// A member of a shared group matching a message: client, granted QoS, subscription id.
 type SharedMember = (Arc<str>, QoS, Option<u32>);
+
+/// One subscription of a client matching a message.
+#[derive(Debug, Clone, Copy)]
+struct Match {
+    qos: QoS,
+    retain: bool,
+    id: Option<u32>,
+}
+
+/// One copy of a message for a client: granted QoS, RETAIN, subscription identifiers.
+#[derive(Debug)]
+struct OneCopy {
+    qos: QoS,
+    retain: bool,
+    ids: Vec<u32>,
+}
+
+/// The copies a client gets of a message matching `matches` (in tree order), by the overlap
+/// variant: one at the highest QoS with every identifier ([MQTT-3.3.5-1] / [MQTT-3.3.4-2],
+/// [MQTT-3.3.4-4]), or one per subscription ([MQTT-3.3.4-5]).
+fn copies(overlap: Overlap, d: Defects, matches: Vec<Match>) -> Vec<OneCopy> {
+    let single = |qos: QoS| OneCopy {
+        qos,
+        retain: matches.iter().any(|m| m.retain),
+        ids: if d.has(Defect::SubscriptionIdOneDropped) {
+            matches.iter().find_map(|m| m.id).into_iter().collect()
+        } else {
+            matches.iter().filter_map(|m| m.id).collect()
+        },
+    };
+    let max = matches
+        .iter()
+        .map(|m| m.qos)
+        .max()
+        .unwrap_or(QoS::AtMostOnce);
+    if d.has(Defect::OverlapQosFromLastSubscription) {
+        return vec![single(matches.last().map_or(max, |m| m.qos))];
+    }
+    if d.has(Defect::OverlapQosFromFirstSubscription) {
+        return vec![single(matches.first().map_or(max, |m| m.qos))];
+    }
+    let mut each: Vec<OneCopy> = matches
+        .iter()
+        .map(|m| OneCopy {
+            qos: m.qos,
+            retain: m.retain,
+            ids: m.id.into_iter().collect(),
+        })
+        .collect();
+    match overlap {
+        _ if matches.len() < 2 => vec![single(max)],
+        Overlap::Single => vec![single(max)],
+        Overlap::PerSubscriptionMaxFirst => {
+            each.sort_by_key(|c| std::cmp::Reverse(c.qos));
+            each
+        }
+        Overlap::PerSubscriptionMaxLast => {
+            each.sort_by_key(|c| c.qos);
+            each
+        }
+    }
+}
+
+/// A Client Identifier for an empty one, in the format of the variant ([MQTT-3.1.3-6]: unique).
+fn assigned_id(format: crate::protocol::variants::AssignedId, n: u64) -> String {
+    use crate::protocol::variants::AssignedId;
+    match format {
+        AssignedId::Counter => format!("auto-{n}"),
+        AssignedId::Uuid => {
+            let h = format!("{n:032x}");
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            )
+        }
+        AssignedId::Long => format!("assigned-client-identifier-{n:037}"),
+    }
+}
 
 /// Outcome of routing one message ([`Router::publish`]).
 #[derive(Debug, Default)]
@@ -180,7 +263,7 @@ impl Router {
     pub fn assign_client_id(&mut self) -> String {
         loop {
             self.assigned += 1;
-            let id = format!("auto-{}", self.assigned);
+            let id = assigned_id(self.limits.variants.assigned_client_id, self.assigned);
             if !self.clients.contains_key(id.as_str()) {
                 return id;
             }
@@ -190,6 +273,9 @@ impl Router {
     /// If `client_id` is connected, tell that connection to go ([MQTT-3.1.4-3]) and return a
     /// receiver that closes once it has handed its session back.
     pub fn take_over(&mut self, client_id: &str) -> Option<watch::Receiver<()>> {
+        if self.limits.defects.has(Defect::TakeoverKeepsOldConnection) {
+            return None;
+        }
         let online = self.clients.get_mut(client_id)?.online.as_mut()?;
         if let Some(kick) = online.kick.take() {
             let _ = kick.send(ReasonCode::SESSION_TAKEN_OVER);
@@ -222,7 +308,8 @@ impl Router {
             }
         }
         let entry = self.clients.entry(client_id.clone()).or_default();
-        if clean_start {
+        let had_session = entry.session.is_some();
+        if clean_start && !self.limits.defects.has(Defect::CleanStartKeepsSession) {
             // [MQTT-3.1.2-4] (5) / [MQTT-3.1.2-6] (3.1.1): discard any existing session.
             let filters = std::mem::take(&mut entry.filters);
             entry.session = None;
@@ -242,6 +329,11 @@ impl Router {
         match entry.session.take() {
             // [MQTT-3.1.2-5] (5) / [MQTT-3.2.2-2] (3.1.1): resume, Session Present 1.
             Some(session) => (session, true, upto),
+            None if clean_start && had_session => (
+                Session::new(),
+                self.limits.defects.has(Defect::SessionPresentOnCleanStart),
+                upto,
+            ),
             None => (Session::new(), false, upto),
         }
     }
@@ -427,7 +519,19 @@ impl Router {
                 filter: Arc::from(inner.as_str()),
             };
             // [MQTT-3.8.4-3] an identical filter replaces the existing subscription.
-            let existed = self.subs.insert(&inner, key, entry).is_some();
+            let existed = self.subs.insert(&inner, key, entry.clone()).is_some();
+            if existed
+                && self
+                    .limits
+                    .defects
+                    .has(Defect::SubscriptionReplaceDuplicates)
+            {
+                self.subs.insert(
+                    &inner,
+                    SubKey::Shared(Arc::from("\0dup"), client.clone()),
+                    entry,
+                );
+            }
             if let Some(c) = self.clients.get_mut(client) {
                 c.filters.insert(s.filter.clone());
             }
@@ -438,16 +542,36 @@ impl Router {
                     // [MQTT-3.3.1-9]
                     RetainHandling::SendAtSubscribe => true,
                     // [MQTT-3.3.1-10]
-                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::SendIfNew => {
+                        !existed
+                            || self
+                                .limits
+                                .defects
+                                .has(Defect::RetainHandlingResendOnResubscribe)
+                    }
                     // [MQTT-3.3.1-11]
-                    RetainHandling::DoNotSend => false,
+                    RetainHandling::DoNotSend => {
+                        self.limits.defects.has(Defect::RetainHandlingTwoSends)
+                    }
                 };
             if send_retained {
-                for m in self.retained.matching(&inner, now) {
+                let expired_too = self.limits.defects.has(Defect::RetainedExpiredStillSent);
+                let at = if expired_too { None } else { Some(now) };
+                for m in self.retained.matching(&inner, at) {
+                    let m = match expired_too {
+                        true => Arc::new(Message {
+                            expires_at: None,
+                            ..(*m).clone()
+                        }),
+                        false => m,
+                    };
                     retained.push(Delivery {
                         qos: m.qos.min(granted),
                         // [MQTT-3.3.1-8] (3.1.1) retained messages sent on subscribe keep RETAIN 1.
-                        retain: true,
+                        retain: !self
+                            .limits
+                            .defects
+                            .has(Defect::RetainedSentWithoutRetainFlag),
                         subscription_ids: id.into_iter().collect(),
                         message: m,
                     });
@@ -459,6 +583,13 @@ impl Router {
 
     /// Handle UNSUBSCRIBE; returns one code per filter (MQTT 5 UNSUBACK).
     pub fn unsubscribe(&mut self, client: &Arc<str>, unsub: &Unsubscribe) -> Vec<ReasonCode> {
+        if self.limits.defects.has(Defect::UnsubscribeKeepsDelivering) {
+            return vec![ReasonCode::SUCCESS; unsub.filters.len()];
+        }
+        let absent = match self.limits.variants.unsuback_no_subscription {
+            UnsubackNoSubscription::NoSubscriptionExisted => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+            UnsubackNoSubscription::Success => ReasonCode::SUCCESS,
+        };
         unsub
             .filters
             .iter()
@@ -472,7 +603,7 @@ impl Router {
                 if removed {
                     ReasonCode::SUCCESS
                 } else {
-                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                    absent
                 }
             })
             .collect()
@@ -486,7 +617,12 @@ impl Router {
         if too_deep(&msg.topic) {
             return out;
         }
-        if msg.retain && self.limits.retain_available {
+        let d = self.limits.defects;
+        let keep_old = (d.has(Defect::RetainedNotReplaced) && self.retained.contains(&msg.topic))
+            || (d.has(Defect::RetainedEmptyNotDeleted) && msg.payload.is_empty());
+        // Retain Available 0 refuses retained PUBLISH and wills from MQTT 5 clients; those that
+        // reach the store come from 3.1.1 clients, which must be served ([MQTT-3.3.1-5]).
+        if msg.retain && !keep_old {
             if !self.retained.update(&msg, self.max_retained) {
                 tracing::warn!(topic = %msg.topic, "retained store full, message not retained");
             } else if let Some(j) = &self.journal {
@@ -503,23 +639,28 @@ impl Router {
                 out.durable = true;
             }
         }
-        let mut direct: HashMap<Arc<str>, (QoS, bool, Vec<u32>)> = HashMap::new();
+        let mut direct: HashMap<Arc<str>, Vec<Match>> = HashMap::new();
         let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<SharedMember>> = HashMap::new();
+        let parent_only = |e: &SubEntry| e.filter.strip_suffix("/#") == Some(&*msg.topic);
         self.subs.for_each_match(&msg.topic, |key, e| match key {
+            _ if d.has(Defect::HashNotMatchingParent) && parent_only(e) => {}
             SubKey::Client(c) => {
                 // [MQTT-3.8.3-3] No Local: not back to the publishing connection.
-                if e.options.no_local && msg.publisher.as_ref() == Some(c) {
+                if e.options.no_local
+                    && msg.publisher.as_ref() == Some(c)
+                    && !d.has(Defect::NoLocalIgnored)
+                {
                     return;
                 }
-                let acc = direct
-                    .entry(c.clone())
-                    .or_insert((QoS::AtMostOnce, false, Vec::new()));
-                // [MQTT-3.3.4-2] one copy at the maximum QoS of the matching subscriptions.
-                acc.0 = acc.0.max(e.options.qos);
-                // [MQTT-3.3.1-12] / [MQTT-3.3.1-13] Retain As Published.
-                acc.1 |= e.options.retain_as_published && msg.retain;
-                // [MQTT-3.3.4-3] every matching subscription identifier.
-                acc.2.extend(e.id);
+                direct.entry(c.clone()).or_default().push(Match {
+                    qos: e.options.qos,
+                    // [MQTT-3.3.1-12] / [MQTT-3.3.1-13] Retain As Published.
+                    retain: (e.options.retain_as_published
+                        || d.has(Defect::RetainFlagKeptOnLiveMessages))
+                        && !d.has(Defect::RetainAsPublishedIgnored)
+                        && msg.retain,
+                    id: e.id,
+                });
             }
             SubKey::Shared(g, c) => groups
                 .entry((g.clone(), e.filter.clone()))
@@ -527,15 +668,21 @@ impl Router {
                 .push((c.clone(), e.options.qos, e.id)),
         });
         out.recipients = direct.len() + groups.len();
-        for (client, (granted, retain, ids)) in direct {
-            let d = Delivery {
-                message: Arc::clone(&msg),
-                // [MQTT-3.8.4-8] min(published QoS, granted QoS).
-                qos: msg.qos.min(granted),
-                retain,
-                subscription_ids: ids,
-            };
-            self.dispatch(&client, d, &mut out);
+        for (client, matches) in direct {
+            for m in copies(self.limits.variants.overlap, d, matches) {
+                let delivery = Delivery {
+                    message: Arc::clone(&msg),
+                    // [MQTT-3.8.4-8] min(published QoS, granted QoS).
+                    qos: if d.has(Defect::DeliveredAboveGrantedQos) {
+                        msg.qos
+                    } else {
+                        msg.qos.min(m.qos)
+                    },
+                    retain: m.retain,
+                    subscription_ids: m.ids,
+                };
+                self.dispatch(&client, delivery, &mut out);
+            }
         }
         let mut groups: Vec<_> = groups.into_values().collect();
         groups.sort_by(|a, b| a[0].0.cmp(&b[0].0));
@@ -547,17 +694,30 @@ impl Router {
                 .cloned()
                 .collect();
             let pool = if online.is_empty() { members } else { online };
-            // Round robin over the members, preferring connected ones.
-            let (client, granted, id) = pool[self.shared_rr % pool.len()].clone();
-            self.shared_rr = self.shared_rr.wrapping_add(1);
-            let d = Delivery {
-                message: Arc::clone(&msg),
-                // [MQTT-4.8.2-3] the member's granted QoS.
-                qos: msg.qos.min(granted),
-                retain: false,
-                subscription_ids: id.into_iter().collect(),
+            // One member, preferring connected ones ([MQTT-4.8.2-3] its granted QoS).
+            let chosen = match self.limits.variants.shared_distribution {
+                _ if d.has(Defect::SharedDeliversToAll) => pool,
+                SharedDistribution::RoundRobin => {
+                    let i = self.shared_rr % pool.len();
+                    self.shared_rr = self.shared_rr.wrapping_add(1);
+                    vec![pool[i].clone()]
+                }
+                SharedDistribution::StickyFirst => pool.into_iter().take(1).collect(),
+                SharedDistribution::StickyLast => pool.into_iter().last().into_iter().collect(),
             };
-            self.dispatch(&client, d, &mut out);
+            for (client, granted, id) in chosen {
+                let delivery = Delivery {
+                    message: Arc::clone(&msg),
+                    qos: if d.has(Defect::SharedGrantedQosIgnored) {
+                        msg.qos
+                    } else {
+                        msg.qos.min(granted)
+                    },
+                    retain: false,
+                    subscription_ids: id.into_iter().collect(),
+                };
+                self.dispatch(&client, delivery, &mut out);
+            }
         }
         out
     }
@@ -619,7 +779,11 @@ impl Router {
             online.overflow.store(true, Ordering::Release);
             online.parked.notify_one();
             self.stats.parked += 1;
-        } else if let Some(session) = &mut entry.session {
+        } else if let Some(session) = entry
+            .session
+            .as_mut()
+            .filter(|_| !self.limits.defects.has(Defect::SessionNotStoredOffline))
+        {
             if session.enqueue(
                 delivery,
                 self.limits.max_queued_messages,

@@ -44,6 +44,10 @@ pub struct ServerLimits {
     pub max_queued_online: usize,
     /// Whether QoS 0 messages are queued for offline or flow-controlled clients.
     pub queue_qos0: bool,
+    /// The choices the specification leaves to the server.
+    pub variants: crate::protocol::Variants,
+    /// Deliberate defects (selftest only; none unless built with the `defects` feature).
+    pub defects: crate::protocol::Defects,
 }
 
 impl Default for ServerLimits {
@@ -65,6 +69,8 @@ impl Default for ServerLimits {
             max_queued_messages: 10_000,
             max_queued_online: 1000,
             queue_qos0: false,
+            variants: Default::default(),
+            defects: Default::default(),
         }
     }
 }
