@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mqtt_conformance::fault;
 use mqtt_conformance::report::{
     compare,
@@ -76,6 +76,15 @@ enum Command {
     Pub(mqtt_conformance::pubsub::PubArgs),
     /// Subscribe and print messages by hand (like mosquitto_sub).
     Sub(mqtt_conformance::pubsub::SubArgs),
+    /// Print a shell completion script, generated from the same model as --help.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from the same model as --help
+    /// (`mqtt-conformance man > mqtt-conformance.1`).
+    Man,
     /// Run the suites in-process against every broker variant (all must pass) and every
     /// deliberate defect (each must be caught): the suites' mutation score.
     Selftest(SelftestArgs),
@@ -364,6 +373,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Schema => {
             std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "mqtt-conformance",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::from(exit::SUCCESS))
         }
         Command::Selftest(args) => async_runtime()?.block_on(selftest(root, args)),

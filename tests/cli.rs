@@ -595,3 +595,27 @@ fn parser_internals_stay_out_of_messages() {
     assert!(stderr.contains("a duration like 1.5s"), "{stderr}");
     assert!(!stderr.contains("untagged"), "{stderr}");
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_clap_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["completions", "bash"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("--rerun-failed"),
+        "run's flags are completed"
+    );
+    assert!(
+        stdout.contains("--mqtt-version"),
+        "pub/sub flags are completed"
+    );
+    let out = cli(dir.path(), &["man"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with(".ie") || stdout.contains(".TH"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mqtt\\-conformance"), "{stdout}");
+}
