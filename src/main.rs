@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mqtt_conformance::fault;
 use mqtt_conformance::report::{
+    compare,
     console::{ConsoleReporter, ConsoleStyle},
+    html::HtmlReporter,
     json::JsonReporter,
     junit::JunitReporter,
     Reporters,
@@ -66,16 +68,42 @@ enum Command {
     },
     /// Load a broker: N publishers, M subscribers; throughput, losses, latency, memory.
     Bench(mqtt_conformance::bench::BenchArgs),
+    /// Compare runs of several brokers (JSON reports of `run --json`; `LABEL=PATH` names a
+    /// broker, reports with one label are merged): totals per suite, and every case run whose
+    /// verdicts differ.
+    Compare(CompareArgs),
     /// Publish messages by hand (like mosquitto_pub).
     Pub(mqtt_conformance::pubsub::PubArgs),
     /// Subscribe and print messages by hand (like mosquitto_sub).
     Sub(mqtt_conformance::pubsub::SubArgs),
+    /// Print a shell completion script, generated from the same model as --help.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from the same model as --help
+    /// (`mqtt-conformance man > mqtt-conformance.1`).
+    Man,
     /// Run the suites in-process against every broker variant (all must pass) and every
     /// deliberate defect (each must be caught): the suites' mutation score.
     Selftest(SelftestArgs),
     /// Build a local `FROM scratch` broker image from a binary and the libraries `ldd` lists
     /// (nothing is pulled), for `run --image`.
     BuildImage(BuildImageArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// JSON reports, `PATH` or `LABEL=PATH`.
+    #[arg(required = true)]
+    runs: Vec<String>,
+    /// Also write the HTML matrix (brokers by case and by statement) to PATH.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Print the Markdown table (the README compatibility table) instead of text.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Args)]
@@ -164,6 +192,12 @@ struct RunArgs {
     /// Write no JUnit report.
     #[arg(long, conflicts_with = "junit")]
     no_junit: bool,
+    /// Self-contained HTML report path (default: report.html beside the JUnit file).
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
+    /// Write no HTML report.
+    #[arg(long, conflicts_with = "html")]
+    no_html: bool,
     /// JSON report path (read by --rerun-failed).
     #[arg(long, default_value = "reports/results.json")]
     json_report: PathBuf,
@@ -341,8 +375,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
             Ok(ExitCode::from(exit::SUCCESS))
         }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "mqtt-conformance",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
         Command::Selftest(args) => async_runtime()?.block_on(selftest(root, args)),
         Command::Bench(args) => Ok(mqtt_conformance::bench::run_cli(args)?),
+        Command::Compare(args) => compare_runs(&args),
         Command::Pub(args) => Ok(pubsub_exit(
             "pub",
             async_runtime()?.block_on(mqtt_conformance::pubsub::run_pub(args)),
@@ -489,6 +538,16 @@ async fn run_suites(
     }
     reporters.push(Box::new(JsonReporter::new(json_file(&args.json_report)?)));
     written.push(args.json_report.clone());
+    if !args.no_html {
+        let path = args.html.clone().unwrap_or_else(|| {
+            args.junit
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("report.html")
+        });
+        reporters.push(Box::new(HtmlReporter::new(path.clone())));
+        written.push(path);
+    }
     if args.json {
         reporters.push(Box::new(JsonReporter::new(std::io::stdout())));
     } else {
@@ -758,6 +817,20 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "  {what:<width$}  {finding}")?;
         }
     }
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+fn compare_runs(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let columns = compare::load(&args.runs)?;
+    if let Some(path) = &args.html {
+        mqtt_conformance::report::html::write_file(path, &compare::html(&columns))?;
+    }
+    let text = if args.markdown {
+        compare::markdown(&columns)
+    } else {
+        compare::text(&columns)
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::from(exit::SUCCESS))
 }
 

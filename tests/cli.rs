@@ -304,7 +304,7 @@ fn ci_output_is_one_line_per_case_then_summary_and_report_paths() {
     }
     assert!(!stdout.contains('\x1b'), "no colour without a terminal");
     assert!(
-        stdout.ends_with("reports: reports/junit.xml, reports/results.json\n"),
+        stdout.ends_with("reports: reports/junit.xml, reports/results.json, reports/report.html\n"),
         "{stdout}"
     );
     // The failure block: where the step is, what it checks, quoted from the spec.
@@ -594,4 +594,28 @@ fn parser_internals_stay_out_of_messages() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("a duration like 1.5s"), "{stderr}");
     assert!(!stderr.contains("untagged"), "{stderr}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_clap_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["completions", "bash"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("--rerun-failed"),
+        "run's flags are completed"
+    );
+    assert!(
+        stdout.contains("--mqtt-version"),
+        "pub/sub flags are completed"
+    );
+    let out = cli(dir.path(), &["man"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with(".ie") || stdout.contains(".TH"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mqtt\\-conformance"), "{stdout}");
 }

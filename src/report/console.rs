@@ -96,8 +96,8 @@ fn location(r: &CaseResult, step: Option<usize>) -> String {
     }
 }
 
-/// The failure block of one result.
-fn failure_block(r: &CaseResult, color: bool) -> String {
+/// The failure block of one result (the console report and the libtest trials print it).
+pub fn failure_block(r: &CaseResult, color: bool) -> String {
     let Some(f) = r.verdict.failure() else {
         return String::new();
     };
@@ -328,6 +328,7 @@ mod tests {
             version: Version::V5,
             file: "scenarios/f/x.yaml".into(),
             statements: vec!["MQTT-3.3.1-5".into()],
+            tags: Vec::new(),
             verdict,
             started: SystemTime::UNIX_EPOCH,
             duration: Duration::from_millis(5),

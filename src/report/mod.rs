@@ -1,7 +1,10 @@
-//! Reports: one [`Reporter`] trait fed by run events, implemented by the console, JUnit and
-//! JSON reporters.
+//! Reports: one [`Reporter`] trait fed by run events, implemented by the console, JUnit,
+//! JSON and HTML reporters; `compare` renders several JSON reports side by side.
 
+pub mod compare;
 pub mod console;
+pub mod document;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod source;
@@ -22,6 +25,14 @@ pub enum ReportError {
     /// JUnit serialisation failed.
     #[error("cannot write the JUnit report: {0}")]
     Junit(String),
+    /// A report given as input is not a JSON report.
+    #[error("{path} is not a JSON report of mqtt-conformance: {message}")]
+    Input {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// JSON serialisation failed.
     #[error("cannot write the JSON report: {0}")]
     Json(#[from] serde_json::Error),

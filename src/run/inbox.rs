@@ -129,6 +129,15 @@ impl Client {
         }
     }
 
+    /// Records `text` in the client's packet trace timeline (before its next connection when
+    /// it has none now).
+    pub(super) fn note(&mut self, text: String) {
+        match self.conn.as_mut() {
+            Some(conn) => conn.note(text),
+            None => self.past.push(format!("(no connection) # {text}")),
+        }
+    }
+
     /// Every connection's trace, oldest first.
     pub(super) fn trace(&self) -> Vec<String> {
         let mut lines = self.past.clone();
@@ -239,6 +248,24 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
             Ok(())
         }
         Err(e) => Err(StepError::new(redact(&e))),
+    }
+}
+
+/// The packet identifier of a PUBACK, PUBREC, PUBREL or PUBCOMP.
+pub(super) fn ack_id(p: &Packet) -> Option<u16> {
+    match p {
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
+            Some(r.packet_id)
+        }
+        _ => None,
+    }
+}
+
+/// The reason code of a PUBACK, PUBREC, PUBREL or PUBCOMP (success for other packets).
+pub(super) fn ack_reason(p: &Packet) -> ReasonCode {
+    match p {
+        Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => r.reason,
+        _ => ReasonCode::SUCCESS,
     }
 }
 

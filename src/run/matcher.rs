@@ -6,7 +6,6 @@ use std::fmt;
 use reference_broker::codec::{Auth, Disconnect, Packet, Properties, ReasonCode};
 
 use super::prefix::Prefixer;
-use crate::scenario::hex;
 use crate::scenario::{Code, ExpectStep, PropName, PropsSpec, Version};
 
 /// One field that differs.
@@ -156,25 +155,20 @@ pub fn mismatches(
                 p.topic.to_string(),
             );
             if let Some(text) = &expect.payload {
-                if p.payload.as_ref() != text.as_bytes() {
+                if p.payload != text.0 {
                     d.out.push(Mismatch {
                         field: "payload".into(),
-                        expected: format!("{text:?}"),
+                        expected: format!("{:?}", text.as_str()),
                         actual: format!("{:?}", String::from_utf8_lossy(&p.payload)),
                     });
                 }
             }
-            if let Some(h) = &expect.payload_hex {
-                match hex::decode_plain(h) {
-                    Ok(bytes) => d.field("payload_hex", Some(bytes), p.payload.to_vec()),
-                    Err(e) => d.out.push(Mismatch {
-                        field: "payload_hex".into(),
-                        expected: e.to_string(),
-                        actual: String::new(),
-                    }),
-                }
-            }
-            d.field("qos", expect.qos, p.qos.as_u8());
+            d.field(
+                "payload_hex",
+                expect.payload_hex.as_ref().map(|h| &h.0[..]),
+                &p.payload[..],
+            );
+            d.field("qos", expect.qos.map(|q| q.0.as_u8()), p.qos.as_u8());
             d.field("retain", expect.retain, p.retain);
             d.field("dup", expect.dup, p.dup);
             d.field("packet_id", expect.packet_id, p.packet_id);

@@ -1,6 +1,7 @@
 //! Running cases: plan, execute in parallel with a bounded time per case, and emit events
 //! with verdicts in a stable order. Nothing here prints.
 
+mod context;
 pub mod events;
 mod inbox;
 pub mod interp;
@@ -9,6 +10,7 @@ pub mod liveness;
 pub mod matcher;
 pub mod plan;
 pub mod prefix;
+mod steps;
 pub mod trace;
 pub mod verdict;
 
@@ -276,6 +278,7 @@ pub async fn execute(
                     version: run.version,
                     file: run.case.file.clone(),
                     statements: run.case.scenario.statements(run.version).to_vec(),
+                    tags: run.case.scenario.tags.clone(),
                     verdict,
                     started: begin,
                     duration: clock.elapsed(),

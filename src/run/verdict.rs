@@ -161,6 +161,8 @@ pub struct CaseResult {
     pub file: PathBuf,
     /// Normative statements checked.
     pub statements: Vec<String>,
+    /// Tags of the case (for filters in reports).
+    pub tags: Vec<String>,
     /// The verdict.
     #[serde(flatten)]
     pub verdict: Verdict,

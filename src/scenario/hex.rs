@@ -2,7 +2,12 @@
 //! `${client_id:NAME}` placeholders expanded to length-prefixed UTF-8 strings, and
 //! `${remaining_length}` expanded to the variable byte integer of the byte count after it.
 
+use std::fmt;
+
 use reference_broker::codec::raw;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
 
 /// A bad hex string or placeholder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,54 +84,101 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, HexError> {
     Ok(out)
 }
 
-/// Check a template without expanding it.
-pub fn check_template(text: &str, has_client: &dyn Fn(&str) -> bool) -> Result<(), HexError> {
-    for piece in pieces(text)? {
-        match piece {
-            Piece::Hex(h) => {
-                decode_plain(h)?;
-            }
-            Piece::Topic(_) | Piece::RemainingLength => {}
-            Piece::ClientId(c) => {
-                if !has_client(c) {
-                    return Err(HexError::UnknownClient(c.to_string()));
-                }
-            }
-        }
-    }
-    Ok(())
+/// A `send_raw` template, parsed and its hex decoded at load; placeholders are filled per run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTemplate(Vec<Part>);
+
+/// One part of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Bytes(Vec<u8>),
+    Topic(String),
+    ClientId(String),
+    RemainingLength,
 }
 
-/// Expand a template: `topic` prefixes a topic, `client_id` gives a client's id.
-pub fn expand(
-    text: &str,
-    topic: &dyn Fn(&str) -> String,
-    client_id: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<u8>, HexError> {
-    let mut out = Vec::new();
-    let mut length_at = None;
-    let push_str = |out: &mut Vec<u8>, s: &str| -> Result<(), HexError> {
-        u16::try_from(s.len()).map_err(|_| HexError::TooLong)?;
-        out.extend(raw::utf8_field(s.as_bytes()));
-        Ok(())
-    };
-    for piece in pieces(text)? {
-        match piece {
-            Piece::Hex(h) => out.extend(decode_plain(h)?),
-            Piece::Topic(t) => push_str(&mut out, &topic(t))?,
-            Piece::ClientId(c) => {
-                let id = client_id(c).ok_or_else(|| HexError::UnknownClient(c.to_string()))?;
-                push_str(&mut out, &id)?;
+impl RawTemplate {
+    /// Parse `text`: hex pairs (spaces allowed) and placeholders.
+    pub fn parse(text: &str) -> Result<RawTemplate, HexError> {
+        pieces(text)?
+            .into_iter()
+            .map(|piece| {
+                Ok(match piece {
+                    Piece::Hex(h) => Part::Bytes(decode_plain(h)?),
+                    Piece::Topic(t) => Part::Topic(t.to_string()),
+                    Piece::ClientId(c) => Part::ClientId(c.to_string()),
+                    Piece::RemainingLength => Part::RemainingLength,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(RawTemplate)
+    }
+
+    /// The clients named by `${client_id:NAME}` placeholders.
+    pub fn clients(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| match p {
+            Part::ClientId(c) => Some(c.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The bytes: `topic` prefixes a topic, `client_id` gives a client's id.
+    pub fn expand(
+        &self,
+        topic: &dyn Fn(&str) -> String,
+        client_id: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<u8>, HexError> {
+        let mut out = Vec::new();
+        let mut length_at = None;
+        let push_str = |out: &mut Vec<u8>, s: &str| -> Result<(), HexError> {
+            u16::try_from(s.len()).map_err(|_| HexError::TooLong)?;
+            out.extend(raw::utf8_field(s.as_bytes()));
+            Ok(())
+        };
+        for part in &self.0 {
+            match part {
+                Part::Bytes(b) => out.extend_from_slice(b),
+                Part::Topic(t) => push_str(&mut out, &topic(t))?,
+                Part::ClientId(c) => {
+                    let id = client_id(c).ok_or_else(|| HexError::UnknownClient(c.clone()))?;
+                    push_str(&mut out, &id)?;
+                }
+                Part::RemainingLength => length_at = Some(out.len()),
             }
-            Piece::RemainingLength => length_at = Some(out.len()),
         }
+        if let Some(at) = length_at {
+            let tail = out.split_off(at);
+            out.extend(raw::remaining_length(tail.len()));
+            out.extend(tail);
+        }
+        Ok(out)
     }
-    if let Some(at) = length_at {
-        let tail = out.split_off(at);
-        out.extend(raw::remaining_length(tail.len()));
-        out.extend(tail);
+}
+
+impl<'de> Deserialize<'de> for RawTemplate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawTemplate;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("hex bytes with ${topic:NAME}, ${client_id:CLIENT} placeholders")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTemplate, E> {
+                RawTemplate::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
-    Ok(out)
+}
+
+impl JsonSchema for RawTemplate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RawTemplate".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"description": "Hex bytes; spaces allowed; ${topic:NAME}, ${client_id:NAME} and ${remaining_length} placeholders", "type": "string"})
+    }
 }
 
 #[cfg(test)]
@@ -143,36 +195,29 @@ mod tests {
 
     #[test]
     fn remaining_length_counts_the_bytes_after_it() {
-        let bytes = expand(
-            "30 ${remaining_length} ${topic:a} 68 69",
-            &|t| format!("p/{t}"),
-            &|_| None,
-        )
-        .unwrap();
+        let bytes = RawTemplate::parse("30 ${remaining_length} ${topic:a} 68 69")
+            .unwrap()
+            .expand(&|t| format!("p/{t}"), &|_| None)
+            .unwrap();
         assert_eq!(bytes, b"\x30\x07\x00\x03p/ahi".to_vec());
         assert_eq!(
-            expand(
-                "${remaining_length}${remaining_length}",
-                &|t| t.into(),
-                &|_| None
-            ),
+            RawTemplate::parse("${remaining_length}${remaining_length}"),
             Err(HexError::TwoLengths)
         );
     }
 
     #[test]
     fn placeholders_expand_to_length_prefixed_strings() {
-        let bytes = expand(
-            "30 ${topic:a} ${client_id:c}",
-            &|t| format!("p/{t}"),
-            &|c| Some(format!("id-{c}")),
-        )
-        .unwrap();
+        let template = RawTemplate::parse("30 ${topic:a} ${client_id:c}").unwrap();
+        assert_eq!(template.clients().collect::<Vec<_>>(), vec!["c"]);
+        let bytes = template
+            .expand(&|t| format!("p/{t}"), &|c| Some(format!("id-{c}")))
+            .unwrap();
         assert_eq!(bytes, b"\x30\x00\x03p/a\x00\x04id-c".to_vec());
         assert!(matches!(
-            expand("${nope:x}", &|t| t.into(), &|_| None),
+            RawTemplate::parse("${nope:x}"),
             Err(HexError::Placeholder(_))
         ));
-        assert!(check_template("${client_id:x}", &|_| false).is_err());
+        assert!(RawTemplate::parse("${client_id:x} 3g").is_err());
     }
 }

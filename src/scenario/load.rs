@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::hex::HexError;
 use super::model::{Scenario, Step};
+use super::values::PacketKind;
 use super::yaml_error::locate;
 
 /// A case loaded from a file.
@@ -209,31 +211,12 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                 )));
             }
         }
-        let qos_ok = |q: u8| q <= 2;
         match step {
-            Step::Subscribe(sub) => {
-                if sub.filters.is_empty() {
-                    return Err(at("`filters` is empty".into()));
-                }
-                for f in &sub.filters {
-                    if !qos_ok(f.qos) || f.retain_handling > 2 {
-                        return Err(at(format!(
-                            "filter {:?}: qos must be 0..=2 and retain_handling 0..=2",
-                            f.filter
-                        )));
-                    }
-                }
+            Step::Subscribe(sub) if sub.filters.is_empty() => {
+                return Err(at("`filters` is empty".into()));
             }
-            Step::Publish(p) => {
-                if !qos_ok(p.qos) {
-                    return Err(at(format!("qos {} is not 0, 1 or 2", p.qos)));
-                }
-                if p.payload.is_some() && p.payload_hex.is_some() {
-                    return Err(at("give `payload` or `payload_hex`, not both".into()));
-                }
-                if let Some(h) = &p.payload_hex {
-                    super::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
-                }
+            Step::Publish(p) if p.payload.is_some() && p.payload_hex.is_some() => {
+                return Err(at("give `payload` or `payload_hex`, not both".into()));
             }
             Step::Expect(e) => {
                 check_saved(&e.packet_id_from, &saved).map_err(at)?;
@@ -242,9 +225,6 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                 }
                 if e.payload.is_some() && e.payload_hex.is_some() {
                     return Err(at("give `payload` or `payload_hex`, not both".into()));
-                }
-                if let Some(h) = &e.payload_hex {
-                    super::hex::decode_plain(h).map_err(|e| at(e.to_string()))?;
                 }
             }
             Step::ExpectOneOf(o) => {
@@ -267,10 +247,23 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                     check_saved(&e.packet_id_from, &saved).map_err(at)?;
                 }
             }
-            Step::Send(x) => check_saved(&x.packet_id_from, &saved).map_err(at)?,
+            Step::Send(x) => {
+                check_saved(&x.packet_id_from, &saved).map_err(at)?;
+                if let PacketKind::Connack
+                | PacketKind::Suback
+                | PacketKind::Unsuback
+                | PacketKind::Pingresp = x.packet
+                {
+                    return Err(at(format!(
+                        "a client cannot send {:?} (only a server does)",
+                        x.packet.packet_type()
+                    )));
+                }
+            }
             Step::SendRaw(r) => {
-                super::hex::check_template(&r.hex, &|name| s.clients.contains_key(name))
-                    .map_err(|e| at(e.to_string()))?;
+                if let Some(name) = r.hex.clients().find(|n| !s.clients.contains_key(*n)) {
+                    return Err(at(HexError::UnknownClient(name.to_string()).to_string()));
+                }
             }
             Step::Slicer(sl) if sl.size == 0 || sl.variation >= sl.size => {
                 return Err(at(format!(
@@ -279,16 +272,6 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                 )));
             }
             _ => {}
-        }
-    }
-    for (name, client) in &s.clients {
-        if let Some(will) = &client.will {
-            if will.qos > 2 {
-                return Err(fail(format!(
-                    "client {name:?}: will qos {} is not 0..=2",
-                    will.qos
-                )));
-            }
         }
     }
     Ok(())
@@ -370,6 +353,11 @@ mod tests {
         "missing field `topic`"
     )]
     #[case::bad_packet_kind("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - expect: {client: a, packet: pubx}\n", 5, 33, "unknown variant `pubx`, expected one of connect")]
+    #[case::qos3("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - publish: {client: a, topic: t, qos: 3}\n", 5, 36, "field `qos`: invalid value: integer `3`, expected a QoS 0, 1 or 2")]
+    #[case::bad_retain_handling("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - subscribe: {client: a, filters: [{filter: t, retain_handling: 3}]}\n", 5, 50, "field `retain_handling`: invalid value: integer `3`, expected a Retain Handling 0, 1 or 2")]
+    #[case::bad_will_qos("name: c\nversions: [\"5\"]\nclients: {a: {will: {topic: t, qos: 5}}}\nsteps: [{sleep: 1s}]\n", 3, 32, "field `qos`: invalid value: integer `5`, expected a QoS 0, 1 or 2")]
+    #[case::bad_payload_hex("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - publish: {client: a, topic: t, payload_hex: 6g}\n", 5, 49, "field `payload_hex`: invalid hex \"6g\"")]
+    #[case::bad_raw_hex("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - send_raw: {client: a, hex: \"3g\"}\n", 5, 32, "field `hex`: invalid hex \"3g\"")]
     #[case::bad_absent_name("name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - expect: {client: a, absent: [colour]}\n", 5, 34, "unknown variant `colour`")]
     fn syntax_errors_name_line_column_and_field(
         #[case] text: &str,
@@ -405,8 +393,7 @@ mod tests {
     )]
     #[case::no_versions("name: c\nversions: []\nsteps: [{sleep: 1s}]\n", "`versions` is empty")]
     #[case::no_steps(&format!("{HEAD}steps: []\n"), "`steps` is empty")]
-    #[case::qos3(&format!("{HEAD}steps:\n  - publish: {{client: a, topic: t, qos: 3}}\n"), "qos 3 is not 0, 1 or 2")]
-    #[case::bad_hex(&format!("{HEAD}steps:\n  - send_raw: {{client: a, hex: \"3g\"}}\n"), "invalid hex")]
+    #[case::server_packet(&format!("{HEAD}steps:\n  - send: {{client: a, packet: connack}}\n"), "cannot send ConnAck")]
     #[case::bad_placeholder(&format!("{HEAD}steps:\n  - send_raw: {{client: a, hex: \"${{client_id:zz}}\"}}\n"), "unknown client \"zz\"")]
     fn semantic_errors_name_the_case_and_step(#[case] text: &str, #[case] needle: &str) {
         let e = err(text);

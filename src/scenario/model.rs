@@ -1,16 +1,23 @@
-//! The scenario model: what a YAML case says, as serde types (unknown fields rejected).
+//! The scenario model: a case, its clients and its steps, read from YAML straight into a typed
+//! plan (codec values resolved at load, unknown fields rejected). The step bodies are in
+//! `steps` (protocol steps) and `faults` (fault steps).
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use super::codec_values::{Qos, Text};
 use super::faults::{
     BandwidthStep, BlackholeStep, LatencyStep, LimitDataStep, LinkStep, ResetPeerStep, RestartStep,
     SlicerStep, SlowCloseStep,
 };
-use super::properties::{PropName, PropsSpec};
-use super::values::{Code, Dur, Feature, PacketKind, Version};
+use super::properties::PropsSpec;
+use super::steps::{
+    ConnectStep, DisconnectStep, DropStep, ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep,
+    ExpectStep, PublishStep, SendRawStep, SendStep, SleepStep, SubscribeStep, UnsubscribeStep,
+};
+use super::values::{Feature, Version};
 
 /// One test case.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -59,17 +66,17 @@ impl Scenario {
 }
 
 /// A will message in a client's CONNECT.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WillSpec {
     /// Will topic (prefixed).
     pub topic: String,
     /// Will payload as text.
     #[serde(default)]
-    pub payload: String,
+    pub payload: Text,
     /// Will QoS.
     #[serde(default)]
-    pub qos: u8,
+    pub qos: Qos,
     /// Will retain flag.
     #[serde(default)]
     pub retain: bool,
@@ -78,7 +85,7 @@ pub struct WillSpec {
     pub properties: PropsSpec,
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 
@@ -87,7 +94,7 @@ fn sixty() -> u16 {
 }
 
 /// A named client and its CONNECT options.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     /// Clean Session (3.1.1) / Clean Start (5).
@@ -104,7 +111,7 @@ pub struct ClientSpec {
     pub username: Option<String>,
     /// Password.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Text>,
     /// Will message.
     #[serde(default)]
     pub will: Option<WillSpec>,
@@ -289,399 +296,5 @@ impl Step {
             _ => return None,
         };
         Some(client.as_deref())
-    }
-}
-
-/// What a CONNACK must say.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConnackExpect {
-    /// Reason / return code (default success).
-    #[serde(default)]
-    pub code: Option<Code>,
-    /// Session Present flag (default false on success).
-    #[serde(default)]
-    pub session_present: Option<bool>,
-    /// CONNACK properties to compare (5).
-    #[serde(default)]
-    pub properties: Option<PropsSpec>,
-    /// Properties that must be absent.
-    #[serde(default)]
-    pub absent: Vec<PropName>,
-    /// Properties that must be present, with any value.
-    #[serde(default)]
-    pub present: Vec<PropName>,
-}
-
-/// `connect`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectStep {
-    /// Client name.
-    pub client: String,
-    /// Override the client's Clean Start for this connection.
-    #[serde(default)]
-    pub clean_start: Option<bool>,
-    /// Expected CONNACK.
-    #[serde(default)]
-    pub expect: ConnackExpect,
-    /// Wait for CONNACK at most this long (default 2s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// One filter of a SUBSCRIBE.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FilterSpec {
-    /// Topic filter (prefixed).
-    pub filter: String,
-    /// Maximum QoS.
-    #[serde(default)]
-    pub qos: u8,
-    /// No Local (5).
-    #[serde(default)]
-    pub no_local: bool,
-    /// Retain As Published (5).
-    #[serde(default)]
-    pub retain_as_published: bool,
-    /// Retain Handling 0..=2 (5).
-    #[serde(default)]
-    pub retain_handling: u8,
-}
-
-/// `subscribe`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscribeStep {
-    /// Client name.
-    pub client: String,
-    /// Filters and options.
-    pub filters: Vec<FilterSpec>,
-    /// SUBSCRIBE properties (5).
-    #[serde(default)]
-    pub properties: PropsSpec,
-    /// Expected SUBACK codes; default: every code a success.
-    #[serde(default)]
-    pub expect: Option<Vec<Code>>,
-    /// Wait for SUBACK at most this long (default 2s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `unsubscribe`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UnsubscribeStep {
-    /// Client name.
-    pub client: String,
-    /// Topic filters (prefixed).
-    pub filters: Vec<String>,
-    /// UNSUBSCRIBE properties (5).
-    #[serde(default)]
-    pub properties: PropsSpec,
-    /// Expected UNSUBACK codes (checked in 5 only).
-    #[serde(default)]
-    pub expect: Option<Vec<Code>>,
-    /// Wait for UNSUBACK at most this long (default 2s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// What the acknowledgement of a PUBLISH must say.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AckExpect {
-    /// PUBACK / PUBREC reason code (5).
-    #[serde(default)]
-    pub reason: Option<Code>,
-}
-
-/// `publish`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PublishStep {
-    /// Client name.
-    pub client: String,
-    /// Topic (prefixed).
-    pub topic: String,
-    /// Payload as text.
-    #[serde(default)]
-    pub payload: Option<String>,
-    /// Payload as hex.
-    #[serde(default)]
-    pub payload_hex: Option<String>,
-    /// QoS.
-    #[serde(default)]
-    pub qos: u8,
-    /// RETAIN flag.
-    #[serde(default)]
-    pub retain: bool,
-    /// DUP flag.
-    #[serde(default)]
-    pub dup: bool,
-    /// Packet identifier (default: the client's next one).
-    #[serde(default)]
-    pub packet_id: Option<u16>,
-    /// PUBLISH properties (5).
-    #[serde(default)]
-    pub properties: PropsSpec,
-    /// Complete the QoS 1/2 flow before the next step (default true).
-    #[serde(default = "yes")]
-    pub await_ack: bool,
-    /// Expected acknowledgement.
-    #[serde(default)]
-    pub expect: AckExpect,
-    /// Wait for the acknowledgement at most this long (default 2s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-fn publish_kind() -> PacketKind {
-    PacketKind::Publish
-}
-
-/// `expect`: a pattern the next packet of that kind must match.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectStep {
-    /// Client name.
-    pub client: String,
-    /// Packet kind (default publish).
-    #[serde(default = "publish_kind")]
-    pub packet: PacketKind,
-    /// Topic (prefixed before comparing).
-    #[serde(default)]
-    pub topic: Option<String>,
-    /// Payload as text.
-    #[serde(default)]
-    pub payload: Option<String>,
-    /// Payload as hex.
-    #[serde(default)]
-    pub payload_hex: Option<String>,
-    /// QoS.
-    #[serde(default)]
-    pub qos: Option<u8>,
-    /// RETAIN flag.
-    #[serde(default)]
-    pub retain: Option<bool>,
-    /// DUP flag.
-    #[serde(default)]
-    pub dup: Option<bool>,
-    /// Packet identifier.
-    #[serde(default)]
-    pub packet_id: Option<u16>,
-    /// Reason code (acks, DISCONNECT, AUTH, CONNACK).
-    #[serde(default)]
-    pub reason: Option<Code>,
-    /// SUBACK / UNSUBACK codes.
-    #[serde(default)]
-    pub codes: Option<Vec<Code>>,
-    /// CONNACK Session Present.
-    #[serde(default)]
-    pub session_present: Option<bool>,
-    /// Properties to compare (only those listed).
-    #[serde(default)]
-    pub properties: Option<PropsSpec>,
-    /// Properties that must be absent.
-    #[serde(default)]
-    pub absent: Vec<PropName>,
-    /// Properties that must be present, with any value.
-    #[serde(default)]
-    pub present: Vec<PropName>,
-    /// Save the received packet identifier under this name (for `packet_id_from`).
-    #[serde(default)]
-    pub save_id: Option<String>,
-    /// The packet identifier must equal the one saved under this name.
-    #[serde(default)]
-    pub packet_id_from: Option<String>,
-    /// How long to wait (default 2s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `expect_one_of`: the step holds when every pattern of one alternative matches a distinct
-/// queued packet of its kind on its client (in any order); the matched packets are consumed.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectOneOfStep {
-    /// The alternatives, each a list of `expect` patterns (each naming its client).
-    pub alternatives: Vec<Vec<ExpectStep>>,
-    /// The step also holds when the broker closes one of these clients' connections first
-    /// (e.g. "SUBACK 0x8F, or the connection is closed").
-    #[serde(default)]
-    pub or_close: Vec<String>,
-    /// How long to wait for one alternative to be complete (default 2s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `expect_nothing`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectNothingStep {
-    /// Client name.
-    pub client: String,
-    /// How long nothing must arrive.
-    #[serde(rename = "for")]
-    pub duration: Dur,
-    /// Only this kind counts (default: any packet).
-    #[serde(default)]
-    pub packet: Option<PacketKind>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `expect_close`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectCloseStep {
-    /// Client name.
-    pub client: String,
-    /// How long to wait (default 2s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-    /// In 5, the reason of a DISCONNECT sent before the close.
-    #[serde(default)]
-    pub reason: Option<Code>,
-    /// When set, only packets of these kinds may arrive before the close (`[]`: nothing at
-    /// all, e.g. no CONNACK; `[disconnect]`: nothing but a DISCONNECT, and nothing after it).
-    #[serde(default)]
-    pub allow_before: Option<Vec<PacketKind>>,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `send`: one packet, exactly as described (fields default to zero / empty).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SendStep {
-    /// Client name.
-    pub client: String,
-    /// Packet kind.
-    pub packet: PacketKind,
-    /// Packet identifier.
-    #[serde(default)]
-    pub packet_id: Option<u16>,
-    /// Use the packet identifier saved by an `expect` with `save_id`.
-    #[serde(default)]
-    pub packet_id_from: Option<String>,
-    /// Reason code.
-    #[serde(default)]
-    pub reason: Option<Code>,
-    /// Topic (PUBLISH, prefixed).
-    #[serde(default)]
-    pub topic: Option<String>,
-    /// Payload as text (PUBLISH).
-    #[serde(default)]
-    pub payload: Option<String>,
-    /// QoS (PUBLISH).
-    #[serde(default)]
-    pub qos: u8,
-    /// RETAIN (PUBLISH).
-    #[serde(default)]
-    pub retain: bool,
-    /// DUP (PUBLISH).
-    #[serde(default)]
-    pub dup: bool,
-    /// Filters (SUBSCRIBE).
-    #[serde(default)]
-    pub filters: Vec<FilterSpec>,
-    /// Properties (5).
-    #[serde(default)]
-    pub properties: PropsSpec,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `send_raw`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SendRawStep {
-    /// Client name (its transport is opened if needed).
-    pub client: String,
-    /// Hex bytes; spaces allowed; `${topic:NAME}` and `${client_id:NAME}` placeholders.
-    pub hex: String,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `disconnect`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DisconnectStep {
-    /// Client name.
-    pub client: String,
-    /// Reason code (5).
-    #[serde(default)]
-    pub reason: Option<Code>,
-    /// DISCONNECT properties (5).
-    #[serde(default)]
-    pub properties: PropsSpec,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `drop`
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DropStep {
-    /// Client name.
-    pub client: String,
-    /// Version restriction.
-    #[serde(default)]
-    pub only: Option<Version>,
-}
-
-/// `sleep: 1.5s` or `sleep: {for: 1.5s, only: "5"}`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-// The message for a value that is neither form (instead of serde's "untagged enum SleepStep").
-#[serde(
-    untagged,
-    expecting = "a duration like 1.5s, or {for: DURATION, only: VERSION}"
-)]
-pub enum SleepStep {
-    /// Just a duration.
-    Plain(Dur),
-    /// A duration with a version restriction.
-    Full {
-        /// How long.
-        #[serde(rename = "for")]
-        duration: Dur,
-        /// Version restriction.
-        #[serde(default)]
-        only: Option<Version>,
-    },
-}
-
-impl SleepStep {
-    /// How long to sleep.
-    pub fn duration(&self) -> Dur {
-        match self {
-            SleepStep::Plain(d) | SleepStep::Full { duration: d, .. } => *d,
-        }
     }
 }

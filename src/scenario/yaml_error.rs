@@ -29,7 +29,7 @@ pub fn locate(e: &serde_saphyr::Error, text: &str) -> Located {
     if let Some(i) = message.rfind(" at line ") {
         message.truncate(i);
     }
-    if !message.contains('`') {
+    if !message.contains("field `") {
         if let Some(key) = key_before(text, line, column) {
             message = format!("field `{key}`: {message}");
         }

@@ -1,0 +1,192 @@
+//! Connection steps: `connect` (CONNECT and the CONNACK it must get), `disconnect` and
+//! `drop`.
+
+use bytes::Bytes;
+use reference_broker::codec::{Connect, Disconnect, Packet, ReasonCode, Will};
+
+use crate::run::context::Ctx;
+use crate::run::inbox::{open, send, wait_for, StepError, StepResult};
+use crate::run::interp::DEFAULT_WITHIN;
+use crate::run::matcher::connack_code;
+use crate::run::trace;
+use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Version};
+
+/// The CONNECT of client `name` (target credentials when the client sets none).
+pub(super) fn connect_packet(
+    cx: &Ctx,
+    name: &str,
+    clean_start: Option<bool>,
+) -> Result<Connect, StepError> {
+    let c = cx
+        .clients
+        .get(name)
+        .ok_or_else(|| StepError::new(format!("unknown client {name:?}")))?;
+    let spec = &c.spec;
+    let (username, password) = match (&spec.username, &spec.password, &cx.env.credentials) {
+        (None, None, Some((u, p))) => (Some(u.clone()), Some(Bytes::from(p.clone()))),
+        (u, p, _) => (u.clone(), p.as_ref().map(|p| p.0.clone())),
+    };
+    let will = spec.will.as_ref().map(|w| Will {
+        topic: cx.env.prefix.topic(&w.topic),
+        payload: w.payload.0.clone(),
+        qos: w.qos.0,
+        retain: w.retain,
+        properties: cx.props(&w.properties).into(),
+    });
+    Ok(Connect {
+        protocol: cx.env.version.protocol(),
+        clean_start: clean_start.unwrap_or(spec.clean_start),
+        keep_alive: spec.keep_alive,
+        client_id: c.id.clone(),
+        will,
+        username,
+        password,
+        properties: cx.props(&spec.properties).into(),
+    })
+}
+
+/// `connect`
+pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
+    let connect = connect_packet(cx, &s.client, s.clean_start)?;
+    let version = cx.env.version;
+    let url = cx.url_for(&s.client);
+    let transport = cx.env.transport.clone();
+    let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
+    let prefix = cx.env.prefix.clone();
+    let c = cx.client(&s.client)?;
+    c.retire();
+    open(c, &url, &transport).await?;
+    if let (Version::V5, Some(max), Some(conn)) = (
+        version,
+        c.spec.properties.maximum_packet_size,
+        c.conn.as_mut(),
+    ) {
+        // [MQTT-3.1.2-24] the broker must not send packets above the client's maximum:
+        // a larger one fails the case (see recv_one).
+        conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    send(c, &Packet::Connect(Box::new(connect))).await?;
+    let ack = wait_for(c, within, |p| matches!(p, Packet::ConnAck(_))).await?;
+    let Packet::ConnAck(ack) = ack else {
+        return Err(StepError::new("internal: not a CONNACK"));
+    };
+    let mut expected_code =
+        connack_code(s.expect.code.map_or(ReasonCode::SUCCESS, |c| c.0), version);
+    if c.v311_connack {
+        // A server that does not speak MQTT 5 refuses in its own numbering (3.1.1
+        // [MQTT-3.1.2-2]); an expected refusal is compared by its 3.1.1 equivalent.
+        if !expected_code.is_success() {
+            expected_code = expected_code.to_v3_connack();
+        }
+        return connack_v311_form(expected_code, ack.code);
+    }
+    // [MQTT-3.2.2-4] (3.1.1) / [MQTT-3.2.2-6] (5): a refusal carries Session Present 0.
+    let expected_present = s.expect.session_present.unwrap_or(false);
+    let mut diffs = Vec::new();
+    if ack.code != expected_code {
+        diffs.push(format!(
+            "code: expected {}, received {}",
+            connack_text(expected_code, version),
+            connack_text(ack.code, version)
+        ));
+    }
+    if ack.session_present != expected_present {
+        diffs.push(format!(
+            "session_present: expected {expected_present}, received {}",
+            ack.session_present
+        ));
+    }
+    if let Some(props) = &s.expect.properties {
+        for m in props.mismatches(&ack.properties, &|t| prefix.topic(t)) {
+            diffs.push(format!(
+                "properties.{}: expected {}, received {}",
+                m.name, m.expected, m.actual
+            ));
+        }
+    }
+    for name in &s.expect.absent {
+        if name.is_present(&ack.properties) {
+            diffs.push(format!(
+                "properties.{}: expected absent, received present",
+                name.name()
+            ));
+        }
+    }
+    for name in &s.expect.present {
+        if !name.is_present(&ack.properties) {
+            diffs.push(format!(
+                "properties.{}: expected present (any value), received absent",
+                name.name()
+            ));
+        }
+    }
+    if !diffs.is_empty() {
+        return Err(StepError::diff(
+            format!("CONNACK differs: {}", diffs.join("; ")),
+            format!(
+                "code {}, session_present {expected_present}",
+                connack_text(expected_code, version)
+            ),
+            trace::compact(&format!("{ack:?}")),
+        ));
+    }
+    Ok(())
+}
+
+/// `disconnect`
+pub(super) async fn disconnect(cx: &mut Ctx, s: &DisconnectStep) -> StepResult {
+    let properties = cx.props(&s.properties);
+    let c = cx.client(&s.client)?;
+    let reason = s.reason.map_or(ReasonCode::SUCCESS, |r| r.0);
+    send(
+        c,
+        &Packet::Disconnect(Disconnect {
+            reason,
+            properties: properties.into(),
+        }),
+    )
+    .await?;
+    c.retire();
+    Ok(())
+}
+
+/// `drop`: close the TCP connection without DISCONNECT.
+pub(super) fn drop_connection(cx: &mut Ctx, s: &DropStep) -> StepResult {
+    let c = cx.client(&s.client)?;
+    if let Some(conn) = c.conn.as_mut() {
+        conn.note("dropping the connection (no DISCONNECT)");
+    }
+    c.retire();
+    Ok(())
+}
+
+/// The verdict on a CONNACK in 3.1.1 form received on an MQTT 5 connection: it holds only
+/// when the case expected that refusal.
+fn connack_v311_form(expected: ReasonCode, received: ReasonCode) -> StepResult {
+    if expected == received {
+        return Ok(());
+    }
+    let expected_text = if expected.is_success() {
+        "an MQTT 5 CONNACK accepting the connection".to_string()
+    } else {
+        connack_text(expected, Version::V311)
+    };
+    Err(StepError::diff(
+        "the broker refused the MQTT 5 connection with a CONNACK in MQTT 3.1.1 form",
+        expected_text,
+        format!(
+            "CONNACK return code {} (3.1.1 form)",
+            connack_text(received, Version::V311)
+        ),
+    ))
+}
+
+/// A CONNACK code with its name in the numbering of `version` (3.1.1 return codes differ).
+fn connack_text(code: ReasonCode, version: Version) -> String {
+    if version == Version::V5 {
+        return format!("{code:?}");
+    }
+    let name = reference_broker::codec::reason::v3::connack_name(code)
+        .unwrap_or("not a 3.1.1 return code");
+    format!("0x{:02X} ({name})", code.0)
+}

@@ -1,0 +1,72 @@
+//! The `publish` step: PUBLISH, then (unless told not to) its QoS 1 or QoS 2 flow.
+
+use reference_broker::codec::{Packet, PacketType, PubResponse, Publish, QoS};
+
+use crate::run::context::Ctx;
+use crate::run::inbox::{ack_id, ack_reason, send, wait_for, StepError, StepResult};
+use crate::run::interp::DEFAULT_WITHIN;
+use crate::scenario::PublishStep;
+
+/// `publish`
+pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
+    let qos = s.qos.0;
+    let topic = cx.env.prefix.topic(&s.topic);
+    let properties = cx.props(&s.properties);
+    let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
+    let c = cx.client(&s.client)?;
+    let packet_id = match (qos, s.packet_id) {
+        (_, Some(id)) => id,
+        (QoS::AtMostOnce, None) => 0,
+        _ => c.packet_id(),
+    };
+    let publish = Publish {
+        dup: s.dup,
+        qos,
+        retain: s.retain,
+        topic: topic.into(),
+        packet_id,
+        properties: properties.into(),
+        payload: s.payload_bytes(),
+    };
+    send(c, &Packet::Publish(publish)).await?;
+    if qos == QoS::AtMostOnce || !s.await_ack {
+        return Ok(());
+    }
+    let first = if qos == QoS::AtLeastOnce {
+        PacketType::PubAck
+    } else {
+        PacketType::PubRec
+    };
+    let ack = wait_for(c, within, |p| {
+        p.packet_type() == first && ack_id(p) == Some(packet_id)
+    })
+    .await?;
+    let reason = ack_reason(&ack);
+    if let Some(expected) = s.expect.reason {
+        if reason != expected.0 {
+            return Err(StepError::diff(
+                format!("{first:?} reason differs"),
+                format!("{:?}", expected.0),
+                format!("{reason:?}"),
+            ));
+        }
+    }
+    if qos == QoS::ExactlyOnce && reason.is_success() {
+        // [MQTT-4.3.3-1] the sender answers PUBREC with PUBREL and waits for PUBCOMP.
+        send(
+            c,
+            &Packet::PubRel(PubResponse {
+                packet_id,
+                ..Default::default()
+            }),
+        )
+        .await?;
+        wait_for(
+            c,
+            within,
+            |p| matches!(p, Packet::PubComp(r) if r.packet_id == packet_id),
+        )
+        .await?;
+    }
+    Ok(())
+}

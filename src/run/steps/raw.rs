@@ -1,0 +1,139 @@
+//! Steps that send what the scenario spells out: `send` (one packet exactly as described)
+//! and `send_raw` (bytes), opening the transport first when the client has none.
+
+use std::collections::BTreeMap;
+
+use reference_broker::codec::{
+    Auth, Disconnect, Packet, PubResponse, Publish, QoS, ReasonCode, Subscribe, Unsubscribe,
+};
+
+use super::connection::connect_packet;
+use crate::run::context::Ctx;
+use crate::run::inbox::{open, send, StepError, StepResult};
+use crate::scenario::{PacketKind, SendRawStep, SendStep, Version};
+
+/// `send`
+pub(super) async fn send_packet(cx: &mut Ctx, s: &SendStep) -> StepResult {
+    let packet = build(cx, s)?;
+    let url = cx.url_for(&s.client);
+    let transport = cx.env.transport.clone();
+    let version = cx.env.version;
+    let c = cx.client(&s.client)?;
+    if c.conn.is_none() {
+        // A CONNECT (or anything) sent by hand opens the transport first.
+        open(c, &url, &transport).await?;
+        if let Some(conn) = c.conn.as_mut() {
+            conn.set_version(version.protocol());
+        }
+    }
+    if let Some(conn) = c.conn.as_mut() {
+        if let Packet::Connect(connect) = &packet {
+            conn.set_version(connect.protocol);
+            if let (Version::V5, Some(max)) = (version, connect.properties.maximum_packet_size) {
+                // [MQTT-3.1.2-24] as in `connect`: larger packets fail the case.
+                conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
+            }
+        }
+    }
+    send(c, &packet).await
+}
+
+/// `send_raw`
+pub(super) async fn send_raw(cx: &mut Ctx, s: &SendRawStep) -> StepResult {
+    let prefix = cx.env.prefix.clone();
+    let ids: BTreeMap<String, String> = cx
+        .clients
+        .iter()
+        .map(|(n, c)| (n.clone(), c.id.clone()))
+        .collect();
+    let bytes = s
+        .hex
+        .expand(&|t| prefix.topic(t), &|c| ids.get(c).cloned())
+        .map_err(|e| StepError::new(e.to_string()))?;
+    let url = cx.url_for(&s.client);
+    let transport = cx.env.transport.clone();
+    let version = cx.env.version;
+    let c = cx.client(&s.client)?;
+    if c.conn.is_none() {
+        open(c, &url, &transport).await?;
+        if let Some(conn) = c.conn.as_mut() {
+            conn.set_version(version.protocol());
+        }
+    }
+    let conn = c
+        .conn
+        .as_mut()
+        .ok_or_else(|| StepError::new("not connected"))?;
+    conn.send_raw(&bytes)
+        .await
+        .map_err(|e| StepError::new(format!("sending raw bytes failed: {e}")))
+}
+
+/// The packet a `send` step describes (absent fields are zero or empty).
+fn build(cx: &Ctx, s: &SendStep) -> Result<Packet, StepError> {
+    let reason = s.reason.map_or(ReasonCode::SUCCESS, |r| r.0);
+    let from = match &s.packet_id_from {
+        Some(name) => Some(cx.saved_id(name)?),
+        None => s.packet_id,
+    };
+    let packet_id = from.unwrap_or(1);
+    let properties = cx.props(&s.properties);
+    let response = PubResponse {
+        packet_id,
+        reason,
+        properties: properties.clone().into(),
+    };
+    Ok(match s.packet {
+        PacketKind::Connect => Packet::Connect(Box::new(connect_packet(cx, &s.client, None)?)),
+        PacketKind::Publish => Packet::Publish(Publish {
+            dup: s.dup,
+            qos: s.qos.0,
+            retain: s.retain,
+            topic: match &s.topic {
+                Some(t) => cx.env.prefix.topic(t).into(),
+                None => "".into(),
+            },
+            packet_id: if s.qos.0 == QoS::AtMostOnce {
+                from.unwrap_or(0)
+            } else {
+                packet_id
+            },
+            properties: properties.into(),
+            payload: s.payload.0.clone(),
+        }),
+        PacketKind::Puback => Packet::PubAck(response),
+        PacketKind::Pubrec => Packet::PubRec(response),
+        PacketKind::Pubrel => Packet::PubRel(response),
+        PacketKind::Pubcomp => Packet::PubComp(response),
+        PacketKind::Subscribe => Packet::Subscribe(Subscribe {
+            packet_id,
+            properties: properties.into(),
+            subscriptions: s.filters.iter().map(|f| cx.subscription(f)).collect(),
+        }),
+        PacketKind::Unsubscribe => Packet::Unsubscribe(Unsubscribe {
+            packet_id,
+            properties: properties.into(),
+            filters: s
+                .filters
+                .iter()
+                .map(|f| cx.env.prefix.topic(&f.filter))
+                .collect(),
+        }),
+        PacketKind::Pingreq => Packet::PingReq,
+        PacketKind::Disconnect => Packet::Disconnect(Disconnect {
+            reason,
+            properties: properties.into(),
+        }),
+        PacketKind::Auth => Packet::Auth(Auth {
+            reason,
+            properties: properties.into(),
+        }),
+        // The loader rejects these (only a server sends them).
+        PacketKind::Connack | PacketKind::Suback | PacketKind::Unsuback | PacketKind::Pingresp => {
+            return Err(StepError::new(format!(
+                "a client cannot send {:?}",
+                s.packet
+            )))
+        }
+    })
+}
