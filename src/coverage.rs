@@ -73,29 +73,6 @@ pub fn parse_statements(text: &str) -> Vec<Statement> {
     out
 }
 
-/// The statements of `version` as shipped inside this crate (`suites/spec/`), so reports
-/// quote them without the repository at hand.
-pub fn bundled_statements(version: Version) -> &'static [Statement] {
-    static V311: std::sync::OnceLock<Vec<Statement>> = std::sync::OnceLock::new();
-    static V5: std::sync::OnceLock<Vec<Statement>> = std::sync::OnceLock::new();
-    match version {
-        Version::V311 => V311.get_or_init(|| {
-            parse_statements(include_str!("../suites/spec/mqtt-v3.1.1-statements.md"))
-        }),
-        Version::V5 => V5.get_or_init(|| {
-            parse_statements(include_str!("../suites/spec/mqtt-v5.0-statements.md"))
-        }),
-    }
-}
-
-/// The text of statement `id` under `version`, from [`bundled_statements`].
-pub fn statement_text(version: Version, id: &str) -> Option<&'static str> {
-    bundled_statements(version)
-        .iter()
-        .find(|s| s.id == id)
-        .map(|s| s.text.as_str())
-}
-
 /// The section of a statement: `MQTT-3.3.1-5` -> `3.3`.
 pub fn section(id: &str) -> String {
     let body = id.trim_start_matches("MQTT-");

@@ -132,7 +132,8 @@ fn case_block(out: &mut String, i: usize, r: &ResultRow) {
     let _ = write!(out, "<p>{} · {:.0} ms</p>", escape(&r.file), r.duration_ms);
     for id in &r.statements {
         let text = version_of(&r.version)
-            .and_then(|v| coverage::statement_text(v, id))
+            .and_then(|v| coverage::statement(v, id))
+            .map(|s| s.text.as_str())
             .unwrap_or("(statement text not found)");
         let _ = write!(out, "<b>{}</b><q>{}</q>", escape(id), escape(text));
     }
