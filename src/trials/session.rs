@@ -8,6 +8,7 @@ use std::time::Duration;
 use reference_broker::client::TransportOptions;
 
 use super::{trial_name, TrialsError};
+use crate::profile::Profile;
 use crate::run::link::SharedInjector;
 use crate::run::{self, CaseResult, PlannedRun, RunConfig, Selection};
 use crate::suite::Suite;
@@ -26,6 +27,7 @@ pub struct Session {
     runtime: tokio::runtime::Runtime,
     suites: Vec<Suite>,
     spec: TargetSpec,
+    profile: Option<Profile>,
     case_timeout: Duration,
     started: OnceLock<Result<Started, String>>,
 }
@@ -34,6 +36,7 @@ impl Session {
     pub(super) fn new(
         suites: Vec<Suite>,
         spec: TargetSpec,
+        profile: Option<Profile>,
         case_timeout: Duration,
     ) -> Result<Session, TrialsError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -44,13 +47,21 @@ impl Session {
             runtime,
             suites,
             spec,
+            profile,
             case_timeout,
             started: OnceLock::new(),
         })
     }
 
     async fn start(&self) -> Result<Started, String> {
-        let target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
+        let mut target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
+        let mut suites = self.suites.clone();
+        if let Some(profile) = &self.profile {
+            // A name from MQTT_CONFORMANCE_BROKER_NAME wins over the profile's.
+            let explicit = !matches!(target.name.as_str(), "external" | "reference");
+            target.use_profile(profile.clone(), explicit);
+            target.profile.add_deviations(&mut suites, &target.name);
+        }
         let transport = TransportOptions {
             connect_timeout: Some(Duration::from_secs(5)),
             ..TransportOptions::default()
@@ -63,12 +74,7 @@ impl Session {
                 return Err(e.to_string());
             }
         };
-        let plan = run::plan(
-            &self.suites,
-            &Selection::default(),
-            Some(&caps),
-            &target.name,
-        );
+        let plan = run::plan(&suites, &Selection::default(), Some(&caps), &target.name);
         let runs = plan
             .into_iter()
             .map(|p| (trial_name(&p.suite, &p.case.scenario.name, p.version), p))
@@ -86,6 +92,7 @@ impl Session {
             faults: Some(SharedInjector::embedded()),
             // Only the in-process reference broker can be restarted by a case.
             restart: matches!(self.spec, TargetSpec::Reference).then(RestartSupport::persistent),
+            topic_root: target.profile.acl.topic_root.clone(),
         };
         Ok(Started {
             target: Mutex::new(Some(target)),
