@@ -11,6 +11,7 @@ pub mod matcher;
 pub mod plan;
 pub mod prefix;
 pub mod qos_cap;
+pub mod setup;
 mod steps;
 pub mod trace;
 pub mod verdict;
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 pub use crate::run_id::new_run_id;
 pub use events::RunEvent;
 pub use plan::{plan, PlannedRun, Selection};
+pub use setup::{prepare, Prepared, RunOptions};
 pub use verdict::{CaseResult, ClientTrace, Failure, Verdict};
 
 use crate::suite::Deviation;
