@@ -5,9 +5,9 @@
 //! requested (MQTT-3.8.4-6 / 3.9.3), so a capped subscription is what such a broker would
 //! grant anyway.
 
-use reference_broker::codec::QoS;
+use reference_broker::codec::{PacketType, QoS};
 
-use crate::scenario::{ExpectStep, LoadedCase, PacketKind, Qos, Step, Version};
+use crate::scenario::{ClientPacket, ExpectStep, LoadedCase, Qos, Step, Version};
 
 /// What to do with a case under a Maximum QoS.
 #[derive(Debug)]
@@ -31,8 +31,8 @@ pub fn used_qos(case: &LoadedCase, version: Version) -> u8 {
         match s {
             Step::Publish(p) => vec![p.qos.0 as u8],
             Step::Subscribe(s) => s.filters.iter().map(|f| f.qos.0 as u8).collect(),
-            Step::Send(s) if s.packet == PacketKind::Publish => vec![s.qos.0 as u8],
-            Step::Send(s) if s.packet == PacketKind::Subscribe => {
+            Step::Send(s) if s.packet == ClientPacket::Publish => vec![s.qos.0 as u8],
+            Step::Send(s) if s.packet == ClientPacket::Subscribe => {
                 s.filters.iter().map(|f| f.qos.0 as u8).collect()
             }
             _ => Vec::new(),
@@ -54,10 +54,10 @@ fn expectation_needs(e: &ExpectStep, max: u8) -> Option<String> {
         return Some(format!("expects a delivery at QoS {}", q.0 as u8));
     }
     if matches!(
-        e.packet,
-        PacketKind::Puback | PacketKind::Pubrec | PacketKind::Pubrel | PacketKind::Pubcomp
+        e.packet.0,
+        PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp
     ) {
-        return Some(format!("expects a {:?}", e.packet));
+        return Some(format!("expects a {:?}", e.packet.0));
     }
     let granted_above = e
         .codes
@@ -76,10 +76,11 @@ fn point_needs(case: &LoadedCase, version: Version, max: u8) -> Option<String> {
             .flatten()
             .find_map(|e| expectation_needs(e, max)),
         Step::Send(s) => match s.packet {
-            PacketKind::Puback | PacketKind::Pubrec | PacketKind::Pubrel | PacketKind::Pubcomp => {
-                Some(format!("sends a {:?} by hand", s.packet))
-            }
-            PacketKind::Publish if s.qos.0 as u8 > max => {
+            ClientPacket::Puback
+            | ClientPacket::Pubrec
+            | ClientPacket::Pubrel
+            | ClientPacket::Pubcomp => Some(format!("sends a {:?} by hand", s.packet)),
+            ClientPacket::Publish if s.qos.0 as u8 > max => {
                 Some(format!("sends a QoS {} PUBLISH by hand", s.qos.0 as u8))
             }
             _ => None,
