@@ -124,6 +124,8 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
                 "code {}, session_present {expected_present}",
                 connack_text(expected_code, version)
             ),
+            // A 3.1.1 return code is named by the 3.1.1 table (0x02 is "identifier rejected",
+            // not the MQTT 5 "Granted QoS 2").
             trace::connack(&ack, version != Version::V5),
         ));
     }
