@@ -327,6 +327,7 @@ async fn a_fault_proxy_failing_mid_run_is_a_harness_error() {
             mqtt_conformance::fault::EmbeddedInjector::new(),
         )))),
         restart: None,
+        topic_root: None,
     };
     let mut incomplete = Vec::new();
     let results = run::execute(plan, cfg, |e| {
