@@ -85,6 +85,10 @@ impl ServerConnection {
             return;
         }
         self.session = accept.session;
+        // [MQTT-3.3.2-7] a new connection starts without aliases (set only by a defect).
+        if let Some(kept) = self.session.kept_aliases.take() {
+            self.inbound_aliases = kept;
+        }
         let mut connack = ConnAck {
             session_present: accept.session_present
                 && !self.limits.defects.has(Defect::SessionPresentAlwaysZero),
