@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mqtt_conformance::exit;
 use mqtt_conformance::fault;
+use mqtt_conformance::profile::Profile;
 use mqtt_conformance::report::{
     console::{ConsoleReporter, ConsoleStyle},
     html::HtmlReporter,
@@ -65,7 +66,8 @@ pub(crate) async fn run_suites(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let faults = fault_injector(toxiproxy).await?;
-    let (suites, invalid) = load_suites(root, &args.suite)?;
+    let (mut suites, invalid) = load_suites(root, &args.suite)?;
+    let profile = run_profile(&args)?;
     let only = if args.rerun_failed {
         let failed = last_failures(&args.json_report)?;
         if failed.is_empty() {
@@ -135,6 +137,10 @@ pub(crate) async fn run_suites(
         &args.broker_name,
     ) {
         target.name = name.clone();
+    }
+    if let Some(profile) = profile {
+        target.use_profile(profile, args.broker_name.is_some());
+        target.profile.add_deviations(&mut suites, &target.name);
     }
     let mut options = RunOptions::new(args.timeout);
     options.transport.insecure_tls = args.insecure;
@@ -207,6 +213,21 @@ pub(crate) async fn run_suites(
         incomplete,
         interrupted,
     }))
+}
+
+/// The profile of the run: `--profile FILE`, else the shipped one of a `--container` preset.
+fn run_profile(args: &RunArgs) -> anyhow::Result<Option<Profile>> {
+    if let Some(path) = &args.profile {
+        return Ok(Some(Profile::load(path)?));
+    }
+    let preset = args
+        .container
+        .as_deref()
+        .map(|c| c.split_once(':').map_or(c, |(name, _)| name));
+    Ok(match preset.and_then(mqtt_conformance::profile::preset) {
+        Some(p) => Some(p?),
+        None => None,
+    })
 }
 
 /// The broker the run is about, from `--broker`, `--container` or `--image`.
