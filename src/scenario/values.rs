@@ -376,6 +376,25 @@ impl JsonSchema for ClientPacket {
     }
 }
 
+impl ClientPacket {
+    /// The codec's packet type.
+    pub fn packet_type(self) -> PacketType {
+        match self {
+            ClientPacket::Connect => PacketType::Connect,
+            ClientPacket::Publish => PacketType::Publish,
+            ClientPacket::Puback => PacketType::PubAck,
+            ClientPacket::Pubrec => PacketType::PubRec,
+            ClientPacket::Pubrel => PacketType::PubRel,
+            ClientPacket::Pubcomp => PacketType::PubComp,
+            ClientPacket::Subscribe => PacketType::Subscribe,
+            ClientPacket::Unsubscribe => PacketType::Unsubscribe,
+            ClientPacket::Pingreq => PacketType::PingReq,
+            ClientPacket::Disconnect => PacketType::Disconnect,
+            ClientPacket::Auth => PacketType::Auth,
+        }
+    }
+}
+
 impl TryFrom<PacketKind> for ClientPacket {
     type Error = String;
 
