@@ -65,6 +65,9 @@ pub(crate) async fn run_suites(
     // handler (which would write nothing).
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    if let Some(name) = &args.broker_name {
+        check_broker_name(root, name)?;
+    }
     let faults = fault_injector(toxiproxy).await?;
     let (suites, invalid) = load_suites(root, &args.suite)?;
     let only = if args.rerun_failed {
@@ -220,11 +223,32 @@ pub(crate) async fn run_suites(
         eprintln!("{invalid} invalid scenario file(s) were not run");
     }
     Ok(exit::for_run(exit::RunEnd {
-        failures: finished.iter().any(|r| r.verdict.is_failure()),
+        failures: finished.iter().any(|r| {
+            if args.strict {
+                r.fails_strict()
+            } else {
+                r.verdict.is_failure()
+            }
+        }),
         invalid_files: invalid > 0,
         incomplete,
         interrupted,
     }))
+}
+
+/// `--broker-name` must name a broker that some manifest documents deviations for, a
+/// container preset, or a default name: a misspelt name would silently excuse nothing.
+fn check_broker_name(root: &Path, name: &str) -> anyhow::Result<()> {
+    let mut known = mqtt_conformance::suite::deviation_brokers(root)?;
+    known.extend(sut::presets::NAMES.iter().map(|n| n.to_string()));
+    known.extend(["reference".to_string(), "external".to_string()]);
+    if known.contains(name) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--broker-name {name:?} names no broker with documented deviations and no preset; known names: {}",
+        known.into_iter().collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// The broker the run is about, from `--broker`, `--container` or `--image`.

@@ -10,7 +10,7 @@ use reference_broker::protocol::{AliasError, InboundAcks, InboundAliases, Packet
 use tokio::time::Instant;
 
 use super::trace;
-use crate::scenario::ClientSpec;
+use crate::scenario::{ClientSpec, Observation};
 
 /// A step failure before traces are attached.
 pub(super) struct StepError {
@@ -18,6 +18,8 @@ pub(super) struct StepError {
     pub(super) expected: Option<String>,
     pub(super) received: Option<String>,
     pub(super) timeout: bool,
+    /// What was observed (deviations and SHOULD-level steps judge by it).
+    pub(super) kind: Observation,
 }
 
 impl StepError {
@@ -27,7 +29,14 @@ impl StepError {
             expected: None,
             received: None,
             timeout: false,
+            kind: Observation::Harness,
         }
+    }
+
+    /// The same error, observed as `kind`.
+    pub(super) fn kind(mut self, kind: Observation) -> StepError {
+        self.kind = kind;
+        self
     }
 
     pub(super) fn diff(
@@ -40,6 +49,7 @@ impl StepError {
             expected: Some(expected),
             received: Some(received),
             timeout: false,
+            kind: Observation::PacketDiffers,
         }
     }
 }
@@ -155,6 +165,7 @@ pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions
             "cannot open a connection to the broker: {}",
             redact(&e)
         ))
+        .kind(Observation::ConnectionRefused)
     })?;
     c.conn = Some(conn);
     c.closed = false;
@@ -184,6 +195,7 @@ pub(super) async fn send(c: &mut Client, packet: &Packet) -> StepResult {
             packet.packet_type(),
             redact(&e)
         ))
+        .kind(Observation::ConnectionClosed)
     })
 }
 
@@ -237,12 +249,14 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
                     .map_or_else(|| "the announced".to_string(), |m| m.to_string())
             ),
             e.to_string(),
-        )),
+        )
+        .kind(Observation::MalformedPacket)),
         Err(ClientError::Decode(e)) => Err(StepError::diff(
             "the broker sent a malformed packet",
             "a well-formed packet".into(),
             e.to_string(),
-        )),
+        )
+        .kind(Observation::MalformedPacket)),
         Err(ClientError::Io(_)) | Err(ClientError::Closed(_)) => {
             c.closed = true;
             Ok(())
@@ -287,7 +301,8 @@ pub(super) async fn wait_for(
                 "the broker closed the connection",
                 "a packet".into(),
                 "connection closed".into(),
-            ));
+            )
+            .kind(Observation::ConnectionClosed));
         }
         let now = Instant::now();
         if now >= deadline {
@@ -300,7 +315,8 @@ pub(super) async fn wait_for(
                 } else {
                     pending.join(", ")
                 },
-            ));
+            )
+            .kind(Observation::MissingPacket));
         }
         recv_one(c, deadline - now).await?;
     }

@@ -9,7 +9,7 @@ use crate::run::inbox::{open, send, wait_for, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::connack_code;
 use crate::run::trace;
-use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Version};
+use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Observation, Version};
 
 /// The CONNECT of client `name` (target credentials when the client sets none).
 pub(super) fn connect_packet(
@@ -121,6 +121,11 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
         }
     }
     if !diffs.is_empty() {
+        let observed = if ack.code != expected_code {
+            Observation::WrongReasonCode
+        } else {
+            Observation::PacketDiffers
+        };
         return Err(StepError::diff(
             format!("CONNACK differs: {}", diffs.join("; ")),
             format!(
@@ -128,7 +133,8 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
                 connack_text(expected_code, version)
             ),
             trace::compact(&format!("{ack:?}")),
-        ));
+        )
+        .kind(observed));
     }
     Ok(())
 }
@@ -178,7 +184,8 @@ fn connack_v311_form(expected: ReasonCode, received: ReasonCode) -> StepResult {
             "CONNACK return code {} (3.1.1 form)",
             connack_text(received, Version::V311)
         ),
-    ))
+    )
+    .kind(Observation::WrongReasonCode))
 }
 
 /// A CONNACK code with its name in the numbering of `version` (3.1.1 return codes differ).
