@@ -10,6 +10,7 @@ pub mod liveness;
 pub mod matcher;
 pub mod plan;
 pub mod prefix;
+pub mod setup;
 mod steps;
 pub mod trace;
 pub mod verdict;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 pub use crate::run_id::new_run_id;
 pub use events::RunEvent;
 pub use plan::{plan, PlannedRun, Selection};
+pub use setup::{prepare, Prepared, RunOptions};
 pub use verdict::{CaseResult, ClientTrace, Failure, Verdict, Warning};
 
 use crate::suite::Deviation;

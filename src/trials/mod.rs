@@ -90,8 +90,8 @@ impl Default for Conformance {
             suites: Vec::new(),
             target: TargetSpec::Reference,
             case_timeout: Duration::from_secs(15),
-            // Cases mostly wait on the network: 8 per core, like `mqtt-conformance run`.
-            default_threads: 8 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // The same default as `mqtt-conformance run`.
+            default_threads: run::setup::default_jobs(),
         }
     }
 }

@@ -5,13 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use reference_broker::client::TransportOptions;
-
 use super::{trial_name, TrialsError};
-use crate::run::link::SharedInjector;
-use crate::run::{self, CaseResult, PlannedRun, RunConfig, Selection};
+use crate::run::{self, CaseResult, PlannedRun, Prepared, RunConfig, RunOptions, Selection};
 use crate::suite::Suite;
-use crate::sut::{self, RestartSupport, RunningTarget, TargetSpec};
+use crate::sut::{self, RunningTarget, TargetSpec};
 
 /// The started broker, the plan against its capabilities, and how to run one case.
 struct Started {
@@ -51,42 +48,28 @@ impl Session {
 
     async fn start(&self) -> Result<Started, String> {
         let target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
-        let transport = TransportOptions {
-            connect_timeout: Some(Duration::from_secs(5)),
-            ..TransportOptions::default()
-        };
-        let run_id = run::new_run_id();
-        let (caps, _) = match sut::probe(&target, &transport, &run_id).await {
-            Ok(caps) => caps,
+        let mut options = RunOptions::new(self.case_timeout);
+        // libtest runs the trials in parallel, one case each.
+        options.jobs = 1;
+        let prepared = run::prepare(
+            &target,
+            &self.spec,
+            &self.suites,
+            &Selection::default(),
+            options,
+        )
+        .await;
+        let Prepared { plan, cfg } = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 target.shutdown().await;
                 return Err(e.to_string());
             }
         };
-        let plan = run::plan(
-            &self.suites,
-            &Selection::default(),
-            Some(&caps),
-            &target.name,
-        );
         let runs = plan
             .into_iter()
             .map(|p| (trial_name(&p.suite, &p.case.scenario.name, p.version), p))
             .collect();
-        let cfg = RunConfig {
-            jobs: 1,
-            case_timeout: self.case_timeout,
-            fail_fast: false,
-            repeat: 1,
-            run_id,
-            url: target.url.clone(),
-            display_url: format!("{} ({})", target.display_url(), target.name),
-            credentials: target.credentials.clone(),
-            transport,
-            faults: Some(SharedInjector::embedded()),
-            // Only the in-process reference broker can be restarted by a case.
-            restart: matches!(self.spec, TargetSpec::Reference).then(RestartSupport::persistent),
-        };
         Ok(Started {
             target: Mutex::new(Some(target)),
             runs,

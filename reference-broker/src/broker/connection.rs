@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -359,6 +359,8 @@ async fn read_packets(
 ) {
     // Once full, the rest stays in `inbuf` until the held events are handled.
     while !conn.is_closed() && !ctx.held.is_full() {
+        let before = inbuf.len();
+        let frame = frame_len(inbuf);
         match decoder.decode(inbuf) {
             Ok(Some(packet)) => {
                 conn.handle_packet(now(), packet);
@@ -368,10 +370,29 @@ async fn read_packets(
             Err(e) => {
                 warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
                 conn.decode_error(&e);
-                break;
+                // Still open only under a deliberate tolerating defect: skip the rest of
+                // the packet (the decoder may have consumed part of it), or stop reading.
+                let left = frame.and_then(|n| n.checked_sub(before - inbuf.len()));
+                match left {
+                    Some(n) if !conn.is_closed() && inbuf.len() >= n => inbuf.advance(n),
+                    _ => break,
+                }
             }
         }
     }
+}
+
+/// The size of the packet at the front of `buf` (fixed header included), when its remaining
+/// length is complete and well formed.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let mut remaining = 0usize;
+    for (i, &b) in buf.iter().enumerate().skip(1).take(4) {
+        remaining |= usize::from(b & 0x7F) << (7 * (i - 1));
+        if b & 0x80 == 0 {
+            return Some(1 + i + remaining);
+        }
+    }
+    None
 }
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
@@ -463,6 +484,9 @@ async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>)
             match &shared.config.challenge_auth {
                 // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
                 Some(_) if method == CHALLENGE_METHOD => conn.auth_challenge(nonce(ctx)),
+                _ if shared.limits.defects.has(Defect::UnknownAuthMethodAccepted) => {
+                    return finish_connect(ctx, conn, c).await;
+                }
                 // [MQTT-4.12.0-1] unsupported method: CONNACK 0x8C and close.
                 _ => conn.reject(ReasonCode::BAD_AUTHENTICATION_METHOD),
             }
@@ -664,6 +688,14 @@ fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, w
     }
     let mut properties = will.properties;
     properties.will_delay_interval = None;
+    // [MQTT-3.1.3-10] (5) the will's User Properties keep their order.
+    if shared
+        .limits
+        .defects
+        .has(Defect::WillUserPropertyOrderChanged)
+    {
+        properties.user_properties.reverse();
+    }
     let publish = crate::codec::Publish {
         dup: false,
         qos: will.qos,
