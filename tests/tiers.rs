@@ -42,6 +42,7 @@ async fn run_against(url: &str, manifest: &str) -> CaseResult {
         },
         faults: None,
         restart: None,
+        topic_root: None,
     };
     let mut results =
         tokio::time::timeout(Duration::from_secs(30), run::execute(plan, cfg, |_| {}))

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mqtt_conformance::exit;
 use mqtt_conformance::fault;
+use mqtt_conformance::profile::Profile;
 use mqtt_conformance::report::{
     console::{ConsoleReporter, ConsoleStyle},
     html::HtmlReporter,
@@ -64,11 +65,12 @@ pub(crate) async fn run_suites(
     // handler (which would write nothing).
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    if let Some(name) = &args.broker_name {
-        check_broker_name(root, name)?;
-    }
     let faults = fault_injector(toxiproxy).await?;
-    let (suites, invalid) = load_suites(root, &args.suite)?;
+    let (mut suites, invalid) = load_suites(root, &args.suite)?;
+    let profile = run_profile(&args)?;
+    if let Some(name) = &args.broker_name {
+        check_broker_name(root, name, profile.as_ref())?;
+    }
     let only = if args.rerun_failed {
         let failed = last_failures(&args.json_report)?;
         if failed.is_empty() {
@@ -138,6 +140,10 @@ pub(crate) async fn run_suites(
         &args.broker_name,
     ) {
         target.name = name.clone();
+    }
+    if let Some(profile) = profile {
+        target.use_profile(profile, args.broker_name.is_some());
+        target.profile.add_deviations(&mut suites, &target.name);
     }
     let mut options = RunOptions::new(args.timeout);
     options.transport.insecure_tls = args.insecure;
@@ -219,8 +225,13 @@ pub(crate) async fn run_suites(
 }
 
 /// `--broker-name` must name a broker that some manifest documents deviations for, a
-/// container preset, or a default name: a misspelt name would silently excuse nothing.
-fn check_broker_name(root: &Path, name: &str) -> anyhow::Result<()> {
+/// container preset, a default name, or go with a profile that documents deviations: a
+/// misspelt name would silently excuse nothing.
+fn check_broker_name(root: &Path, name: &str, profile: Option<&Profile>) -> anyhow::Result<()> {
+    // A profile's deviations apply under the name the run uses.
+    if profile.is_some_and(|p| !p.deviations.is_empty() || p.broker.as_deref() == Some(name)) {
+        return Ok(());
+    }
     let mut known = mqtt_conformance::suite::deviation_brokers(root)?;
     known.extend(sut::presets::NAMES.iter().map(|n| n.to_string()));
     known.extend(["reference".to_string(), "external".to_string()]);
@@ -231,6 +242,21 @@ fn check_broker_name(root: &Path, name: &str) -> anyhow::Result<()> {
         "--broker-name {name:?} names no broker with documented deviations and no preset; known names: {}",
         known.into_iter().collect::<Vec<_>>().join(", ")
     )
+}
+
+/// The profile of the run: `--profile FILE`, else the shipped one of a `--container` preset.
+fn run_profile(args: &RunArgs) -> anyhow::Result<Option<Profile>> {
+    if let Some(path) = &args.profile {
+        return Ok(Some(Profile::load(path)?));
+    }
+    let preset = args
+        .container
+        .as_deref()
+        .map(|c| c.split_once(':').map_or(c, |(name, _)| name));
+    Ok(match preset.and_then(mqtt_conformance::profile::preset) {
+        Some(p) => Some(p?),
+        None => None,
+    })
 }
 
 /// The broker the run is about, from `--broker`, `--container` or `--image`.

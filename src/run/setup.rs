@@ -86,6 +86,7 @@ pub async fn prepare(
         faults: Some(options.faults),
         // Only the in-process reference broker can be restarted by a case.
         restart: matches!(spec, TargetSpec::Reference).then(RestartSupport::persistent),
+        topic_root: target.profile.acl.topic_root.clone(),
     };
     Ok(Prepared { plan, cfg })
 }

@@ -186,6 +186,7 @@ async fn run_subject(
             config: Some(Box::new(subject.config.clone())),
             ..RestartSupport::persistent()
         }),
+        topic_root: None,
     };
     let mut failing = BTreeSet::new();
     let mut why = std::collections::BTreeMap::new();

@@ -6,6 +6,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::{trial_name, TrialsError};
+use crate::profile::Profile;
 use crate::run::{self, CaseResult, PlannedRun, Prepared, RunConfig, RunOptions, Selection};
 use crate::suite::Suite;
 use crate::sut::{self, RunningTarget, TargetSpec};
@@ -23,6 +24,7 @@ pub struct Session {
     runtime: tokio::runtime::Runtime,
     suites: Vec<Suite>,
     spec: TargetSpec,
+    profile: Option<Profile>,
     case_timeout: Duration,
     started: OnceLock<Result<Started, String>>,
 }
@@ -31,6 +33,7 @@ impl Session {
     pub(super) fn new(
         suites: Vec<Suite>,
         spec: TargetSpec,
+        profile: Option<Profile>,
         case_timeout: Duration,
     ) -> Result<Session, TrialsError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -41,24 +44,26 @@ impl Session {
             runtime,
             suites,
             spec,
+            profile,
             case_timeout,
             started: OnceLock::new(),
         })
     }
 
     async fn start(&self) -> Result<Started, String> {
-        let target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
+        let mut target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
+        let mut suites = self.suites.clone();
+        if let Some(profile) = &self.profile {
+            // A name from MQTT_CONFORMANCE_BROKER_NAME wins over the profile's.
+            let explicit = !matches!(target.name.as_str(), "external" | "reference");
+            target.use_profile(profile.clone(), explicit);
+            target.profile.add_deviations(&mut suites, &target.name);
+        }
         let mut options = RunOptions::new(self.case_timeout);
         // libtest runs the trials in parallel, one case each.
         options.jobs = 1;
-        let prepared = run::prepare(
-            &target,
-            &self.spec,
-            &self.suites,
-            &Selection::default(),
-            options,
-        )
-        .await;
+        let prepared =
+            run::prepare(&target, &self.spec, &suites, &Selection::default(), options).await;
         let Prepared { plan, cfg } = match prepared {
             Ok(p) => p,
             Err(e) => {
