@@ -243,3 +243,40 @@ async fn on_a_maximum_qos_0_broker_no_publish_above_qos_0_is_sent() {
     target.url = broker_url;
     target.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_topic_is_rooted_under_the_profiles_acl_root() {
+    use reference_broker::broker::config::AclRule;
+    let mut cfg = config();
+    cfg.acl.push(AclRule {
+        publish: vec!["lab/conformance/#".into()],
+        subscribe: vec!["lab/conformance/#".into()],
+        ..AclRule::default()
+    });
+    let mut target = sut::start_reference(cfg).await.unwrap();
+    let profile = Profile::parse(
+        "[acl]\ntopic_root = \"lab/conformance\"\n",
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    target.use_profile(profile, true);
+    let cases = [
+        "smoke-pubsub-qos0",
+        "smoke-pubsub-qos1",
+        "smoke-retained",
+        "smoke-wildcard-single-level",
+        "smoke-will-on-drop",
+        "smoke-unsubscribe-stops-delivery",
+    ];
+    let results = run_cases(&target, &cases).await;
+    let passed = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Pass))
+        .count();
+    assert_eq!(passed, 2 * cases.len(), "{:?}", failures(&results));
+    // Under the default root the ACL refuses them: the root made the difference.
+    target.profile.acl.topic_root = None;
+    let refused = run_cases(&target, &["smoke-pubsub-qos0"]).await;
+    assert!(!failures(&refused).is_empty(), "{refused:?}");
+    target.shutdown().await;
+}

@@ -136,6 +136,8 @@ pub fn fit(case: &LoadedCase, version: Version, max: u8, source: &str) -> QosFit
             _ => {}
         }
     }
+    // Reports show tags: a capped run says so.
+    scenario.tags.push(format!("qos-capped-{max}"));
     scenario.description = format!(
         "{} (Run with QoS capped at {max}: the broker's Maximum QoS ({source}).)",
         scenario.description.trim_end()
@@ -168,6 +170,7 @@ mod tests {
         };
         assert_eq!(used_qos(&capped, Version::V5), 0);
         assert!(capped.scenario.description.contains("capped at 0"));
+        assert!(capped.scenario.tags.contains(&"qos-capped-0".to_string()));
         assert!(matches!(fit(&c, Version::V5, 2, "x"), QosFit::Fits));
     }
 
