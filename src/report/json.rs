@@ -22,6 +22,8 @@ pub struct Counts {
     pub skipped: usize,
     /// Documented deviations whose case passed: out of date.
     pub stale_deviations: usize,
+    /// Harness errors (not counted against the broker).
+    pub errors: usize,
 }
 
 impl Counts {
@@ -37,6 +39,7 @@ impl Counts {
                 crate::run::Verdict::Warning => c.warnings += 1,
                 crate::run::Verdict::Skipped { .. } => c.skipped += 1,
                 crate::run::Verdict::Deviation { .. } => c.deviations += 1,
+                crate::run::Verdict::Error { .. } => c.errors += 1,
                 _ => c.failed += 1,
             }
         }

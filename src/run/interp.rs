@@ -61,6 +61,8 @@ pub enum Outcome {
     Fail(Failure),
     /// The case deadline passed.
     Timeout(Failure),
+    /// The harness failed (its fault proxy): the case says nothing about the broker.
+    Error(Failure),
 }
 
 /// One execution of a case: how it ended, and the SHOULD-level steps that did not hold.
@@ -160,8 +162,9 @@ impl<'a> Interpreter<'a> {
         else {
             return Ok(());
         };
+        // No proxy, or one that cannot be set up, is the harness's problem.
         let fail = |message: String| {
-            Outcome::Fail(Failure {
+            Outcome::Error(Failure {
                 step: Some(i + 1),
                 step_text: step.keyword().to_string(),
                 message,
@@ -221,7 +224,7 @@ impl<'a> Interpreter<'a> {
                 };
             if let Err(e) = result {
                 let version = self.cx.env.version;
-                if is_warning(step, version, e.kind, e.timeout) {
+                if !e.harness && is_warning(step, version, e.kind, e.timeout) {
                     self.warnings.push(Warning {
                         step: i + 1,
                         step_text: step.keyword().to_string(),
@@ -242,13 +245,17 @@ impl<'a> Interpreter<'a> {
                     traces: self.traces(),
                     kind: Some(if e.timeout {
                         Observation::Timeout
+                    } else if e.harness {
+                        Observation::Harness
                     } else {
                         e.kind
                     }),
                     statement: step.check().0.map(str::to_string),
                     not_excused: None,
                 };
-                return Err(if e.timeout {
+                return Err(if e.harness {
+                    Outcome::Error(failure)
+                } else if e.timeout {
                     Outcome::Timeout(failure)
                 } else {
                     Outcome::Fail(failure)

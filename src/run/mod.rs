@@ -163,6 +163,11 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
                     warnings = a.warnings;
                 }
             }
+            // A harness error in any attempt makes the whole run an error.
+            Err(outcome @ Outcome::Error(_)) => {
+                warnings = a.warnings;
+                first_failure = Some(outcome);
+            }
             Err(outcome) => {
                 if first_failure.is_none() {
                     warnings = a.warnings;
@@ -186,6 +191,14 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
     let (mut failure, timeout) = match outcome {
         Outcome::Fail(f) => (f, false),
         Outcome::Timeout(f) => (f, true),
+        // The harness failed: no verdict on the broker (not a deviation, not flaky).
+        Outcome::Error(failure) => {
+            return Aggregate {
+                verdict: Verdict::Error { failure },
+                warnings,
+                stale: None,
+            }
+        }
     };
     let excused = match deviation {
         Some(d) => {
@@ -268,6 +281,9 @@ async fn broker_loss(
     gone: &OnceLock<String>,
 ) -> Option<Option<RunEvent>> {
     verdict.failure()?;
+    if matches!(verdict, Verdict::Error { .. }) {
+        return None;
+    }
     if gone.get().is_some() {
         return Some(None);
     }
@@ -278,6 +294,44 @@ async fn broker_loss(
     );
     let first = gone.set(reason.clone()).is_ok();
     Some(first.then_some(RunEvent::Incomplete { reason }))
+}
+
+/// The result of `run` with `verdict`.
+fn result_of(
+    run: &PlannedRun,
+    verdict: Verdict,
+    started: SystemTime,
+    duration: Duration,
+    attempts: u32,
+) -> CaseResult {
+    CaseResult {
+        index: run.index,
+        suite: run.suite.clone(),
+        feature: run.case.feature.clone(),
+        case: run.case.scenario.name.clone(),
+        version: run.version,
+        file: run.case.file.clone(),
+        statements: run.case.scenario.statements(run.version).to_vec(),
+        tags: run.case.scenario.tags.clone(),
+        verdict,
+        started,
+        duration,
+        attempts,
+        warnings: Vec::new(),
+        stale_deviation: None,
+    }
+}
+
+/// The result of a planned run that did not run because the whole run stopped (`why`, for
+/// example "interrupted by Ctrl-C"), so reports list it as not run instead of leaving it out.
+pub fn not_run_result(run: &PlannedRun, why: &str) -> CaseResult {
+    result_of(
+        run,
+        Verdict::not_run(why),
+        SystemTime::now(),
+        Duration::ZERO,
+        0,
+    )
 }
 
 /// Execute `runs` with at most `cfg.jobs` at once. Events go to `on_event` as they happen;
@@ -297,6 +351,8 @@ pub async fn execute(
     let stop = Arc::new(AtomicBool::new(false));
     // Set once, by the first case that finds the broker gone; later cases are not run.
     let gone = Arc::new(OnceLock::<String>::new());
+    // Set once, by the first harness error: the run is then incomplete (exit 2).
+    let harness_error = Arc::new(OnceLock::<()>::new());
     let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
     let total = runs.len();
     // Longest first (stable): the wall time is then close to the longest case, not to the
@@ -311,6 +367,7 @@ pub async fn execute(
                 return;
             };
             let (cfg, stop, gone, tx) = (cfg.clone(), stop.clone(), gone.clone(), tx.clone());
+            let harness_error = harness_error.clone();
             tokio::spawn(async move {
                 let begin = SystemTime::now();
                 let clock = Instant::now();
@@ -345,27 +402,25 @@ pub async fn execute(
                     warnings,
                     stale,
                 } = outcome;
+                if let (Verdict::Error { failure }, true) =
+                    (&verdict, harness_error.set(()).is_ok())
+                {
+                    let _ = tx.send(RunEvent::Incomplete {
+                        reason: format!(
+                            "harness error in {} [{}]: {}; the cases with this verdict say \
+                             nothing about the broker",
+                            run.case.scenario.name, run.version, failure.message
+                        ),
+                    });
+                }
                 if cfg.fail_fast && verdict.is_failure() {
                     stop.store(true, Ordering::SeqCst);
                 }
                 // The next case may start only once the stop flag is set.
                 drop(permit);
-                let result = CaseResult {
-                    index: run.index,
-                    suite: run.suite.clone(),
-                    feature: run.case.feature.clone(),
-                    case: run.case.scenario.name.clone(),
-                    version: run.version,
-                    file: run.case.file.clone(),
-                    statements: run.case.scenario.statements(run.version).to_vec(),
-                    tags: run.case.scenario.tags.clone(),
-                    verdict,
-                    started: begin,
-                    duration: clock.elapsed(),
-                    attempts,
-                    warnings,
-                    stale_deviation: stale,
-                };
+                let mut result = result_of(&run, verdict, begin, clock.elapsed(), attempts);
+                result.warnings = warnings;
+                result.stale_deviation = stale;
                 let _ = tx.send(RunEvent::CaseFinished(Box::new(result)));
             });
         }
