@@ -163,6 +163,27 @@ pub(crate) async fn run_suites(
                 return Err(e.into());
             }
         };
+    // A broker that answers no CONNECT at all (silent, closing, refusing every version) would
+    // skip every case and exit 0 with nothing tested: that is an error, with the probe's words.
+    if !plan.is_empty() && plan.iter().all(|r| r.skip.is_some()) {
+        let mut reasons: Vec<&str> = Vec::new();
+        for r in plan.iter().filter_map(|r| r.skip.as_deref()) {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        target.shutdown().await;
+        anyhow::bail!(
+            "nothing can run on {}: every selected case is skipped ({})",
+            cfg.display_url,
+            reasons
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     // What the reports list, as not run, for the runs a Ctrl-C leaves unfinished.
     let unfinished: Vec<CaseResult> = plan
         .iter()

@@ -23,4 +23,4 @@ pub use model::*;
 pub use properties::{PropName, PropertyMismatch, PropsSpec};
 pub use steps::*;
 pub use tier::{Level, Observation};
-pub use values::{Code, Dur, Feature, PacketKind, Version};
+pub use values::{ClientPacket, Code, Dur, Feature, Kind, PacketKind, Version};

@@ -3,6 +3,7 @@
 //! values once loaded.
 
 use bytes::Bytes;
+use reference_broker::codec::PacketType;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -11,7 +12,7 @@ use super::hex::RawTemplate;
 use super::model::yes;
 use super::properties::{PropName, PropsSpec};
 use super::tier::Level;
-use super::values::{Code, Dur, PacketKind, Version};
+use super::values::{ClientPacket, Code, Dur, Kind, Version};
 
 /// What a CONNACK must say.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -213,8 +214,8 @@ impl PublishStep {
     }
 }
 
-fn publish_kind() -> PacketKind {
-    PacketKind::Publish
+fn publish_kind() -> Kind {
+    Kind(PacketType::Publish)
 }
 
 /// `expect`: a pattern the next packet of that kind must match.
@@ -225,7 +226,7 @@ pub struct ExpectStep {
     pub client: String,
     /// Packet kind (default publish).
     #[serde(default = "publish_kind")]
-    pub packet: PacketKind,
+    pub packet: Kind,
     /// Topic (prefixed before comparing).
     #[serde(default)]
     pub topic: Option<String>,
@@ -325,7 +326,7 @@ pub struct ExpectNothingStep {
     pub duration: Dur,
     /// Only this kind counts (default: any packet).
     #[serde(default)]
-    pub packet: Option<PacketKind>,
+    pub packet: Option<Kind>,
     /// The normative statement this step checks: quoted when the step fails, named by
     /// deviations, and the source of the step's level when `level` is absent.
     #[serde(default)]
@@ -354,7 +355,7 @@ pub struct ExpectCloseStep {
     /// When set, only packets of these kinds may arrive before the close (`[]`: nothing at
     /// all, e.g. no CONNACK; `[disconnect]`: nothing but a DISCONNECT, and nothing after it).
     #[serde(default)]
-    pub allow_before: Option<Vec<PacketKind>>,
+    pub allow_before: Option<Vec<Kind>>,
     /// The normative statement this step checks: quoted when the step fails, named by
     /// deviations, and the source of the step's level when `level` is absent.
     #[serde(default)]
@@ -375,7 +376,7 @@ pub struct SendStep {
     /// Client name.
     pub client: String,
     /// Packet kind.
-    pub packet: PacketKind,
+    pub packet: ClientPacket,
     /// Packet identifier.
     #[serde(default)]
     pub packet_id: Option<u16>,
