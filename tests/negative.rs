@@ -264,7 +264,7 @@ async fn against_script(case: &str, reply: &'static [u8]) -> Result<(), String> 
     let result = Interpreter::new(&scenario, env).run().await;
     server.abort();
     result.map_err(|o| match o {
-        Outcome::Fail(f) | Outcome::Timeout(f) => {
+        Outcome::Fail(f) | Outcome::Timeout(f) | Outcome::Error(f) => {
             format!("step {:?}: {} {:?}", f.step, f.message, f.received)
         }
     })

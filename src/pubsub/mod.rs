@@ -321,7 +321,8 @@ struct Session {
     client: Client,
     version: ProtocolVersion,
     debug: bool,
-    shown: usize,
+    /// Trace entries printed so far (the trace keeps only its first and last ones).
+    shown: u64,
 }
 
 impl Session {
@@ -331,10 +332,10 @@ impl Session {
             return;
         }
         let trace = self.client.trace();
-        for entry in trace.entries.iter().skip(self.shown) {
+        for entry in trace.since(self.shown) {
             eprintln!("{entry}");
         }
-        self.shown = trace.entries.len();
+        self.shown = trace.total();
     }
 
     /// After QoS 0 publishes, make sure the broker still has us: a PINGREQ must be answered.

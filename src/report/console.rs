@@ -60,6 +60,7 @@ fn paint(label: &str, verdict: &Verdict, color: bool) -> String {
         Verdict::Fail { .. } | Verdict::Timeout { .. } | Verdict::Flaky { .. } => "1;31",
         Verdict::Deviation { .. } => "33",
         Verdict::Skipped { .. } => "2",
+        Verdict::Error { .. } => "1;35",
     };
     format!("\x1b[{code}m{label}\x1b[0m")
 }
@@ -150,7 +151,8 @@ pub fn render_with(
 ) -> String {
     let mut s = String::new();
     for r in results {
-        if r.verdict.is_failure() {
+        // Harness errors get a block too: they say what failed on our side.
+        if r.verdict.is_failure() || matches!(r.verdict, Verdict::Error { .. }) {
             s.push_str(&failure_block(r, style.color));
         }
     }
@@ -289,7 +291,7 @@ impl<W: Write> Reporter for ConsoleReporter<W> {
                 }
                 // Not-run runs are counted at the end, not listed (--fail-fast, broker gone).
                 let show = if self.bar.is_some() {
-                    r.verdict.is_failure()
+                    r.verdict.is_failure() || matches!(r.verdict, Verdict::Error { .. })
                 } else {
                     !self.style.quiet && !r.verdict.is_not_run()
                 };

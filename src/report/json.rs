@@ -18,6 +18,8 @@ pub struct Counts {
     pub deviations: usize,
     /// Skipped.
     pub skipped: usize,
+    /// Harness errors (not counted against the broker).
+    pub errors: usize,
 }
 
 impl Counts {
@@ -29,6 +31,7 @@ impl Counts {
                 crate::run::Verdict::Pass => c.passed += 1,
                 crate::run::Verdict::Skipped { .. } => c.skipped += 1,
                 crate::run::Verdict::Deviation { .. } => c.deviations += 1,
+                crate::run::Verdict::Error { .. } => c.errors += 1,
                 _ => c.failed += 1,
             }
         }

@@ -92,6 +92,9 @@ fn testcase(r: &CaseResult) -> TestCase {
         Verdict::Timeout { failure } => {
             TestCaseBuilder::failure(&name, time, "timeout", &failure.headline())
         }
+        Verdict::Error { failure } => {
+            TestCaseBuilder::error(&name, time, "harness", &failure.headline())
+        }
         Verdict::Flaky {
             passed,
             failed,

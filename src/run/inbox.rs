@@ -12,12 +12,25 @@ use tokio::time::Instant;
 use super::trace;
 use crate::scenario::ClientSpec;
 
+/// How many received packets a client holds that no step has taken yet. No case expects
+/// more than a few dozen; a broker that sends more is flooding the client, and the step that
+/// reads fails instead of letting memory grow.
+pub(super) const INBOX_LIMIT: usize = 2_000;
+
+/// The largest packet the harness reads when the case announced no smaller Maximum Packet
+/// Size. No case publishes more than a few KiB, so a larger packet is never one a case asked
+/// for: refusing it before buffering it bounds the memory a broker claiming a huge Remaining
+/// Length (up to 256 MiB) can make the harness use.
+pub(super) const READ_LIMIT: usize = 1 << 20;
+
 /// A step failure before traces are attached.
 pub(super) struct StepError {
     pub(super) message: String,
     pub(super) expected: Option<String>,
     pub(super) received: Option<String>,
     pub(super) timeout: bool,
+    /// The harness failed (a fault proxy error), not the broker.
+    pub(super) harness: bool,
 }
 
 impl StepError {
@@ -27,6 +40,15 @@ impl StepError {
             expected: None,
             received: None,
             timeout: false,
+            harness: false,
+        }
+    }
+
+    /// A failure of the harness itself (the fault proxy), not of the broker.
+    pub(super) fn harness(message: impl Into<String>) -> StepError {
+        StepError {
+            harness: true,
+            ..StepError::new(message)
         }
     }
 
@@ -40,6 +62,7 @@ impl StepError {
             expected: Some(expected),
             received: Some(received),
             timeout: false,
+            harness: false,
         }
     }
 }
@@ -62,6 +85,8 @@ pub(super) struct Client {
     /// The CONNACK of the current connection came in MQTT 3.1.1 form on an MQTT 5
     /// connection (a server that does not speak MQTT 5 refusing it).
     pub(super) v311_connack: bool,
+    /// The Maximum Packet Size this client announced on its current connection (MQTT 5).
+    max_packet_size: Option<usize>,
 }
 
 impl Client {
@@ -79,6 +104,7 @@ impl Client {
             connections: 0,
             aliases: InboundAliases::default(),
             v311_connack: false,
+            max_packet_size: None,
         }
     }
 
@@ -157,12 +183,23 @@ pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions
         ))
     })?;
     c.conn = Some(conn);
+    limit_packet_size(c, None);
     c.closed = false;
     c.inbox.clear();
     c.reset_aliases();
     c.v311_connack = false;
     c.connections += 1;
     Ok(())
+}
+
+/// Refuse incoming packets above the client's Maximum Packet Size (`announced`, MQTT 5) or
+/// above [`READ_LIMIT`], whichever is smaller.
+pub(super) fn limit_packet_size(c: &mut Client, announced: Option<u32>) {
+    let announced = announced.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+    c.max_packet_size = announced;
+    if let Some(conn) = c.conn.as_mut() {
+        conn.set_max_packet_size(announced.map_or(READ_LIMIT, |m| m.min(READ_LIMIT)));
+    }
 }
 
 fn redact(e: &ClientError) -> String {
@@ -193,6 +230,17 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
         c.closed = true;
         return Ok(());
     };
+    if c.inbox.len() >= INBOX_LIMIT {
+        return Err(StepError::diff(
+            format!(
+                "broker floods: {} packets unread (the client holds at most {INBOX_LIMIT} \
+                 packets that no step has taken)",
+                c.inbox.len()
+            ),
+            "the packets this step waits for".into(),
+            summarize(&c.inbox),
+        ));
+    }
     match conn.recv(timeout).await {
         Ok(Received::Packet(mut packet)) => {
             c.resolve_alias(&mut packet)?;
@@ -226,18 +274,25 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
             }));
             Ok(())
         }
-        Err(ClientError::Decode(e @ DecodeError::PacketTooLarge { .. })) => Err(StepError::diff(
-            // [MQTT-3.1.2-24] the broker must not send a packet above the client's maximum.
-            "the broker sent a packet larger than the client's Maximum Packet Size",
-            format!(
-                "packets of at most {} bytes",
-                c.spec
-                    .properties
-                    .maximum_packet_size
-                    .map_or_else(|| "the announced".to_string(), |m| m.to_string())
-            ),
-            e.to_string(),
-        )),
+        Err(ClientError::Decode(DecodeError::PacketTooLarge { size, .. })) => {
+            match c.max_packet_size {
+                // [MQTT-3.1.2-24] the broker must not send a packet above the client's maximum.
+                Some(max) if size > max => Err(StepError::diff(
+                    "the broker sent a packet larger than the client's Maximum Packet Size",
+                    format!("packets of at most {max} bytes"),
+                    format!("a packet of {size} bytes (its fixed header says so; not read)"),
+                )),
+                _ => Err(StepError::diff(
+                    format!(
+                        "the broker announced a packet of {size} bytes, more than any case \
+                         publishes; the harness reads at most {READ_LIMIT} bytes per packet and \
+                         did not read it"
+                    ),
+                    format!("packets of at most {READ_LIMIT} bytes"),
+                    format!("a fixed header announcing {size} bytes"),
+                )),
+            }
+        }
         Err(ClientError::Decode(e)) => Err(StepError::diff(
             "the broker sent a malformed packet",
             "a well-formed packet".into(),
@@ -249,6 +304,23 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
         }
         Err(e) => Err(StepError::new(redact(&e))),
     }
+}
+
+/// What an overfull inbox holds, in a few words: `1,998 PUBLISH, 2 PINGRESP`.
+fn summarize(inbox: &VecDeque<Packet>) -> String {
+    let mut counts: Vec<(reference_broker::codec::PacketType, usize)> = Vec::new();
+    for p in inbox {
+        let kind = p.packet_type();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| format!("{n} {}", format!("{k:?}").to_uppercase()))
+        .collect();
+    format!("{} unread packets: {}", inbox.len(), parts.join(", "))
 }
 
 /// The packet identifier of a PUBACK, PUBREC, PUBREL or PUBCOMP.

@@ -61,6 +61,8 @@ pub enum Outcome {
     Fail(Failure),
     /// The case deadline passed.
     Timeout(Failure),
+    /// The harness failed (its fault proxy): the case says nothing about the broker.
+    Error(Failure),
 }
 
 /// Runs one case under one version.
@@ -119,8 +121,9 @@ impl<'a> Interpreter<'a> {
         else {
             return Ok(());
         };
+        // No proxy, or one that cannot be set up, is the harness's problem.
         let fail = |message: String| {
-            Outcome::Fail(Failure {
+            Outcome::Error(Failure {
                 step: Some(i + 1),
                 step_text: step.keyword().to_string(),
                 message,
@@ -183,7 +186,9 @@ impl<'a> Interpreter<'a> {
                     received: e.received.map(|r| self.unprefix(&r)),
                     traces: self.traces(),
                 };
-                return Err(if e.timeout {
+                return Err(if e.harness {
+                    Outcome::Error(failure)
+                } else if e.timeout {
                     Outcome::Timeout(failure)
                 } else {
                     Outcome::Fail(failure)

@@ -137,8 +137,12 @@ pub fn aggregate(attempts: Vec<Result<(), Outcome>>, deviation: Option<&Deviatio
     for a in attempts {
         match a {
             Ok(()) => passed += 1,
+            // A harness error in any attempt makes the whole run an error.
+            Err(outcome @ Outcome::Error(_)) => first_failure = Some(outcome),
             Err(outcome) => {
-                first_failure.get_or_insert(outcome);
+                if !matches!(first_failure, Some(Outcome::Error(_))) {
+                    first_failure.get_or_insert(outcome);
+                }
             }
         }
     }
@@ -148,6 +152,8 @@ pub fn aggregate(attempts: Vec<Result<(), Outcome>>, deviation: Option<&Deviatio
     let (failure, timeout) = match outcome {
         Outcome::Fail(f) => (f, false),
         Outcome::Timeout(f) => (f, true),
+        // The harness failed: no verdict on the broker (not a deviation, not flaky).
+        Outcome::Error(failure) => return Verdict::Error { failure },
     };
     match (deviation, passed) {
         (Some(d), 0) => Verdict::Deviation {
@@ -205,6 +211,9 @@ async fn broker_loss(
     gone: &OnceLock<String>,
 ) -> Option<Option<RunEvent>> {
     verdict.failure()?;
+    if matches!(verdict, Verdict::Error { .. }) {
+        return None;
+    }
     if gone.get().is_some() {
         return Some(None);
     }
@@ -215,6 +224,42 @@ async fn broker_loss(
     );
     let first = gone.set(reason.clone()).is_ok();
     Some(first.then_some(RunEvent::Incomplete { reason }))
+}
+
+/// The result of `run` with `verdict`.
+fn result_of(
+    run: &PlannedRun,
+    verdict: Verdict,
+    started: SystemTime,
+    duration: Duration,
+    attempts: u32,
+) -> CaseResult {
+    CaseResult {
+        index: run.index,
+        suite: run.suite.clone(),
+        feature: run.case.feature.clone(),
+        case: run.case.scenario.name.clone(),
+        version: run.version,
+        file: run.case.file.clone(),
+        statements: run.case.scenario.statements(run.version).to_vec(),
+        tags: run.case.scenario.tags.clone(),
+        verdict,
+        started,
+        duration,
+        attempts,
+    }
+}
+
+/// The result of a planned run that did not run because the whole run stopped (`why`, for
+/// example "interrupted by Ctrl-C"), so reports list it as not run instead of leaving it out.
+pub fn not_run_result(run: &PlannedRun, why: &str) -> CaseResult {
+    result_of(
+        run,
+        Verdict::not_run(why),
+        SystemTime::now(),
+        Duration::ZERO,
+        0,
+    )
 }
 
 /// Execute `runs` with at most `cfg.jobs` at once. Events go to `on_event` as they happen;
@@ -234,6 +279,8 @@ pub async fn execute(
     let stop = Arc::new(AtomicBool::new(false));
     // Set once, by the first case that finds the broker gone; later cases are not run.
     let gone = Arc::new(OnceLock::<String>::new());
+    // Set once, by the first harness error: the run is then incomplete (exit 2).
+    let harness_error = Arc::new(OnceLock::<()>::new());
     let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
     let total = runs.len();
     // Longest first (stable): the wall time is then close to the longest case, not to the
@@ -248,6 +295,7 @@ pub async fn execute(
                 return;
             };
             let (cfg, stop, gone, tx) = (cfg.clone(), stop.clone(), gone.clone(), tx.clone());
+            let harness_error = harness_error.clone();
             tokio::spawn(async move {
                 let begin = SystemTime::now();
                 let clock = Instant::now();
@@ -275,25 +323,23 @@ pub async fn execute(
                         None => (verdict, attempts),
                     }
                 };
+                if let (Verdict::Error { failure }, true) =
+                    (&verdict, harness_error.set(()).is_ok())
+                {
+                    let _ = tx.send(RunEvent::Incomplete {
+                        reason: format!(
+                            "harness error in {} [{}]: {}; the cases with this verdict say \
+                             nothing about the broker",
+                            run.case.scenario.name, run.version, failure.message
+                        ),
+                    });
+                }
                 if cfg.fail_fast && verdict.is_failure() {
                     stop.store(true, Ordering::SeqCst);
                 }
                 // The next case may start only once the stop flag is set.
                 drop(permit);
-                let result = CaseResult {
-                    index: run.index,
-                    suite: run.suite.clone(),
-                    feature: run.case.feature.clone(),
-                    case: run.case.scenario.name.clone(),
-                    version: run.version,
-                    file: run.case.file.clone(),
-                    statements: run.case.scenario.statements(run.version).to_vec(),
-                    tags: run.case.scenario.tags.clone(),
-                    verdict,
-                    started: begin,
-                    duration: clock.elapsed(),
-                    attempts,
-                };
+                let result = result_of(&run, verdict, begin, clock.elapsed(), attempts);
                 let _ = tx.send(RunEvent::CaseFinished(Box::new(result)));
             });
         }

@@ -84,6 +84,12 @@ pub enum Verdict {
         /// Evidence.
         failure: Failure,
     },
+    /// The harness could not judge the case (its fault proxy failed, ...): a problem on our
+    /// side, never counted against the broker.
+    Error {
+        /// Evidence (what failed in the harness).
+        failure: Failure,
+    },
     /// Passed and failed across repetitions.
     Flaky {
         /// Passing attempts.
@@ -129,6 +135,7 @@ impl Verdict {
             Verdict::Skipped { .. } => "skipped",
             Verdict::Deviation { .. } => "deviation",
             Verdict::Flaky { .. } => "FLAKY",
+            Verdict::Error { .. } => "ERROR",
         }
     }
 
@@ -138,7 +145,8 @@ impl Verdict {
             Verdict::Fail { failure }
             | Verdict::Timeout { failure }
             | Verdict::Deviation { failure, .. }
-            | Verdict::Flaky { failure, .. } => Some(failure),
+            | Verdict::Flaky { failure, .. }
+            | Verdict::Error { failure } => Some(failure),
             _ => None,
         }
     }

@@ -9,7 +9,7 @@ use reference_broker::codec::{
 
 use super::connection::connect_packet;
 use crate::run::context::Ctx;
-use crate::run::inbox::{open, send, StepError, StepResult};
+use crate::run::inbox::{limit_packet_size, open, send, StepError, StepResult};
 use crate::scenario::{PacketKind, SendRawStep, SendStep, Version};
 
 /// `send`
@@ -26,13 +26,13 @@ pub(super) async fn send_packet(cx: &mut Ctx, s: &SendStep) -> StepResult {
             conn.set_version(version.protocol());
         }
     }
-    if let Some(conn) = c.conn.as_mut() {
-        if let Packet::Connect(connect) = &packet {
+    if let Packet::Connect(connect) = &packet {
+        if let Some(conn) = c.conn.as_mut() {
             conn.set_version(connect.protocol);
-            if let (Version::V5, Some(max)) = (version, connect.properties.maximum_packet_size) {
-                // [MQTT-3.1.2-24] as in `connect`: larger packets fail the case.
-                conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
-            }
+        }
+        if version == Version::V5 {
+            // [MQTT-3.1.2-24] as in `connect`: larger packets fail the case.
+            limit_packet_size(c, connect.properties.maximum_packet_size);
         }
     }
     send(c, &packet).await
