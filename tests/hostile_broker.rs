@@ -239,6 +239,37 @@ fn a_run_against_each_hostile_broker_ends_with_verdicts() {
     }
 }
 
+/// A broker that answers no CONNECT at all leaves nothing to run: exit 2 with the probe's
+/// finding, not a green run of skipped cases.
+#[test]
+fn a_run_against_a_broker_that_never_answers_is_an_error() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = rt.block_on(hostile("silent"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-conformance"))
+        .args([
+            "--root",
+            env!("CARGO_MANIFEST_DIR"),
+            "run",
+            "--broker",
+            &broker.url,
+        ])
+        .args([
+            "--filter",
+            "subscribe",
+            "--no-junit",
+            "--no-html",
+            "--json-report",
+        ])
+        .arg(dir.path().join("r.json"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = common::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("nothing can run"), "{stderr}");
+    assert!(stderr.contains("no answer within"), "{stderr}");
+}
+
 /// A fault injector whose proxies come up but whose every later call fails, as a Toxiproxy
 /// that dies in the middle of a run.
 struct DyingProxy(mqtt_conformance::fault::EmbeddedInjector);
