@@ -9,14 +9,13 @@
 //! [`Router`]: super::router::Router
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::codec::{encode, Connect, Decoder, ReasonCode, Will};
@@ -28,7 +27,8 @@ use crate::protocol::{
 use super::auth::{self, Identity, CHALLENGE_METHOD};
 use super::backpressure::Held;
 use super::journal::Op;
-use super::router::{Online, Routed};
+use super::outbox::Outbox;
+use super::router::Online;
 use super::Shared;
 
 fn now() -> Instant {
@@ -43,11 +43,9 @@ struct Ctx {
     username: Option<String>,
     clean_start: bool,
     attached: bool,
-    tx: Option<mpsc::Sender<Routed>>,
+    /// Deliveries routed to this connection (shared with the router once attached).
+    outbox: Arc<Outbox>,
     kick: Option<oneshot::Sender<ReasonCode>>,
-    done: watch::Receiver<()>,
-    overflow: Arc<AtomicBool>,
-    parked: Arc<Notify>,
     /// Events held back while a slow subscriber makes this publisher wait.
     held: Held,
     /// Journal number of the last delivery taken into the session (persistence).
@@ -73,11 +71,9 @@ pub(crate) async fn serve<S>(
     let limits = Arc::clone(&shared.limits);
     let mut conn = ServerConnection::new(now(), Arc::clone(&limits));
     let mut decoder = Decoder::new(limits.max_packet_size as usize);
-    let (tx, mut rx) = mpsc::channel(shared.config.limits.channel_capacity);
+    let outbox = Arc::new(Outbox::new(shared.config.limits.channel_capacity));
     let (kick_tx, mut kick_rx) = oneshot::channel::<ReasonCode>();
-    let (done_tx, done_rx) = watch::channel(());
     let conn_id = shared.next_conn_id();
-    let parked = Arc::new(Notify::new());
     let mut ctx = Ctx {
         shared: Arc::clone(&shared),
         peer,
@@ -85,11 +81,8 @@ pub(crate) async fn serve<S>(
         username: None,
         clean_start: true,
         attached: false,
-        tx: Some(tx),
+        outbox: Arc::clone(&outbox),
         kick: Some(kick_tx),
-        done: done_rx,
-        overflow: Arc::new(AtomicBool::new(false)),
-        parked: Arc::clone(&parked),
         held: Held::new(usize::from(limits.receive_maximum) + HELD_SLACK),
         taken_upto: 0,
         barrier: false,
@@ -127,7 +120,7 @@ pub(crate) async fn serve<S>(
                 Ok(_) => {
                     read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                     if ctx.attached && !conn.is_closed() {
-                        deliver_batch(&mut ctx, &mut conn, &mut rx);
+                        deliver_batch(&mut ctx, &mut conn);
                     }
                 }
             },
@@ -148,7 +141,7 @@ pub(crate) async fn serve<S>(
             () = ctx.held.ready(), if waiting => {
                 resume(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                 if ctx.attached && !conn.is_closed() {
-                    deliver_batch(&mut ctx, &mut conn, &mut rx);
+                    deliver_batch(&mut ctx, &mut conn);
                 }
             }
             () = sleep => {
@@ -160,12 +153,7 @@ pub(crate) async fn serve<S>(
                 conn.handle_timeout(t);
             }
             _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
-            Some((seq, d)) = rx.recv(), if room => {
-                ctx.taken(seq);
-                conn.deliver(now(), d);
-                deliver_batch(&mut ctx, &mut conn, &mut rx);
-            }
-            () = parked.notified(), if room => deliver_batch(&mut ctx, &mut conn, &mut rx),
+            () = outbox.woken(), if room => deliver_batch(&mut ctx, &mut conn),
         }
     }
     // Held events are routed without waiting: the connection is gone, and a QoS 2 PUBLISH
@@ -178,12 +166,12 @@ pub(crate) async fn serve<S>(
     }
     let _ = flush(&mut ctx, &mut conn, &mut outbuf, &mut wr, write_timeout).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
-    finish(&mut ctx, &mut conn, &mut rx);
-    drop(done_tx);
-    drop(rx);
+    finish(&mut ctx, &mut conn);
     drop(outbuf);
     if server_closed(conn.close_kind()) {
-        drain(&mut rd, inbuf).await;
+        // Boxed, like the other once-per-connection steps: a connection task's future is as
+        // large as its largest step, and that size is paid by every idle connection.
+        Box::pin(drain(&mut rd, inbuf)).await;
     }
 }
 
@@ -222,25 +210,21 @@ async fn drain<R: AsyncRead + Unpin>(rd: &mut R, mut buf: BytesMut) {
     let _ = tokio::time::timeout(DRAIN_LIMIT, until_eof).await;
 }
 
-/// Hand the state machine the deliveries already waiting in the channel (at most 64), as
-/// many as it can queue; once the channel is empty, also those the router parked in the
-/// overflow queue while it was full.
-fn deliver_batch(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Routed>) {
+/// Hand the state machine the deliveries already waiting in the outbox, as many as it can
+/// queue; once the outbox is empty, also those the router parked in the overflow queue while
+/// it was full.
+fn deliver_batch(ctx: &mut Ctx, conn: &mut ServerConnection) {
     let t = now();
-    for _ in 0..64 {
-        if conn.queue_room() == 0 {
-            return;
-        }
-        match rx.try_recv() {
-            Ok((seq, d)) => {
-                ctx.taken(seq);
-                conn.deliver(t, d);
-            }
-            Err(_) => break,
-        }
+    let room = conn.queue_room();
+    if room == 0 {
+        return;
+    }
+    for (seq, d) in ctx.outbox.take(room) {
+        ctx.taken(seq);
+        conn.deliver(t, d);
     }
     let room = conn.queue_room();
-    if room > 0 && rx.is_empty() && ctx.overflow.load(Ordering::Acquire) {
+    if room > 0 && ctx.outbox.has_overflow() && ctx.outbox.is_empty() {
         let parked = ctx
             .shared
             .router()
@@ -336,7 +320,7 @@ async fn flush<W: AsyncWrite + Unpin>(
     if out.is_empty() {
         return true;
     }
-    if !commit_before_write(ctx, conn).await {
+    if ctx.shared.config.persistence.is_some() && !Box::pin(commit_before_write(ctx, conn)).await {
         out.clear();
         return false;
     }
@@ -387,14 +371,14 @@ async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
 
 async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) {
     match event {
-        Event::Connect(c) => on_connect(ctx, conn, c).await,
+        Event::Connect(c) => Box::pin(on_connect(ctx, conn, c)).await,
         Event::ReAuthenticate => conn.auth_challenge(nonce(ctx)),
         Event::AuthResponse { challenge, data } => {
             let secret = ctx.shared.config.challenge_auth.as_ref().map(|c| &c.secret);
             let expected = secret.map(|s| auth::challenge_response(&challenge, s));
             let ok = expected.is_some_and(|e| data.as_deref() == Some(e.as_bytes()));
             if let Some(c) = conn.auth_verdict(ok) {
-                finish_connect(ctx, conn, c).await;
+                Box::pin(finish_connect(ctx, conn, c)).await;
             }
         }
         Event::Publish(p) => on_publish(ctx, conn, p),
@@ -502,22 +486,20 @@ async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Conne
     let mut took_over = false;
     for _ in 0..3 {
         let waiting = shared.router().take_over(&client_id);
-        let Some(mut done) = waiting else { break };
+        let Some(old) = waiting else { break };
         took_over = true;
-        let _ = tokio::time::timeout(Duration::from_secs(5), done.changed()).await;
+        let gone = until_gone(&shared, &client_id, old);
+        let _ = tokio::time::timeout(Duration::from_secs(5), gone).await;
     }
-    let (Some(tx), Some(kick)) = (ctx.tx.take(), ctx.kick.take()) else {
+    let Some(kick) = ctx.kick.take() else {
         conn.protocol_error();
         return;
     };
     let online = Online {
         conn_id: ctx.conn_id,
-        tx,
+        outbox: Arc::clone(&ctx.outbox),
         kick: Some(kick),
-        done: ctx.done.clone(),
-        overflow: Arc::clone(&ctx.overflow),
-        parked: Arc::clone(&ctx.parked),
-        room: watch::Sender::new(()),
+        room: None,
     };
     let (session, mut session_present, upto) = shared.router().attach(
         client_id.clone(),
@@ -553,6 +535,20 @@ async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Conne
     );
     if c.client_id.is_empty() && !c.protocol.is_v5() {
         conn.set_client_id(client_id);
+    }
+}
+
+/// Resolve once connection `conn_id` no longer serves `client_id` (it handed its session back).
+async fn until_gone(shared: &Shared, client_id: &str, conn_id: u64) {
+    loop {
+        let departed = shared.departed.notified();
+        tokio::pin!(departed);
+        // Registered before the check, so a departure in between is not missed.
+        departed.as_mut().enable();
+        if !shared.router().serves(client_id, conn_id) {
+            return;
+        }
+        departed.await;
     }
 }
 
@@ -612,7 +608,7 @@ fn route(ctx: &mut Ctx, conn: &ServerConnection, p: InboundPublish) -> usize {
 }
 
 /// The connection is over: hand the session back, schedule expiry, publish or schedule the will.
-fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Routed>) {
+fn finish(ctx: &mut Ctx, conn: &mut ServerConnection) {
     if !ctx.attached {
         return;
     }
@@ -623,7 +619,7 @@ fn finish(ctx: &mut Ctx, conn: &mut ServerConnection, rx: &mut mpsc::Receiver<Ro
     let session = conn.take_session();
     let generation = shared
         .router()
-        .detach(&client_id, ctx.conn_id, session, expiry, rx);
+        .detach(&client_id, ctx.conn_id, session, expiry, &ctx.outbox);
     shared.departed.notify_waiters();
     debug!(peer = %ctx.peer, client = %client_id, kind = ?conn.close_kind(), "client disconnected");
     if expiry != 0 && expiry != u32::MAX {

@@ -2,8 +2,8 @@
 //! subscriptions in a trie, the retained store, and routing one message to its subscribers.
 //!
 //! Everything here runs under one mutex and never awaits: deliveries go to bounded
-//! per-connection channels with `try_send`, so no lock is held while a socket is written.
-//! When a connection's channel is full, deliveries are parked in its client's overflow queue
+//! per-connection outboxes ([`Outbox`]), so no lock is held while a socket is written.
+//! When a connection's outbox is full, deliveries are parked in its client's overflow queue
 //! (order kept). Once that queue has reached `max_queued_online`:
 //! - QoS 0 deliveries are dropped and counted (`dropped_full`); at most once allows it, and
 //!   Mosquitto does the same.
@@ -16,11 +16,10 @@
 //! kept when it goes offline, even over the limit.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
 use crate::codec::reason::v3;
 use crate::codec::{
@@ -32,6 +31,7 @@ use crate::topic::{too_deep, SharedFilter, SubscriptionTree};
 
 use super::backpressure::Wait;
 use super::journal::{Journal, Op};
+use super::outbox::Outbox;
 use super::retained::RetainedStore;
 
 #[path = "persist.rs"]
@@ -58,16 +58,13 @@ pub(crate) type Routed = (u64, Delivery);
 #[derive(Debug)]
 pub(crate) struct Online {
     pub conn_id: u64,
-    pub tx: mpsc::Sender<Routed>,
+    /// Deliveries for the connection, and the signal that wakes it.
+    pub outbox: Arc<Outbox>,
     pub kick: Option<oneshot::Sender<ReasonCode>>,
-    pub done: watch::Receiver<()>,
-    /// Set while `overflow` of the client entry holds deliveries for this connection.
-    pub overflow: Arc<AtomicBool>,
-    /// Notified when a delivery is parked in `overflow`, so an idle connection takes it.
-    pub parked: Arc<Notify>,
     /// Changed when `overflow` drops below the limit; publishers waiting for room hold
-    /// receivers, which also resolve when this is dropped with the connection.
-    pub room: watch::Sender<()>,
+    /// receivers, which also resolve when this is dropped with the connection. Made when the
+    /// first publisher has to wait: most connections never need one.
+    pub room: Option<watch::Sender<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -270,9 +267,9 @@ impl Router {
         }
     }
 
-    /// If `client_id` is connected, tell that connection to go ([MQTT-3.1.4-3]) and return a
-    /// receiver that closes once it has handed its session back.
-    pub fn take_over(&mut self, client_id: &str) -> Option<watch::Receiver<()>> {
+    /// If `client_id` is connected, tell that connection to go ([MQTT-3.1.4-3]) and return its
+    /// id: it has handed its session back once [`Router::serves`] says so no more.
+    pub fn take_over(&mut self, client_id: &str) -> Option<u64> {
         if self.limits.defects.has(Defect::TakeoverKeepsOldConnection) {
             return None;
         }
@@ -280,7 +277,15 @@ impl Router {
         if let Some(kick) = online.kick.take() {
             let _ = kick.send(ReasonCode::SESSION_TAKEN_OVER);
         }
-        Some(online.done.clone())
+        Some(online.conn_id)
+    }
+
+    /// True while connection `conn_id` serves `client_id`.
+    pub fn serves(&self, client_id: &str, conn_id: u64) -> bool {
+        self.clients
+            .get(client_id)
+            .and_then(|c| c.online.as_ref())
+            .is_some_and(|o| o.conn_id == conn_id)
     }
 
     /// True while another connection still serves `client_id`.
@@ -339,7 +344,7 @@ impl Router {
     }
 
     /// The connection `conn_id` of `client_id` ended: keep its session for `expiry` seconds
-    /// (0: end it now). Deliveries still in the channel go back into the session queue.
+    /// (0: end it now). Deliveries still in its outbox go back into the session queue.
     /// Returns the generation to pass to [`Router::expire`] / [`Router::will_due`].
     pub fn detach(
         &mut self,
@@ -347,7 +352,7 @@ impl Router {
         conn_id: u64,
         mut session: Session,
         expiry: u32,
-        rx: &mut mpsc::Receiver<Routed>,
+        outbox: &Outbox,
     ) -> u64 {
         let Some(entry) = self.clients.get_mut(client_id) else {
             return 0;
@@ -365,8 +370,7 @@ impl Router {
             return generation;
         }
         // [MQTT-3.1.2-23] (5) / [MQTT-3.1.2-4] (3.1.1): keep the session state.
-        rx.close();
-        let mut parked: Vec<Routed> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let mut parked: Vec<Routed> = outbox.take(usize::MAX).into();
         if let Some(entry) = self.clients.get_mut(client_id) {
             parked.extend(entry.overflow.drain(..));
         }
@@ -411,10 +415,12 @@ impl Router {
         let taken: Vec<Routed> = entry.overflow.drain(..max.min(before)).collect();
         let after = entry.overflow.len();
         if after == 0 {
-            online.overflow.store(false, Ordering::Release);
+            online.outbox.overflow_empty();
         }
         if before >= limit && after < limit {
-            online.room.send_replace(());
+            if let Some(room) = &online.room {
+                room.send_replace(());
+            }
         }
         taken
     }
@@ -751,12 +757,14 @@ impl Router {
         };
         if entry.online.is_some() {
             journal_it(entry, &mut self.next_seq);
-            let Some(online) = &entry.online else { return };
+            let Some(online) = &mut entry.online else {
+                return;
+            };
             // Once something is parked, later deliveries queue behind it to keep the order.
             let routed = if entry.overflow.is_empty() {
-                match online.tx.try_send((seq, delivery)) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    Err(mpsc::error::TrySendError::Full(r)) => r,
+                match online.outbox.push((seq, delivery)) {
+                    Ok(()) => return,
+                    Err(r) => r,
                 }
             } else {
                 (seq, delivery)
@@ -772,12 +780,12 @@ impl Router {
             if full {
                 // Never drop QoS 1/2 for an online client: park it over the limit and make
                 // the publisher wait for room (its connection stops routing meanwhile).
-                out.wait.push(online.room.subscribe());
+                let room = online.room.get_or_insert_with(|| watch::Sender::new(()));
+                out.wait.push(room.subscribe());
                 self.stats.waits += 1;
             }
             entry.overflow.push_back(routed);
-            online.overflow.store(true, Ordering::Release);
-            online.parked.notify_one();
+            online.outbox.parked();
             self.stats.parked += 1;
         } else if let Some(session) = entry
             .session
