@@ -12,24 +12,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, warn};
 
-use crate::codec::{encode, Connect, Decoder, ReasonCode, Will};
+use crate::codec::{Decoder, ReasonCode};
 use crate::protocol::variants::NoSubscribersAck;
-use crate::protocol::{
-    Accept, CloseKind, Defect, Event, InboundPublish, Message, ServerConnection,
-};
+use crate::protocol::{CloseKind, Defect, Event, InboundPublish, ServerConnection};
 
-use super::auth::{self, Identity, CHALLENGE_METHOD};
+use super::auth::{self, Identity};
 use super::backpressure::Held;
-use super::journal::Op;
 use super::outbox::Outbox;
-use super::router::Online;
 use super::Shared;
+
+mod close;
+mod connect;
+mod write;
+
+use close::{drain, finish, server_closed};
+use connect::{finish_connect, nonce, on_connect};
+use write::flush;
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -175,41 +179,6 @@ pub(crate) async fn serve<S>(
     }
 }
 
-/// How long a closing connection keeps reading (and discarding) what its peer still sends.
-const DRAIN_LIMIT: Duration = Duration::from_secs(1);
-
-/// Whether the broker ended the connection with something to say (DISCONNECT with a reason
-/// code, a refusal CONNACK), rather than the peer (its DISCONNECT, a lost network).
-fn server_closed(kind: Option<CloseKind>) -> bool {
-    !matches!(
-        kind,
-        None | Some(
-            CloseKind::NormalDisconnect | CloseKind::DisconnectWithWill | CloseKind::NetworkLost
-        )
-    )
-}
-
-/// Graceful close: the write side is already shut down (our last packet and FIN are queued).
-/// Closing a socket with unread input makes the kernel send a reset, which can destroy that
-/// last packet before the peer reads it; so read and discard the peer's input until it closes
-/// too, for at most [`DRAIN_LIMIT`]. The session is already handed back: this holds only the
-/// socket.
-async fn drain<R: AsyncRead + Unpin>(rd: &mut R, mut buf: BytesMut) {
-    let until_eof = async {
-        loop {
-            buf.clear();
-            if buf.capacity() < 4096 {
-                buf.reserve(4096);
-            }
-            match rd.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_LIMIT, until_eof).await;
-}
-
 /// Hand the state machine the deliveries already waiting in the outbox, as many as it can
 /// queue; once the outbox is empty, also those the router parked in the overflow queue while
 /// it was full.
@@ -243,44 +212,6 @@ impl Ctx {
     }
 }
 
-/// Longest wait for the journal before an acknowledgement; beyond it the connection is
-/// treated as lost (nothing unacknowledged is lost: the client sends it again).
-const COMMIT_LIMIT: Duration = Duration::from_secs(30);
-
-/// With persistence: commit what the next write promises before it is written (the state of
-/// a persistent session, with its subscriptions and QoS 2 state; or what routing a message
-/// for this client journalled). False if the commit failed: nothing may be acknowledged.
-async fn commit_before_write(ctx: &mut Ctx, conn: &ServerConnection) -> bool {
-    let persistent = ctx.attached && conn.session_expiry() != 0;
-    if !persistent && !ctx.barrier {
-        return true;
-    }
-    let (journal, op) = {
-        let mut router = ctx.shared.router();
-        let Some(journal) = router.journal.clone() else {
-            return true;
-        };
-        let op = persistent
-            .then(|| {
-                router.snapshot(
-                    conn.client_id(),
-                    ctx.conn_id,
-                    conn.session(),
-                    ctx.taken_upto,
-                )
-            })
-            .flatten();
-        (journal, op.unwrap_or(Op::Barrier))
-    };
-    ctx.barrier = false;
-    let done = journal.commit(op);
-    let ok = matches!(tokio::time::timeout(COMMIT_LIMIT, done).await, Ok(Ok(())));
-    if !ok {
-        warn!(client = %conn.client_id(), "persistence commit failed: not acknowledged");
-    }
-    ok
-}
-
 /// A wait for slow subscribers is over: handle the held events in order until one makes the
 /// connection wait again, then decode what is still buffered.
 async fn resume(
@@ -298,41 +229,6 @@ async fn resume(
     if !ctx.held.is_holding() {
         read_packets(ctx, conn, decoder, inbuf).await;
     }
-}
-
-/// Encode and write everything the state machine wants to send, once what it promises is
-/// committed (persistence). False on a write or commit error. A peer that stops reading
-/// cannot hold the task forever: a write that makes no progress for `limit` counts as a lost
-/// network connection.
-async fn flush<W: AsyncWrite + Unpin>(
-    ctx: &mut Ctx,
-    conn: &mut ServerConnection,
-    out: &mut BytesMut,
-    wr: &mut W,
-    limit: Duration,
-) -> bool {
-    let version = conn.version();
-    while let Some(packet) = conn.poll_transmit() {
-        if let Err(e) = encode(&packet, version, out) {
-            warn!(error = %e, "cannot encode outgoing packet");
-        }
-    }
-    if out.is_empty() {
-        return true;
-    }
-    if ctx.shared.config.persistence.is_some() && !Box::pin(commit_before_write(ctx, conn)).await {
-        out.clear();
-        return false;
-    }
-    let write = async { wr.write_all(out).await.is_ok() && wr.flush().await.is_ok() };
-    let ok = tokio::time::timeout(limit, write)
-        .await
-        .unwrap_or_else(|_| {
-            debug!(client = %conn.client_id(), "write timed out: peer not reading");
-            false
-        });
-    out.clear();
-    ok
 }
 
 async fn read_packets(
@@ -423,135 +319,6 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
     }
 }
 
-async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>) {
-    let shared = Arc::clone(&ctx.shared);
-    let limits = &shared.limits;
-    // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] (5) a will the server cannot honour.
-    // 3.1.1 has neither: its wills are accepted whatever the MQTT 5 limits say.
-    if let Some(w) = c.will.as_ref().filter(|_| c.protocol.is_v5()) {
-        if w.qos > limits.maximum_qos {
-            conn.reject(ReasonCode::QOS_NOT_SUPPORTED);
-            return;
-        }
-        if w.retain && !limits.retain_available {
-            conn.reject(ReasonCode::RETAIN_NOT_SUPPORTED);
-            return;
-        }
-    }
-    if shared.router().online_count() >= shared.config.limits.max_connections {
-        conn.reject(ReasonCode::SERVER_BUSY);
-        return;
-    }
-    if let Some(method) = &c.properties.authentication_method {
-        if c.protocol.is_v5() {
-            match &shared.config.challenge_auth {
-                // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
-                Some(_) if method == CHALLENGE_METHOD => conn.auth_challenge(nonce(ctx)),
-                // [MQTT-4.12.0-1] unsupported method: CONNACK 0x8C and close.
-                _ => conn.reject(ReasonCode::BAD_AUTHENTICATION_METHOD),
-            }
-            return;
-        }
-    }
-    if let Err(code) =
-        auth::authenticate(&shared.config, c.username.as_deref(), c.password.as_deref())
-    {
-        debug!(peer = %ctx.peer, ?code, "authentication failed");
-        conn.reject(code);
-        return;
-    }
-    finish_connect(ctx, conn, c).await;
-}
-
-/// A fresh challenge for enhanced authentication.
-fn nonce(ctx: &Ctx) -> Bytes {
-    Bytes::from(format!("{:016x}-{}", rand_u64(), ctx.conn_id))
-}
-
-async fn finish_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Box<Connect>) {
-    let shared = Arc::clone(&ctx.shared);
-    let mut assigned = None;
-    let client_id: Arc<str> = if c.client_id.is_empty() {
-        let id = shared.router().assign_client_id();
-        if c.protocol.is_v5() && !shared.limits.defects.has(Defect::AssignedClientIdMissing) {
-            assigned = Some(id.clone());
-        }
-        Arc::from(id.as_str())
-    } else {
-        Arc::from(c.client_id.as_str())
-    };
-    ctx.username = c.username.clone();
-    ctx.clean_start = c.clean_start;
-    // [MQTT-3.1.4-3] take over an existing connection with the same client id.
-    let mut took_over = false;
-    for _ in 0..3 {
-        let waiting = shared.router().take_over(&client_id);
-        let Some(old) = waiting else { break };
-        took_over = true;
-        let gone = until_gone(&shared, &client_id, old);
-        let _ = tokio::time::timeout(Duration::from_secs(5), gone).await;
-    }
-    let Some(kick) = ctx.kick.take() else {
-        conn.protocol_error();
-        return;
-    };
-    let online = Online {
-        conn_id: ctx.conn_id,
-        outbox: Arc::clone(&ctx.outbox),
-        kick: Some(kick),
-        room: None,
-    };
-    let (session, mut session_present, upto) = shared.router().attach(
-        client_id.clone(),
-        online,
-        c.clean_start,
-        conn.session_expiry(),
-    );
-    ctx.taken_upto = upto;
-    if took_over
-        && shared
-            .limits
-            .defects
-            .has(Defect::SessionPresentWrongAfterTakeover)
-    {
-        session_present = false;
-    }
-    ctx.attached = true;
-    debug!(peer = %ctx.peer, client = %client_id, session_present, "client connected");
-    conn.accept(
-        now(),
-        Accept {
-            session,
-            session_present,
-            assigned_client_id: assigned,
-            response_information: shared
-                .config
-                .response_information
-                .as_ref()
-                .filter(|_| c.properties.request_response_information == Some(1))
-                .map(|prefix| format!("{prefix}{client_id}")),
-            auth: None,
-        },
-    );
-    if c.client_id.is_empty() && !c.protocol.is_v5() {
-        conn.set_client_id(client_id);
-    }
-}
-
-/// Resolve once connection `conn_id` no longer serves `client_id` (it handed its session back).
-async fn until_gone(shared: &Shared, client_id: &str, conn_id: u64) {
-    loop {
-        let departed = shared.departed.notified();
-        tokio::pin!(departed);
-        // Registered before the check, so a departure in between is not missed.
-        departed.as_mut().enable();
-        if !shared.router().serves(client_id, conn_id) {
-            return;
-        }
-        departed.await;
-    }
-}
-
 fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {
     let client = conn.client_id().clone();
     let who = Identity {
@@ -605,80 +372,4 @@ fn route(ctx: &mut Ctx, conn: &ServerConnection, p: InboundPublish) -> usize {
     }
     ctx.held.wait_for(published.wait);
     published.recipients
-}
-
-/// The connection is over: hand the session back, schedule expiry, publish or schedule the will.
-fn finish(ctx: &mut Ctx, conn: &mut ServerConnection) {
-    if !ctx.attached {
-        return;
-    }
-    let shared = Arc::clone(&ctx.shared);
-    let client_id = conn.client_id().clone();
-    let expiry = conn.session_expiry();
-    let will = conn.take_will();
-    let session = conn.take_session();
-    let generation = shared
-        .router()
-        .detach(&client_id, ctx.conn_id, session, expiry, &ctx.outbox);
-    shared.departed.notify_waiters();
-    debug!(peer = %ctx.peer, client = %client_id, kind = ?conn.close_kind(), "client disconnected");
-    if expiry != 0 && expiry != u32::MAX {
-        let client_id = client_id.clone();
-        shared.after(Duration::from_secs(u64::from(expiry)), move |s| {
-            s.router().expire(&client_id, generation);
-        });
-    }
-    let Some(will) = will else { return };
-    let d = shared.limits.defects;
-    let mut delay = will.properties.will_delay_interval.unwrap_or(0);
-    if !d.has(Defect::WillDelayPastSessionEnd) {
-        delay = delay.min(expiry);
-    }
-    if d.has(Defect::WillDelayIgnored) {
-        delay = 0;
-    }
-    if delay == 0 {
-        publish_will(&shared, &client_id, ctx.username.as_deref(), will);
-    } else {
-        // [MQTT-3.1.3-9] (5) published after the delay unless the session is resumed first.
-        let username = ctx.username.clone();
-        shared.after(Duration::from_secs(u64::from(delay)), move |s| {
-            if s.router().will_due(&client_id, generation) || d.has(Defect::WillDespiteReconnect) {
-                publish_will(s, &client_id, username.as_deref(), will);
-            }
-        });
-    }
-}
-
-fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, will: Will) {
-    let who = Identity {
-        client_id,
-        username,
-    };
-    if !auth::may_publish(&shared.config, who, &will.topic) {
-        return;
-    }
-    let mut properties = will.properties;
-    properties.will_delay_interval = None;
-    let publish = crate::codec::Publish {
-        dup: false,
-        qos: will.qos,
-        retain: will.retain && !shared.limits.defects.has(Defect::WillRetainIgnored),
-        topic: will.topic.into(),
-        packet_id: 0,
-        properties,
-        payload: will.payload,
-    };
-    // [MQTT-3.1.2-8] the will is published when the connection ends without DISCONNECT.
-    let msg = Message::from_publish(now(), publish, Some(client_id.clone()));
-    let mut router = shared.router();
-    let published = router.publish(Arc::new(msg));
-    router.journal_group(published.ops, None);
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
 }
