@@ -10,6 +10,7 @@ pub mod bench;
 pub mod coverage;
 pub mod exit;
 pub mod fault;
+pub mod profile;
 pub mod pubsub;
 pub mod redact;
 pub mod report;

@@ -111,8 +111,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("built {}", args.tag);
             Ok(ExitCode::from(exit::SUCCESS))
         }
-        Command::Schema => {
-            std::io::stdout().write_all(scenario::schema::json_schema_text().as_bytes())?;
+        Command::Schema { profile } => {
+            let text = if profile {
+                mqtt_conformance::profile::json_schema_text()
+            } else {
+                scenario::schema::json_schema_text()
+            };
+            std::io::stdout().write_all(text.as_bytes())?;
             Ok(ExitCode::from(exit::SUCCESS))
         }
         Command::Completions { shell } => {

@@ -136,6 +136,7 @@ async fn run_suites(
         faults: Some(run::link::SharedInjector::embedded()),
         // A container cannot be restarted by a case (yet): restart_broker cases are skipped.
         restart: None,
+        topic_root: None,
     };
     tokio::time::timeout(Duration::from_secs(240), run::execute(plan, cfg, |_| {}))
         .await

@@ -85,6 +85,7 @@ async fn run_case(
         transport: TransportOptions::default(),
         faults,
         restart,
+        topic_root: None,
     };
     let results = tokio::time::timeout(Duration::from_secs(30), run::execute(plan, cfg, |_| {}))
         .await

@@ -121,3 +121,55 @@ async fn unreachable_means_no_connection_opens() {
     assert!(err.to_string().contains("unreachable"), "{err}");
     // A broker that answers nothing is reachable: its versions are "no answer", not an error.
 }
+
+#[tokio::test]
+async fn a_refused_zero_byte_client_id_is_an_unmet_feature() {
+    let broker = ScriptedBroker::start(|c| match (c.protocol, c.client_id.is_empty()) {
+        (ProtocolVersion::V5, true) => (connack_v5(0x85, &[]), After::Close),
+        (_, true) => (connack_v311(2), After::Close),
+        (ProtocolVersion::V5, false) => (connack_v5(0, &[]), After::Hold),
+        (_, false) => (connack_v311(0), After::Hold),
+    })
+    .await;
+    let (caps, found) = probe(&broker.url).await;
+    assert!(found.zero_length_client_id.as_ref().unwrap().refused());
+    let reason = caps
+        .unmet(Feature::ZeroLengthClientId, Version::V311)
+        .unwrap();
+    assert!(reason.contains("MQTT-3.1.3-6"), "{reason}");
+    // The written profile says so too.
+    let written = found.profile(None);
+    assert_eq!(written.features.zero_length_client_id, Some(false));
+
+    let lax = ScriptedBroker::start(|_| (connack_v5(0, &[]), After::Hold)).await;
+    let (caps, _) = probe(&lax.url).await;
+    assert_eq!(caps.unmet(Feature::ZeroLengthClientId, Version::V5), None);
+}
+
+#[tokio::test]
+async fn a_profile_overrides_the_probe_and_lowers_the_maximum_qos() {
+    let broker = ScriptedBroker::start(|_| (connack_v5(0, &[]), After::Hold)).await;
+    let spec = TargetSpec::External {
+        url: broker.url.clone(),
+        name: "scripted".into(),
+    };
+    let mut t = target::start(&spec).await.unwrap();
+    let text = "broker = \"scripted-x\"\n[features]\nshared_subscriptions = false\n[limits]\nmaximum_qos = 1\n[credentials]\nusername = \"u\"\npassword = \"p\"\n";
+    let profile =
+        mqtt_conformance::profile::Profile::parse(text, std::path::Path::new("p.toml")).unwrap();
+    t.use_profile(profile, false);
+    assert_eq!(t.name, "scripted-x");
+    assert_eq!(t.credentials, Some(("u".into(), "p".into())));
+    let (caps, _) = target::probe(&t, &TransportOptions::default(), "t")
+        .await
+        .unwrap();
+    assert_eq!(caps.maximum_qos, 1);
+    assert!(caps
+        .unmet(Feature::Qos2, Version::V5)
+        .unwrap()
+        .contains("the profile"));
+    assert!(caps
+        .unmet(Feature::SharedSubscriptions, Version::V5)
+        .is_some());
+    assert_eq!(caps.unmet(Feature::Qos1, Version::V5), None);
+}

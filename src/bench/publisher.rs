@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 use reference_broker::codec::{
     encode, Decoder, Packet, ProtocolVersion, PubResponse, Publish, QoS,
 };
+use reference_broker::protocol::PacketIds;
 
 use super::conn::Lean;
 use super::payload::{self, Stamp};
@@ -85,7 +86,7 @@ pub async fn run(
     let mut out = BytesMut::with_capacity(BATCH * (job.payload + 64));
     let mut scratch = BytesMut::new();
     let mut seq: u64 = 0;
-    let mut next_id: u16 = 0;
+    let mut ids = PacketIds::new();
     let interval = job.rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let topic: Arc<str> = job.topic.as_str().into();
     'publishing: loop {
@@ -130,10 +131,10 @@ pub async fn run(
             let packet_id = if job.qos == QoS::AtMostOnce {
                 0
             } else {
-                // [MQTT-2.3.1-1] non-zero packet identifiers; [MQTT-4.3.2-1] unused ones, as
-                // the window is far below 65,535.
-                next_id = next_id.checked_add(1).unwrap_or(1);
-                next_id
+                // [MQTT-4.3.2-1] unused identifiers without a table of them: the window is
+                // far below 65,535, so the identifier handed out 65,535 publishes ago is acked.
+                ids.next(|_| false)
+                    .ok_or_else(|| BenchError::Protocol("no packet identifier left".into()))?
             };
             let body: Bytes = payload::build(
                 Stamp {

@@ -38,8 +38,13 @@ pub(crate) enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Print the JSON Schema of scenario files (as committed in suites/schema.json).
-    Schema,
+    /// Print the JSON Schema of scenario files (as committed in suites/schema.json), or with
+    /// --profile of broker profiles (profiles/schema.json).
+    Schema {
+        /// The schema of broker profiles instead.
+        #[arg(long)]
+        profile: bool,
+    },
     /// Run the embedded Toxiproxy-compatible server standalone (HTTP API on --listen) until
     /// Ctrl-C.
     Toxiproxy {
@@ -137,6 +142,11 @@ pub(crate) struct RunArgs {
     /// Any broker image IMAGE[:TAG], started like --container, MQTT on --port.
     #[arg(long, conflicts_with = "broker")]
     pub(crate) image: Option<String>,
+    /// Broker profile (TOML, see profiles/example.toml): credentials for every connection,
+    /// declared features and limits, ACL topic root, deviations. Default with --container:
+    /// the preset's shipped profile.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: Option<PathBuf>,
     /// Container port of the MQTT listener of --image.
     #[arg(long, default_value_t = 1883, requires = "image")]
     pub(crate) port: u16,
@@ -229,6 +239,12 @@ impl ColorChoice {
 pub(crate) struct ProbeArgs {
     /// Broker URL: `mqtt://[user:pass@]host:port`, `mqtts://`, `ws://`, `wss://`.
     pub(crate) url: String,
+    /// Write what the probe learnt as a broker profile (TOML) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) write_profile: Option<PathBuf>,
+    /// A broker profile whose credentials and ACL topic root the probe uses.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: Option<PathBuf>,
     /// Print the findings as JSON.
     #[arg(long)]
     pub(crate) json: bool,

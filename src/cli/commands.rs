@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use mqtt_conformance::profile::Profile;
 use mqtt_conformance::report::compare;
 use mqtt_conformance::run;
 use mqtt_conformance::scenario;
@@ -48,7 +49,19 @@ pub(crate) async fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<
 
 /// The `probe` subcommand: discovery only, printed as a table (or JSON).
 pub(crate) async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
-    let (url, credentials) = sut::split_credentials(&args.url);
+    let (url, mut credentials) = sut::split_credentials(&args.url);
+    let profile = match &args.profile {
+        Some(path) => Profile::load(path)?,
+        None => Profile::default(),
+    };
+    if credentials.is_none() {
+        credentials = profile.credential_pair();
+    }
+    let root = profile
+        .acl
+        .topic_root
+        .as_deref()
+        .unwrap_or(sut::probe::DEFAULT_ROOT);
     let transport = TransportOptions {
         insecure_tls: args.insecure,
         ca_file: args.ca_file.clone(),
@@ -56,7 +69,16 @@ pub(crate) async fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         ..TransportOptions::default()
     };
     let run_id = run::new_run_id();
-    let found = sut::probe::discover(&url, &transport, &run_id, credentials.as_ref()).await?;
+    let found =
+        sut::probe::discover_rooted(&url, &transport, &run_id, credentials.as_ref(), root).await?;
+    if let Some(path) = &args.write_profile {
+        let mut written = found.profile(credentials.as_ref());
+        written.acl = profile.acl.clone();
+        written.broker = profile.broker.clone();
+        std::fs::write(path, written.to_toml())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("profile written to {}", path.display());
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &found)?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mqtt_conformance::exit;
 use mqtt_conformance::fault;
+use mqtt_conformance::profile::Profile;
 use mqtt_conformance::report::{
     console::{ConsoleReporter, ConsoleStyle},
     html::HtmlReporter,
@@ -18,10 +19,9 @@ use mqtt_conformance::report::{
     Reporters,
 };
 use mqtt_conformance::run::link::SharedInjector;
-use mqtt_conformance::run::{self, CaseResult, RunConfig, RunEvent, Selection};
+use mqtt_conformance::run::{self, CaseResult, Prepared, RunEvent, RunOptions, Selection};
 use mqtt_conformance::scenario::Version;
-use mqtt_conformance::sut::{self, RestartSupport, TargetSpec};
-use reference_broker::client::TransportOptions;
+use mqtt_conformance::sut::{self, TargetSpec};
 
 use super::args::RunArgs;
 use super::load_suites;
@@ -66,7 +66,8 @@ pub(crate) async fn run_suites(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let faults = fault_injector(toxiproxy).await?;
-    let (suites, invalid) = load_suites(root, &args.suite)?;
+    let (mut suites, invalid) = load_suites(root, &args.suite)?;
+    let profile = run_profile(&args)?;
     let only = if args.rerun_failed {
         let failed = last_failures(&args.json_report)?;
         if failed.is_empty() {
@@ -137,38 +138,25 @@ pub(crate) async fn run_suites(
     ) {
         target.name = name.clone();
     }
-    let transport = TransportOptions {
-        insecure_tls: args.insecure,
-        ca_file: args.ca_file.clone(),
-        connect_timeout: Some(Duration::from_secs(5)),
-        ..TransportOptions::default()
-    };
-    let run_id = run::new_run_id();
-    let caps = match sut::probe(&target, &transport, &run_id).await {
-        Ok((c, _)) => c,
-        Err(e) => {
-            target.shutdown().await;
-            return Err(e.into());
-        }
-    };
-    let plan = run::plan(&suites, &selection, Some(&caps), &target.name);
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| 8 * std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let cfg = RunConfig {
-        jobs,
-        case_timeout: args.timeout,
-        fail_fast: args.fail_fast,
-        repeat: args.repeat,
-        run_id,
-        url: target.url.clone(),
-        display_url: format!("{} ({})", target.display_url(), target.name),
-        credentials: target.credentials.clone(),
-        transport,
-        faults: Some(faults),
-        // Only the in-process reference broker can be restarted by a case.
-        restart: matches!(spec, TargetSpec::Reference).then(RestartSupport::persistent),
-    };
+    if let Some(profile) = profile {
+        target.use_profile(profile, args.broker_name.is_some());
+        target.profile.add_deviations(&mut suites, &target.name);
+    }
+    let mut options = RunOptions::new(args.timeout);
+    options.transport.insecure_tls = args.insecure;
+    options.transport.ca_file = args.ca_file.clone();
+    options.jobs = args.jobs.unwrap_or(options.jobs);
+    options.fail_fast = args.fail_fast;
+    options.repeat = args.repeat;
+    options.faults = faults;
+    let Prepared { plan, cfg } =
+        match run::prepare(&target, &spec, &suites, &selection, options).await {
+            Ok(p) => p,
+            Err(e) => {
+                target.shutdown().await;
+                return Err(e.into());
+            }
+        };
     let clock = std::time::Instant::now();
     let mut finished: Vec<CaseResult> = Vec::new();
     let mut incomplete = false;
@@ -225,6 +213,21 @@ pub(crate) async fn run_suites(
         incomplete,
         interrupted,
     }))
+}
+
+/// The profile of the run: `--profile FILE`, else the shipped one of a `--container` preset.
+fn run_profile(args: &RunArgs) -> anyhow::Result<Option<Profile>> {
+    if let Some(path) = &args.profile {
+        return Ok(Some(Profile::load(path)?));
+    }
+    let preset = args
+        .container
+        .as_deref()
+        .map(|c| c.split_once(':').map_or(c, |(name, _)| name));
+    Ok(match preset.and_then(mqtt_conformance::profile::preset) {
+        Some(p) => Some(p?),
+        None => None,
+    })
 }
 
 /// The broker the run is about, from `--broker`, `--container` or `--image`.

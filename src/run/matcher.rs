@@ -46,6 +46,16 @@ pub fn suback_code(code: ReasonCode, version: Version) -> ReasonCode {
     }
 }
 
+/// A 3.1.1 CONNACK return code, shown with its 3.1.1 name in a mismatch.
+#[derive(PartialEq)]
+struct V3ReturnCode(ReasonCode);
+
+impl fmt::Debug for V3ReturnCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::run::trace::v3_return_code(self.0))
+    }
+}
+
 struct Diff<'a> {
     out: Vec<Mismatch>,
     kind: &'a str,
@@ -187,7 +197,15 @@ pub fn mismatches(
             d.not_applicable("topic/payload/qos/retain/dup", publish_fields);
             d.not_applicable("codes", expect.codes.is_some());
             d.not_applicable("packet_id", expect.packet_id.is_some());
-            d.field("reason", reason.map(|r| connack_code(r, version)), c.code);
+            match version {
+                Version::V5 => d.field("reason", reason, c.code),
+                // Named by the 3.1.1 table: 0x02 is "identifier rejected", not "Granted QoS 2".
+                Version::V311 => d.field(
+                    "reason",
+                    reason.map(|r| V3ReturnCode(connack_code(r, version))),
+                    V3ReturnCode(c.code),
+                ),
+            }
             d.field("session_present", expect.session_present, c.session_present);
         }
         Packet::SubAck(s) => {
@@ -356,6 +374,20 @@ mod tests {
         let e = expect("{client: s, packet: connack, reason: not_authorized}");
         assert!(mismatches(&e, &pkt, Version::V311, &p()).is_empty());
         assert_eq!(mismatches(&e, &pkt, Version::V5, &p()).len(), 1);
+    }
+
+    #[test]
+    fn v3_connack_mismatches_name_codes_by_the_v3_table() {
+        let pkt = Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ReasonCode(2),
+            properties: Default::default(),
+        });
+        let e = expect("{client: s, packet: connack, reason: 0}");
+        let m = mismatches(&e, &pkt, Version::V311, &p());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].actual, "0x02 (identifier rejected)");
+        assert_eq!(m[0].expected, "0x00 (Connection Accepted)");
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod liveness;
 pub mod matcher;
 pub mod plan;
 pub mod prefix;
+pub mod qos_cap;
+pub mod setup;
 mod steps;
 pub mod trace;
 pub mod verdict;
@@ -25,6 +27,7 @@ use tokio::time::Instant;
 pub use crate::run_id::new_run_id;
 pub use events::RunEvent;
 pub use plan::{plan, PlannedRun, Selection};
+pub use setup::{prepare, Prepared, RunOptions};
 pub use verdict::{CaseResult, ClientTrace, Failure, Verdict};
 
 use crate::suite::Deviation;
@@ -58,6 +61,8 @@ pub struct RunConfig {
     pub faults: Option<link::SharedInjector>,
     /// Whether cases may restart the broker (none: `restart_broker` cases are skipped).
     pub restart: Option<RestartSupport>,
+    /// First topic levels of every case's topics (a profile's ACL root; none: `mqttc`).
+    pub topic_root: Option<String>,
 }
 
 /// The reason a case that restarts the broker cannot run on this target.
@@ -104,7 +109,12 @@ async fn attempt_on(
         transport: cfg.transport.clone(),
         credentials: cfg.credentials.clone(),
         version: run.version,
-        prefix: Prefixer::new(&cfg.run_id, execution, &run.case.scenario.name),
+        prefix: Prefixer::rooted(
+            cfg.topic_root.as_deref().unwrap_or("mqttc"),
+            &cfg.run_id,
+            execution,
+            &run.case.scenario.name,
+        ),
         deadline: Instant::now() + cfg.case_timeout,
     };
     let interp = Interpreter::new(&run.case.scenario, env);

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::qos_cap::{self, QosFit};
 use crate::scenario::{LoadedCase, Step, Version};
 use crate::suite::{Deviation, Suite};
 use crate::sut::Capabilities;
@@ -82,7 +83,7 @@ pub fn plan(
                 if !selection.accepts_run(case, version) || !suite.runs_version(version) {
                     continue;
                 }
-                let skip = caps.and_then(|caps| {
+                let mut skip = caps.and_then(|caps| {
                     if let Some(refusal) = caps.refusal(version) {
                         return Some(refusal.to_string());
                     }
@@ -91,10 +92,19 @@ pub fn plan(
                         .iter()
                         .find_map(|f| caps.unmet(*f, version))
                 });
+                let mut planned = case.clone();
+                // Never above the broker's Maximum QoS: capped where the point survives.
+                if let (None, Some(caps)) = (&skip, caps) {
+                    match qos_cap::fit(case, version, caps.maximum_qos, &caps.maximum_qos_source) {
+                        QosFit::Fits => {}
+                        QosFit::Capped(c) => planned = *c,
+                        QosFit::Skip(why) => skip = Some(why),
+                    }
+                }
                 runs.push(PlannedRun {
                     index: runs.len(),
                     suite: suite.manifest.name.clone(),
-                    case: case.clone(),
+                    case: planned,
                     version,
                     deviation: suite
                         .deviation(broker, &case.scenario.name, version)

@@ -12,8 +12,14 @@ impl Prefixer {
     /// Prefixes for execution `index` of run `run_id` of case `case`:
     /// topics `mqttc/<run>.<index>/<case>/`, client ids `<run><index>-`.
     pub fn new(run_id: &str, index: usize, case: &str) -> Prefixer {
+        Prefixer::rooted("mqttc", run_id, index, case)
+    }
+
+    /// Like [`Prefixer::new`], under the topic levels `root` instead of `mqttc` (a broker
+    /// profile's ACL root): `<root>/<run>.<index>/<case>/`.
+    pub fn rooted(root: &str, run_id: &str, index: usize, case: &str) -> Prefixer {
         Prefixer {
-            topic: format!("mqttc/{run_id}.{index}/{case}/"),
+            topic: format!("{root}/{run_id}.{index}/{case}/"),
             client: format!("{run_id}{index}-"),
         }
     }

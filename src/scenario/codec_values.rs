@@ -7,7 +7,7 @@ use bytes::Bytes;
 use reference_broker::codec::{QoS, RetainHandling};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::hex;
 
@@ -132,6 +132,31 @@ impl fmt::Display for HexBytes {
     }
 }
 
+// Written back as the YAML spells them: the JSON Schema shows the serde defaults through these.
+impl Serialize for Qos {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.0 as u8)
+    }
+}
+
+impl Serialize for Retain {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.0 as u8)
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+impl Serialize for HexBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl JsonSchema for Qos {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "QoS".into()
@@ -191,5 +216,15 @@ mod tests {
         assert!(serde_saphyr::from_str::<HexBytes>("'6'").is_err());
         let t: Text = serde_saphyr::from_str("hi").unwrap();
         assert_eq!(t.as_str(), "hi");
+    }
+
+    #[test]
+    fn values_serialize_as_written() {
+        let q = serde_json::to_value(Qos(QoS::AtLeastOnce)).unwrap();
+        assert_eq!(q, serde_json::json!(1));
+        let r = serde_json::to_value(Retain(RetainHandling::DoNotSend)).unwrap();
+        assert_eq!(r, serde_json::json!(2));
+        let h = serde_json::to_value(HexBytes(Bytes::from_static(b"hi"))).unwrap();
+        assert_eq!(h, serde_json::json!("6869"));
     }
 }

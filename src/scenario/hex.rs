@@ -1,6 +1,10 @@
 //! Hex byte strings of `send_raw` and `payload_hex`, with `${topic:NAME}` and
 //! `${client_id:NAME}` placeholders expanded to length-prefixed UTF-8 strings, and
-//! `${remaining_length}` expanded to the variable byte integer of the byte count after it.
+//! `${remaining_length}` expanded to the variable byte integer of the byte count after it (up
+//! to the next packet's `${remaining_length}`, for packets sent back to back).
+//! A raw CONNECT carries the target's credentials through `${connect_flags:HH}` (the flags
+//! byte HH, with User Name and Password flags added when the run has credentials) and
+//! `${credentials}` (the User Name and Password fields, or nothing).
 
 use std::fmt;
 
@@ -16,7 +20,7 @@ pub enum HexError {
     #[error("invalid hex {0:?}: expected pairs of hex digits")]
     Digits(String),
     /// An unknown or unterminated placeholder.
-    #[error("invalid placeholder {0:?}: expected ${{topic:NAME}} or ${{client_id:CLIENT}}")]
+    #[error("invalid placeholder {0:?}: expected ${{topic:NAME}}, ${{client_id:CLIENT}}, ${{remaining_length}}, ${{connect_flags:HH}} or ${{credentials}}")]
     Placeholder(String),
     /// A placeholder names a client that the case does not declare.
     #[error("placeholder names unknown client {0:?}")]
@@ -24,9 +28,6 @@ pub enum HexError {
     /// An expanded string is longer than 65,535 bytes.
     #[error("placeholder expands to more than 65535 bytes")]
     TooLong,
-    /// More than one `${remaining_length}`.
-    #[error("at most one ${{remaining_length}} per template")]
-    TwoLengths,
 }
 
 /// Decode plain hex (spaces allowed, no placeholders).
@@ -49,6 +50,8 @@ enum Piece<'a> {
     Topic(&'a str),
     ClientId(&'a str),
     RemainingLength,
+    ConnectFlags(&'a str),
+    Credentials,
 }
 
 fn pieces(text: &str) -> Result<Vec<Piece<'_>>, HexError> {
@@ -67,20 +70,16 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, HexError> {
             Piece::Topic(t)
         } else if let Some(c) = inner.strip_prefix("client_id:") {
             Piece::ClientId(c)
+        } else if let Some(f) = inner.strip_prefix("connect_flags:") {
+            Piece::ConnectFlags(f)
+        } else if inner == "credentials" {
+            Piece::Credentials
         } else {
             return Err(HexError::Placeholder(format!("${{{inner}}}")));
         });
         rest = &after[end + 1..];
     }
     out.push(Piece::Hex(rest));
-    if out
-        .iter()
-        .filter(|p| matches!(p, Piece::RemainingLength))
-        .count()
-        > 1
-    {
-        return Err(HexError::TwoLengths);
-    }
     Ok(out)
 }
 
@@ -95,6 +94,10 @@ enum Part {
     Topic(String),
     ClientId(String),
     RemainingLength,
+    /// A CONNECT flags byte; 0xC0 (User Name, Password) is added with credentials.
+    ConnectFlags(u8),
+    /// User Name and Password fields, with credentials.
+    Credentials,
 }
 
 impl RawTemplate {
@@ -108,6 +111,11 @@ impl RawTemplate {
                     Piece::Topic(t) => Part::Topic(t.to_string()),
                     Piece::ClientId(c) => Part::ClientId(c.to_string()),
                     Piece::RemainingLength => Part::RemainingLength,
+                    Piece::ConnectFlags(f) => match decode_plain(f)?.as_slice() {
+                        [b] => Part::ConnectFlags(*b),
+                        _ => return Err(HexError::Placeholder(format!("${{connect_flags:{f}}}"))),
+                    },
+                    Piece::Credentials => Part::Credentials,
                 })
             })
             .collect::<Result<_, _>>()
@@ -122,14 +130,26 @@ impl RawTemplate {
         })
     }
 
-    /// The bytes: `topic` prefixes a topic, `client_id` gives a client's id.
+    /// The bytes without credentials: `topic` prefixes a topic, `client_id` gives a client's
+    /// id.
     pub fn expand(
         &self,
         topic: &dyn Fn(&str) -> String,
         client_id: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<u8>, HexError> {
+        self.expand_with(topic, client_id, None)
+    }
+
+    /// The bytes, with `credentials` (user name, password) in `${connect_flags:..}` and
+    /// `${credentials}`.
+    pub fn expand_with(
+        &self,
+        topic: &dyn Fn(&str) -> String,
+        client_id: &dyn Fn(&str) -> Option<String>,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Vec<u8>, HexError> {
         let mut out = Vec::new();
-        let mut length_at = None;
+        let mut lengths = Vec::new();
         let push_str = |out: &mut Vec<u8>, s: &str| -> Result<(), HexError> {
             u16::try_from(s.len()).map_err(|_| HexError::TooLong)?;
             out.extend(raw::utf8_field(s.as_bytes()));
@@ -143,13 +163,26 @@ impl RawTemplate {
                     let id = client_id(c).ok_or_else(|| HexError::UnknownClient(c.clone()))?;
                     push_str(&mut out, &id)?;
                 }
-                Part::RemainingLength => length_at = Some(out.len()),
+                Part::RemainingLength => lengths.push(out.len()),
+                Part::ConnectFlags(f) => {
+                    out.push(if credentials.is_some() { f | 0xC0 } else { *f })
+                }
+                Part::Credentials => {
+                    if let Some((user, password)) = credentials {
+                        push_str(&mut out, user)?;
+                        push_str(&mut out, password)?;
+                    }
+                }
             }
         }
-        if let Some(at) = length_at {
-            let tail = out.split_off(at);
-            out.extend(raw::remaining_length(tail.len()));
-            out.extend(tail);
+        // Each length counts the bytes after it up to the fixed-header byte just before the
+        // next length (packets sent back to back), the last one up to the end.
+        let mut end = out.len();
+        for at in lengths.into_iter().rev() {
+            let body = out[at..end].to_vec();
+            let encoded = raw::remaining_length(body.len());
+            out.splice(at..at, encoded);
+            end = at.saturating_sub(1);
         }
         Ok(out)
     }
@@ -177,7 +210,7 @@ impl JsonSchema for RawTemplate {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"description": "Hex bytes; spaces allowed; ${topic:NAME}, ${client_id:NAME} and ${remaining_length} placeholders", "type": "string"})
+        json_schema!({"description": "Hex bytes; spaces allowed; ${topic:NAME}, ${client_id:NAME}, ${remaining_length}, ${connect_flags:HH} (the CONNECT flags byte HH, with the User Name and Password flags when the run has credentials) and ${credentials} (the User Name and Password fields, or nothing) placeholders", "type": "string"})
     }
 }
 
@@ -200,10 +233,12 @@ mod tests {
             .expand(&|t| format!("p/{t}"), &|_| None)
             .unwrap();
         assert_eq!(bytes, b"\x30\x07\x00\x03p/ahi".to_vec());
-        assert_eq!(
-            RawTemplate::parse("${remaining_length}${remaining_length}"),
-            Err(HexError::TwoLengths)
-        );
+        // Two packets back to back: each length counts up to the next packet's first byte.
+        let two = RawTemplate::parse("10 ${remaining_length} 01 02 30 ${remaining_length} 03")
+            .unwrap()
+            .expand(&|t| t.into(), &|_| None)
+            .unwrap();
+        assert_eq!(two, vec![0x10, 2, 1, 2, 0x30, 1, 3]);
     }
 
     #[test]
@@ -219,5 +254,26 @@ mod tests {
             Err(HexError::Placeholder(_))
         ));
         assert!(RawTemplate::parse("${client_id:x} 3g").is_err());
+    }
+
+    #[test]
+    fn credentials_set_the_flags_and_the_lengths() {
+        let t = RawTemplate::parse(
+            "10 ${remaining_length} 00 04 4d 51 54 54 04 ${connect_flags:02} 00 3c 00 01 5a ${credentials}",
+        )
+        .unwrap();
+        let none = t.expand(&|t| t.into(), &|_| None).unwrap();
+        assert_eq!(
+            none,
+            b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01Z".to_vec()
+        );
+        let with = t
+            .expand_with(&|t| t.into(), &|_| None, Some(("u", "pw")))
+            .unwrap();
+        assert_eq!(
+            with,
+            b"\x10\x14\x00\x04MQTT\x04\xc2\x00\x3c\x00\x01Z\x00\x01u\x00\x02pw".to_vec()
+        );
+        assert!(RawTemplate::parse("${connect_flags:2}").is_err());
     }
 }

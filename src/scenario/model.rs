@@ -41,6 +41,7 @@ pub struct Scenario {
     pub requires: Vec<Feature>,
     /// Named clients and their CONNECT options.
     #[serde(default)]
+    #[schemars(extend("default" = {}))]
     pub clients: BTreeMap<String, ClientSpec>,
     /// What happens, in order.
     pub steps: Vec<Step>,
@@ -114,6 +115,7 @@ pub struct ClientSpec {
     pub password: Option<Text>,
     /// Will message.
     #[serde(default)]
+    #[schemars(extend("default" = null))]
     pub will: Option<WillSpec>,
     /// CONNECT properties (5).
     #[serde(default)]

@@ -331,6 +331,8 @@ pub enum Feature {
     /// MQTT 5: the broker keeps the client's Keep Alive (no Server Keep Alive in the probe's
     /// CONNACK); cases that time keep alive need it. Always met in 3.1.1.
     ClientKeepAlive,
+    /// A zero-byte ClientId is accepted (MQTT-3.1.3-6: a server MAY allow it).
+    ZeroLengthClientId,
 }
 
 impl Feature {
@@ -349,6 +351,7 @@ impl Feature {
             Feature::Websocket => "websocket",
             Feature::EnhancedAuth => "enhanced_auth",
             Feature::ClientKeepAlive => "client_keep_alive",
+            Feature::ZeroLengthClientId => "zero_length_client_id",
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::{load_file, yaml_error, LoadError, LoadedCase, Version};
 
 /// A case that fails on a broker for a documented reason.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deviation {
     /// Case name.

@@ -5,6 +5,7 @@ use reference_broker::broker::BrokerConfig;
 use reference_broker::client::TransportOptions;
 use reference_broker::codec::{Properties, ProtocolVersion};
 
+use crate::profile::Profile;
 use crate::redact::redact_url;
 use crate::scenario::{Feature, Version};
 
@@ -64,6 +65,9 @@ pub struct RunningTarget {
     /// Features the target profile declares beyond its CONNACK (authentication, enhanced
     /// authentication).
     pub features: Vec<Feature>,
+    /// The broker profile (`--profile`, a preset's, or empty): declared features and limits
+    /// laid over the probe's findings, credentials, ACL topic root, deviations.
+    pub profile: Profile,
     broker: Option<reference::InProcess>,
     container: Option<container::RunningContainer>,
 }
@@ -81,6 +85,19 @@ impl RunningTarget {
     /// The URL without credentials, for reports.
     pub fn display_url(&self) -> String {
         redact_url(&self.url)
+    }
+
+    /// Use `profile` for this target: its credentials when the URL carries none, its broker
+    /// name when `explicit_name` is false (no `--broker-name`), its features, limits, ACL root
+    /// and deviations (through [`probe`] and the run).
+    pub fn use_profile(&mut self, profile: Profile, explicit_name: bool) {
+        if self.credentials.is_none() {
+            self.credentials = profile.credential_pair();
+        }
+        if let (false, Some(name)) = (explicit_name, &profile.broker) {
+            self.name = name.clone();
+        }
+        self.profile = profile;
     }
 
     /// Stop the in-process broker, if any.
@@ -131,6 +148,7 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
                 name: name.clone(),
                 credentials,
                 features: Vec::new(),
+                profile: Profile::default(),
                 broker: None,
                 container: None,
             })
@@ -142,6 +160,7 @@ pub async fn start(spec: &TargetSpec) -> Result<RunningTarget, TargetError> {
                 name: spec.name.clone(),
                 credentials: None,
                 features: Vec::new(),
+                profile: Profile::default(),
                 broker: None,
                 container: Some(running),
             })
@@ -159,6 +178,7 @@ pub async fn start_reference(config: BrokerConfig) -> Result<RunningTarget, Targ
         name: "reference".into(),
         credentials: None,
         features: vec![Feature::Authentication, Feature::EnhancedAuth],
+        profile: Profile::default(),
         broker: Some(broker),
         container: None,
     })
@@ -193,6 +213,10 @@ pub struct Capabilities {
     pub server_keep_alive: Option<u16>,
     /// Versions the probe saw refused, with its finding (their cases are skipped).
     pub refusals: Vec<(Version, String)>,
+    /// A zero-byte ClientId is accepted (probed, or declared by the profile).
+    pub zero_length_client_id: bool,
+    /// Where the Maximum QoS comes from, for skip reasons (`the MQTT 5 CONNACK`, ...).
+    pub maximum_qos_source: String,
 }
 
 impl Capabilities {
@@ -213,6 +237,40 @@ impl Capabilities {
             enhanced_auth: profile.contains(&Feature::EnhancedAuth),
             server_keep_alive: props.server_keep_alive,
             refusals: Vec::new(),
+            zero_length_client_id: true,
+            maximum_qos_source: "the MQTT 5 CONNACK".into(),
+        }
+    }
+
+    /// Lay a profile's declared features and limits over what discovery found: a declared
+    /// value wins; a Maximum QoS is the lowest of the announced, probed and declared ones.
+    pub fn declare(&mut self, profile: &Profile) {
+        let f = &profile.features;
+        let set = |slot: &mut bool, v: Option<bool>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut self.retain, f.retain);
+        set(&mut self.wildcard, f.wildcard_subscriptions);
+        set(&mut self.shared, f.shared_subscriptions);
+        set(
+            &mut self.subscription_identifiers,
+            f.subscription_identifiers,
+        );
+        set(&mut self.authentication, f.authentication);
+        set(&mut self.enhanced_auth, f.enhanced_auth);
+        set(&mut self.zero_length_client_id, f.zero_length_client_id);
+        let l = &profile.limits;
+        if let Some(q) = l.maximum_qos.filter(|q| *q < self.maximum_qos) {
+            self.maximum_qos = q;
+            self.maximum_qos_source = "the profile".into();
+        }
+        if let Some(t) = l.topic_alias_maximum {
+            self.topic_alias_maximum = t;
+        }
+        if let Some(k) = l.server_keep_alive {
+            self.server_keep_alive = Some(k);
         }
     }
 
@@ -239,8 +297,13 @@ impl Capabilities {
             Feature::SubscriptionIdentifiers if !self.subscription_identifiers => {
                 announced("Subscription Identifier Available")
             }
-            Feature::Qos1 if self.maximum_qos < 1 => format!("Maximum QoS is {}", self.maximum_qos),
-            Feature::Qos2 if self.maximum_qos < 2 => format!("Maximum QoS is {}", self.maximum_qos),
+            Feature::Qos1 | Feature::Qos2 if self.maximum_qos < qos_of(feature) => format!(
+                "Maximum QoS is {} ({})",
+                self.maximum_qos, self.maximum_qos_source
+            ),
+            Feature::ZeroLengthClientId if !self.zero_length_client_id => {
+                "the broker refused the probe's zero-byte ClientId, or the profile declares zero_length_client_id = false (accepting one is a MAY, MQTT-3.1.3-6)".into()
+            }
             Feature::TopicAlias if self.topic_alias_maximum == 0 => {
                 "Topic Alias Maximum is 0".into()
             }
@@ -264,6 +327,14 @@ impl Capabilities {
     }
 }
 
+/// The QoS a `qos1`/`qos2` feature stands for.
+fn qos_of(feature: Feature) -> u8 {
+    match feature {
+        Feature::Qos2 => 2,
+        _ => 1,
+    }
+}
+
 /// Probe the target (see [`probe::discover`]) and derive what the plan needs from it. An
 /// unreachable broker is an error; a refused version makes its cases skip with the probe's
 /// finding as the reason.
@@ -272,8 +343,20 @@ pub async fn probe(
     transport: &TransportOptions,
     run_id: &str,
 ) -> Result<(Capabilities, probe::Discovery), TargetError> {
-    let found =
-        probe::discover(&target.url, transport, run_id, target.credentials.as_ref()).await?;
+    let root = target
+        .profile
+        .acl
+        .topic_root
+        .as_deref()
+        .unwrap_or(probe::DEFAULT_ROOT);
+    let found = probe::discover_rooted(
+        &target.url,
+        transport,
+        run_id,
+        target.credentials.as_ref(),
+        root,
+    )
+    .await?;
     let props = found.connack.clone().unwrap_or_default();
     let mut caps = Capabilities::from_connack(&props, &target.url, &target.features);
     caps.v5 = found
@@ -287,6 +370,15 @@ pub async fn probe(
     if target.credentials.is_some() && found.checks_passwords() {
         caps.authentication = true;
     }
+    if let Some(zero) = &found.zero_length_client_id {
+        // Only a refusal says "not allowed"; silence or garbage is judged by the cases.
+        caps.zero_length_client_id = !zero.refused();
+    }
+    if let Some(q) = found.granted_qos.filter(|q| *q < caps.maximum_qos) {
+        caps.maximum_qos = q;
+        caps.maximum_qos_source = format!("a SUBSCRIBE at QoS 2 was granted QoS {q}");
+    }
+    caps.declare(&target.profile);
     Ok((caps, found))
 }
 

@@ -7,15 +7,20 @@ use bytes::Bytes;
 use reference_broker::client::{ClientError, Connection, Received, TransportOptions};
 use reference_broker::codec::reason::v3;
 use reference_broker::codec::{
-    Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
+    Connect, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, QoS, ReasonCode,
+    Subscribe, Subscription, SubscriptionOptions,
 };
 use serde::Serialize;
 
 use super::TargetError;
+use crate::profile::{Credentials as ProfileCredentials, Profile};
 use crate::redact::redact_url;
 
 /// How long the probe waits for a CONNACK.
 pub const PROBE_WAIT: Duration = Duration::from_secs(5);
+/// How long the probe waits for the SUBACK of its SUBSCRIBE at QoS 2 (no answer: nothing
+/// learnt, the cases judge).
+pub const SUBACK_WAIT: Duration = Duration::from_secs(2);
 
 /// The versions the probe tries, newest first.
 pub const PROBED: [ProtocolVersion; 3] = [
@@ -115,6 +120,10 @@ pub struct Discovery {
     pub anonymous: Option<Answer>,
     /// A CONNECT with a user name and a password the broker cannot know.
     pub bad_credentials: Option<Answer>,
+    /// A CONNECT with a zero-byte ClientId (MQTT-3.1.3-6: a server MAY accept it).
+    pub zero_length_client_id: Option<Answer>,
+    /// The QoS granted to a SUBSCRIBE at QoS 2 (the highest the broker delivers at).
+    pub granted_qos: Option<u8>,
 }
 
 impl Discovery {
@@ -143,6 +152,44 @@ impl Discovery {
         self.bad_credentials.as_ref().is_some_and(Answer::refused)
     }
 
+    /// What the probe learnt, as a broker profile (`probe --write-profile`): the credentials
+    /// it used, the announced features and limits, and what trying showed.
+    pub fn profile(&self, credentials: Option<&Credentials>) -> Profile {
+        let flag = |v: Option<u8>| Some(v.is_none_or(|b| b != 0));
+        let mut p = Profile {
+            description: Some(format!(
+                "written by `mqtt-conformance probe` from what {} announced and accepted",
+                self.url
+            )),
+            credentials: credentials.map(|(u, pw)| ProfileCredentials {
+                username: u.clone(),
+                password: pw.clone(),
+            }),
+            ..Profile::default()
+        };
+        if let Some(c) = &self.connack {
+            p.features.retain = flag(c.retain_available);
+            p.features.wildcard_subscriptions = flag(c.wildcard_subscription_available);
+            p.features.shared_subscriptions = flag(c.shared_subscription_available);
+            p.features.subscription_identifiers = flag(c.subscription_identifier_available);
+            p.limits.maximum_qos = Some(c.maximum_qos.unwrap_or(2));
+            p.limits.receive_maximum = c.receive_maximum;
+            p.limits.maximum_packet_size = c.maximum_packet_size;
+            p.limits.topic_alias_maximum = Some(c.topic_alias_maximum.unwrap_or(0));
+            p.limits.server_keep_alive = c.server_keep_alive;
+        }
+        if let Some(q) = self.granted_qos {
+            p.limits.maximum_qos = Some(p.limits.maximum_qos.map_or(q, |m| m.min(q)));
+        }
+        if let Some(z) = &self.zero_length_client_id {
+            p.features.zero_length_client_id = Some(!z.refused());
+        }
+        if credentials.is_some() {
+            p.features.authentication = Some(self.checks_passwords());
+        }
+        p
+    }
+
     /// The findings as rows `(what, finding)`, for the console table.
     pub fn rows(&self) -> Vec<(String, String)> {
         let mut rows: Vec<(String, String)> = self
@@ -159,6 +206,16 @@ impl Discovery {
         if let Some(a) = &self.bad_credentials {
             rows.push(("wrong password".into(), a.describe()));
         }
+        if let Some(a) = &self.zero_length_client_id {
+            rows.push(("zero-byte ClientId".into(), a.describe()));
+        }
+        rows.push((
+            "SUBSCRIBE at QoS 2".into(),
+            match self.granted_qos {
+                Some(q) => format!("granted QoS {q}"),
+                None => "refused or unanswered".into(),
+            },
+        ));
         rows
     }
 }
@@ -235,15 +292,30 @@ pub async fn try_connect(
     client_id: &str,
     credentials: Option<&Credentials>,
 ) -> (Answer, Option<Properties>) {
+    match session(url, transport, version, client_id, credentials).await {
+        Ok((mut conn, props)) => {
+            let _ = conn.send(&Packet::Disconnect(Disconnect::default())).await;
+            conn.abort();
+            (Answer::Accepted, Some(props))
+        }
+        Err(answer) => (answer, None),
+    }
+}
+
+/// A connection with an accepted CONNECT of `version`, or the broker's answer.
+async fn session(
+    url: &str,
+    transport: &TransportOptions,
+    version: ProtocolVersion,
+    client_id: &str,
+    credentials: Option<&Credentials>,
+) -> Result<(Connection, Properties), Answer> {
     let mut conn = match Connection::open(url, transport).await {
         Ok(c) => c,
         Err(e) => {
-            return (
-                Answer::Unreachable {
-                    error: redact_error(&e),
-                },
-                None,
-            )
+            return Err(Answer::Unreachable {
+                error: redact_error(&e),
+            })
         }
     };
     let connect = Connect {
@@ -258,17 +330,14 @@ pub async fn try_connect(
     };
     if let Err(e) = conn.send(&Packet::Connect(Box::new(connect))).await {
         conn.abort();
-        return (
-            match e {
-                ClientError::Closed(_) => Answer::Closed,
-                other => Answer::Unreachable {
-                    error: redact_error(&other),
-                },
+        return Err(match e {
+            ClientError::Closed(_) => Answer::Closed,
+            other => Answer::Unreachable {
+                error: redact_error(&other),
             },
-            None,
-        );
+        });
     }
-    let result = match conn.recv(PROBE_WAIT).await {
+    let answer = match conn.recv(PROBE_WAIT).await {
         Ok(Received::Packet(Packet::ConnAck(ack))) => {
             let success = if version.is_v5() {
                 ack.code.is_success()
@@ -276,39 +345,64 @@ pub async fn try_connect(
                 ack.code.0 == 0
             };
             if success {
-                let _ = conn.send(&Packet::Disconnect(Disconnect::default())).await;
-                (Answer::Accepted, Some((*ack.properties).clone()))
-            } else {
-                (refusal(ack.code, version.is_v5(), false), None)
+                return Ok((conn, (*ack.properties).clone()));
             }
+            refusal(ack.code, version.is_v5(), false)
         }
-        Ok(Received::Packet(other)) => (
-            Answer::Malformed {
-                error: format!("{:?} instead of CONNACK", other.packet_type()),
-            },
-            None,
-        ),
-        Ok(Received::Closed) | Err(ClientError::Closed(_)) => (Answer::Closed, None),
+        Ok(Received::Packet(other)) => Answer::Malformed {
+            error: format!("{:?} instead of CONNACK", other.packet_type()),
+        },
+        Ok(Received::Closed) | Err(ClientError::Closed(_)) => Answer::Closed,
         Err(ClientError::Decode(DecodeError::V311ConnAckRefusal(code))) => {
-            (refusal(ReasonCode(code), false, true), None)
+            refusal(ReasonCode(code), false, true)
         }
-        Err(ClientError::Timeout(..)) => (Answer::Silent, None),
-        Err(ClientError::Decode(e)) => (
-            Answer::Malformed {
-                error: e.to_string(),
-            },
-            None,
-        ),
-        Err(ClientError::Io(_)) => (Answer::Closed, None),
-        Err(e) => (
-            Answer::Malformed {
-                error: redact_error(&e),
-            },
-            None,
-        ),
+        Err(ClientError::Timeout(..)) => Answer::Silent,
+        Err(ClientError::Decode(e)) => Answer::Malformed {
+            error: e.to_string(),
+        },
+        Err(ClientError::Io(_)) => Answer::Closed,
+        Err(e) => Answer::Malformed {
+            error: redact_error(&e),
+        },
     };
     conn.abort();
-    result
+    Err(answer)
+}
+
+/// The QoS a SUBSCRIBE at QoS 2 is granted (a broker may grant less, MQTT-3.8.4-6 /
+/// 3.9.3): the highest QoS it delivers at. None when the SUBSCRIBE is refused or unanswered.
+pub async fn granted_qos(
+    url: &str,
+    transport: &TransportOptions,
+    version: ProtocolVersion,
+    filter: &str,
+    run_id: &str,
+    credentials: Option<&Credentials>,
+) -> Option<u8> {
+    let id = format!("{run_id}-probe-qos");
+    let (mut conn, _) = session(url, transport, version, &id, credentials)
+        .await
+        .ok()?;
+    let subscribe = Subscribe {
+        packet_id: 1,
+        properties: Properties::default().into(),
+        subscriptions: vec![Subscription {
+            filter: filter.to_string(),
+            options: SubscriptionOptions {
+                qos: QoS::ExactlyOnce,
+                ..SubscriptionOptions::default()
+            },
+        }],
+    };
+    let mut granted = None;
+    if conn.send(&Packet::Subscribe(subscribe)).await.is_ok() {
+        if let Ok(Received::Packet(Packet::SubAck(ack))) = conn.recv(SUBACK_WAIT).await {
+            granted = ack.reason_codes.first().map(|c| c.0).filter(|c| *c <= 2);
+        }
+    }
+    let _ = conn.send(&Packet::Disconnect(Disconnect::default())).await;
+    conn.abort();
+    granted
 }
 
 fn refusal(code: ReasonCode, v5_numbering: bool, v311_form: bool) -> Answer {
@@ -345,6 +439,20 @@ pub async fn discover(
     run_id: &str,
     credentials: Option<&Credentials>,
 ) -> Result<Discovery, TargetError> {
+    discover_rooted(url, transport, run_id, credentials, DEFAULT_ROOT).await
+}
+
+/// The first topic level of the probe's and the cases' topics when no profile names one.
+pub const DEFAULT_ROOT: &str = "mqttc";
+
+/// [`discover`], with the probe's SUBSCRIBE under `topic_root` (a profile's ACL root).
+pub async fn discover_rooted(
+    url: &str,
+    transport: &TransportOptions,
+    run_id: &str,
+    credentials: Option<&Credentials>,
+    topic_root: &str,
+) -> Result<Discovery, TargetError> {
     let mut versions = Vec::new();
     let mut connack = None;
     for version in PROBED {
@@ -372,7 +480,15 @@ pub async fn discover(
         .find(|(_, f)| f.answer.accepted())
         .map(|(v, _)| *v);
     let (mut anonymous, mut bad_credentials) = (None, None);
+    let (mut zero_length_client_id, mut granted) = (None, None);
     if let Some(version) = newest {
+        zero_length_client_id = Some(
+            try_connect(url, transport, version, "", credentials)
+                .await
+                .0,
+        );
+        let filter = format!("{topic_root}/{run_id}/probe/qos");
+        granted = granted_qos(url, transport, version, &filter, run_id, credentials).await;
         if credentials.is_some() {
             let id = format!("{run_id}-probe-anon");
             anonymous = Some(try_connect(url, transport, version, &id, None).await.0);
@@ -393,5 +509,7 @@ pub async fn discover(
         connack,
         anonymous,
         bad_credentials,
+        zero_length_client_id,
+        granted_qos: granted,
     })
 }

@@ -44,6 +44,8 @@ pub const BROKER_ENV: &str = "MQTT_CONFORMANCE_BROKER";
 pub const BROKER_NAME_ENV: &str = "MQTT_CONFORMANCE_BROKER_NAME";
 /// The environment variable overriding where `suites/` and `scenarios/` are read from.
 pub const ROOT_ENV: &str = "MQTT_CONFORMANCE_ROOT";
+/// The environment variable naming a broker profile (TOML, like `run --profile`).
+pub const PROFILE_ENV: &str = "MQTT_CONFORMANCE_PROFILE";
 
 /// Why the trials cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,9 @@ pub enum TrialsError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The broker profile cannot be used.
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
 }
 
 /// The directory holding the suites and scenarios that ship with this crate (they are in
@@ -79,6 +84,7 @@ pub struct Conformance {
     root: PathBuf,
     suites: Vec<String>,
     target: TargetSpec,
+    profile: Option<PathBuf>,
     case_timeout: Duration,
     default_threads: usize,
 }
@@ -89,9 +95,10 @@ impl Default for Conformance {
             root: bundled_root(),
             suites: Vec::new(),
             target: TargetSpec::Reference,
+            profile: None,
             case_timeout: Duration::from_secs(15),
-            // Cases mostly wait on the network: 8 per core, like `mqtt-conformance run`.
-            default_threads: 8 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // The same default as `mqtt-conformance run`.
+            default_threads: run::setup::default_jobs(),
         }
     }
 }
@@ -103,7 +110,8 @@ impl Conformance {
     }
 
     /// Like [`Conformance::new`], then applies `MQTT_CONFORMANCE_BROKER`,
-    /// `MQTT_CONFORMANCE_BROKER_NAME` and `MQTT_CONFORMANCE_ROOT` when set.
+    /// `MQTT_CONFORMANCE_BROKER_NAME`, `MQTT_CONFORMANCE_PROFILE` and `MQTT_CONFORMANCE_ROOT`
+    /// when set.
     pub fn from_env() -> Self {
         let mut c = Conformance::new();
         if let Some(root) = std::env::var_os(ROOT_ENV) {
@@ -113,7 +121,17 @@ impl Conformance {
             let name = std::env::var(BROKER_NAME_ENV).unwrap_or_else(|_| "external".into());
             c.target = TargetSpec::External { url, name };
         }
+        if let Some(profile) = std::env::var_os(PROFILE_ENV) {
+            c.profile = Some(PathBuf::from(profile));
+        }
         c
+    }
+
+    /// Use the broker profile at `path` (TOML, like `run --profile`): credentials, declared
+    /// features and limits, ACL topic root, deviations.
+    pub fn profile(mut self, path: impl Into<PathBuf>) -> Self {
+        self.profile = Some(path.into());
+        self
     }
 
     /// Test an external broker at `url`; `name` selects the suites' documented deviations.
@@ -166,10 +184,16 @@ impl Conformance {
     /// that runs; call [`Session::shutdown`] after the run).
     pub fn trials(&self) -> Result<(Vec<Trial>, Arc<Session>), TrialsError> {
         let suites = self.load()?;
+        let profile = self
+            .profile
+            .as_deref()
+            .map(crate::profile::Profile::load)
+            .transpose()?;
         let plan = run::plan(&suites, &Selection::default(), None, "");
         let session = Arc::new(Session::new(
             suites,
             self.target.clone(),
+            profile,
             self.case_timeout,
         )?);
         let trials = plan

@@ -5,13 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use reference_broker::client::TransportOptions;
-
 use super::{trial_name, TrialsError};
-use crate::run::link::SharedInjector;
-use crate::run::{self, CaseResult, PlannedRun, RunConfig, Selection};
+use crate::profile::Profile;
+use crate::run::{self, CaseResult, PlannedRun, Prepared, RunConfig, RunOptions, Selection};
 use crate::suite::Suite;
-use crate::sut::{self, RestartSupport, RunningTarget, TargetSpec};
+use crate::sut::{self, RunningTarget, TargetSpec};
 
 /// The started broker, the plan against its capabilities, and how to run one case.
 struct Started {
@@ -26,6 +24,7 @@ pub struct Session {
     runtime: tokio::runtime::Runtime,
     suites: Vec<Suite>,
     spec: TargetSpec,
+    profile: Option<Profile>,
     case_timeout: Duration,
     started: OnceLock<Result<Started, String>>,
 }
@@ -34,6 +33,7 @@ impl Session {
     pub(super) fn new(
         suites: Vec<Suite>,
         spec: TargetSpec,
+        profile: Option<Profile>,
         case_timeout: Duration,
     ) -> Result<Session, TrialsError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -44,49 +44,37 @@ impl Session {
             runtime,
             suites,
             spec,
+            profile,
             case_timeout,
             started: OnceLock::new(),
         })
     }
 
     async fn start(&self) -> Result<Started, String> {
-        let target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
-        let transport = TransportOptions {
-            connect_timeout: Some(Duration::from_secs(5)),
-            ..TransportOptions::default()
-        };
-        let run_id = run::new_run_id();
-        let (caps, _) = match sut::probe(&target, &transport, &run_id).await {
-            Ok(caps) => caps,
+        let mut target = sut::start(&self.spec).await.map_err(|e| e.to_string())?;
+        let mut suites = self.suites.clone();
+        if let Some(profile) = &self.profile {
+            // A name from MQTT_CONFORMANCE_BROKER_NAME wins over the profile's.
+            let explicit = !matches!(target.name.as_str(), "external" | "reference");
+            target.use_profile(profile.clone(), explicit);
+            target.profile.add_deviations(&mut suites, &target.name);
+        }
+        let mut options = RunOptions::new(self.case_timeout);
+        // libtest runs the trials in parallel, one case each.
+        options.jobs = 1;
+        let prepared =
+            run::prepare(&target, &self.spec, &suites, &Selection::default(), options).await;
+        let Prepared { plan, cfg } = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 target.shutdown().await;
                 return Err(e.to_string());
             }
         };
-        let plan = run::plan(
-            &self.suites,
-            &Selection::default(),
-            Some(&caps),
-            &target.name,
-        );
         let runs = plan
             .into_iter()
             .map(|p| (trial_name(&p.suite, &p.case.scenario.name, p.version), p))
             .collect();
-        let cfg = RunConfig {
-            jobs: 1,
-            case_timeout: self.case_timeout,
-            fail_fast: false,
-            repeat: 1,
-            run_id,
-            url: target.url.clone(),
-            display_url: format!("{} ({})", target.display_url(), target.name),
-            credentials: target.credentials.clone(),
-            transport,
-            faults: Some(SharedInjector::embedded()),
-            // Only the in-process reference broker can be restarted by a case.
-            restart: matches!(self.spec, TargetSpec::Reference).then(RestartSupport::persistent),
-        };
         Ok(Started {
             target: Mutex::new(Some(target)),
             runs,

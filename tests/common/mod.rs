@@ -59,6 +59,7 @@ pub async fn run_root(
         transport,
         faults: Some(run::link::SharedInjector::embedded()),
         restart: Some(sut::RestartSupport::persistent()),
+        topic_root: None,
     };
     let results = tokio::time::timeout(Duration::from_secs(120), run::execute(plan, cfg, |_| {}))
         .await

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
@@ -239,6 +239,8 @@ async fn read_packets(
 ) {
     // Once full, the rest stays in `inbuf` until the held events are handled.
     while !conn.is_closed() && !ctx.held.is_full() {
+        let before = inbuf.len();
+        let frame = frame_len(inbuf);
         match decoder.decode(inbuf) {
             Ok(Some(packet)) => {
                 conn.handle_packet(now(), packet);
@@ -248,10 +250,29 @@ async fn read_packets(
             Err(e) => {
                 warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
                 conn.decode_error(&e);
-                break;
+                // Still open only under a deliberate tolerating defect: skip the rest of
+                // the packet (the decoder may have consumed part of it), or stop reading.
+                let left = frame.and_then(|n| n.checked_sub(before - inbuf.len()));
+                match left {
+                    Some(n) if !conn.is_closed() && inbuf.len() >= n => inbuf.advance(n),
+                    _ => break,
+                }
             }
         }
     }
+}
+
+/// The size of the packet at the front of `buf` (fixed header included), when its remaining
+/// length is complete and well formed.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let mut remaining = 0usize;
+    for (i, &b) in buf.iter().enumerate().skip(1).take(4) {
+        remaining |= usize::from(b & 0x7F) << (7 * (i - 1));
+        if b & 0x80 == 0 {
+            return Some(1 + i + remaining);
+        }
+    }
+    None
 }
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {

@@ -7,7 +7,40 @@
 //! and the `reference-broker` binary is built with `defects`, nothing can turn one on there.
 //! Without the feature, [`Defects::has`] is a constant `false` and every hook compiles away.
 
-use crate::codec::Properties;
+use crate::codec::{DecodeError, Properties, ProtocolVersion};
+
+/// The defects that skip a malformed packet instead of closing ([`Defects::tolerates`]).
+#[cfg(feature = "defects")]
+const TOLERATING: &[Defect] = &[
+    Defect::ReservedHeaderFlagsTolerated,
+    Defect::PubrelFlagsTolerated,
+    Defect::SubscribeFlagsTolerated,
+    Defect::UnsubscribeFlagsTolerated,
+    Defect::DisconnectFlagsTolerated,
+    Defect::AuthFlagsTolerated,
+    Defect::PublishQos3Tolerated,
+    Defect::DupOnQos0Tolerated,
+    Defect::InvalidUtf8Tolerated,
+    Defect::NullCharacterTolerated,
+    Defect::RemainingLengthNonMinimalTolerated,
+    Defect::ConnectReservedFlagTolerated,
+    Defect::WillFlagsTolerated,
+    Defect::PasswordWithoutUsernameTolerated,
+    Defect::WildcardTopicNameTolerated,
+    Defect::EmptyTopicTolerated,
+    Defect::MisplacedHashTolerated,
+    Defect::MisplacedPlusTolerated,
+    Defect::ZeroPacketIdTolerated,
+    Defect::SubscribeWithoutFiltersTolerated,
+    Defect::UnsubscribeWithoutFiltersTolerated,
+    Defect::SubscriptionOptionsReservedTolerated,
+    Defect::ResponseTopicWildcardTolerated,
+    Defect::ConnectPayloadMismatchTolerated,
+    Defect::InvalidProtocolNameTolerated,
+    Defect::UnsupportedProtocolLevelTolerated,
+    Defect::NoLocalOnSharedTolerated,
+    Defect::InvalidShareNameTolerated,
+];
 
 /// Defines [`Defect`], [`Defect::ALL`] and [`Defect::info`] from one table, so a defect is
 /// named once.
@@ -126,6 +159,57 @@ defects! {
     HashNotMatchingParent => ("hash-not-matching-parent", &["MQTT-3.3.2-3"], &["MQTT-3.3.2-3"], "`a/#` does not match `a` (4.7.1.2: # includes the parent level)", false),
     SharedDeliversToAll => ("shared-delivers-to-all", &[], &["MQTT-4.8.2-3"], "a shared subscription delivers each message to every member", true),
     SharedGrantedQosIgnored => ("shared-granted-qos-ignored", &[], &["MQTT-4.8.2-3"], "a shared subscription forwards at the published QoS, not the member's granted QoS", true),
+    // Malformed packets tolerated: the packet is skipped and the connection stays open. Each
+    // breaks the rule that makes such a packet malformed, found through
+    // `DecodeError::statement` (see `Defects::tolerates`), and with it the close that
+    // [MQTT-4.8.0-1] (3.1.1) / [MQTT-4.13.1-1] (5) require.
+    ReservedHeaderFlagsTolerated => ("reserved-header-flags-tolerated", &["MQTT-2.2.2-2"], &["MQTT-2.1.3-1"], "a PINGREQ (or other packet without its own rule) with reserved fixed-header flags set is skipped instead of closing", false),
+    PubrelFlagsTolerated => ("pubrel-flags-tolerated", &["MQTT-3.6.1-1"], &["MQTT-3.6.1-1"], "a PUBREL whose fixed-header flags are not 0010 is skipped instead of closing", false),
+    SubscribeFlagsTolerated => ("subscribe-flags-tolerated", &["MQTT-3.8.1-1"], &["MQTT-3.8.1-1"], "a SUBSCRIBE whose fixed-header flags are not 0010 is skipped instead of closing", false),
+    UnsubscribeFlagsTolerated => ("unsubscribe-flags-tolerated", &["MQTT-3.10.1-1"], &["MQTT-3.10.1-1"], "an UNSUBSCRIBE whose fixed-header flags are not 0010 is skipped instead of closing", false),
+    DisconnectFlagsTolerated => ("disconnect-flags-tolerated", &["MQTT-3.14.1-1"], &["MQTT-3.14.1-1"], "a DISCONNECT with reserved flags set is skipped instead of closing (and publishing the will)", true),
+    AuthFlagsTolerated => ("auth-flags-tolerated", &[], &["MQTT-3.15.1-1"], "an AUTH with reserved flags set is skipped instead of closing", false),
+    PublishQos3Tolerated => ("publish-qos-3-tolerated", &["MQTT-3.3.1-4"], &["MQTT-3.3.1-4"], "a PUBLISH with both QoS bits set is skipped instead of closing", false),
+    DupOnQos0Tolerated => ("dup-on-qos-0-tolerated", &["MQTT-3.3.1-2"], &["MQTT-3.3.1-2"], "a QoS 0 PUBLISH with DUP 1 is skipped instead of closing", false),
+    InvalidUtf8Tolerated => ("invalid-utf8-tolerated", &["MQTT-1.5.3-1", "MQTT-3.1.3-4", "MQTT-3.1.3-10", "MQTT-3.1.3-11", "MQTT-3.8.3-1", "MQTT-3.10.3-1"], &["MQTT-1.5.4-1", "MQTT-1.5.7-1", "MQTT-3.1.3-4", "MQTT-3.1.3-11", "MQTT-3.1.3-12", "MQTT-3.3.2-13", "MQTT-3.3.2-19", "MQTT-3.8.3-1", "MQTT-3.10.3-1"], "a packet with an ill-formed UTF-8 string (client id, will topic, user name, topic, filter, property) is skipped instead of closing", false),
+    NullCharacterTolerated => ("null-character-tolerated", &["MQTT-1.5.3-2", "MQTT-4.7.3-2"], &["MQTT-1.5.4-2", "MQTT-4.7.3-2"], "a packet with U+0000 in a UTF-8 string (topic name or filter) is skipped instead of closing", false),
+    RemainingLengthNonMinimalTolerated => ("remaining-length-non-minimal-tolerated", &[], &["MQTT-1.5.5-1"], "a remaining length not in its shortest form is not treated as malformed (the connection stays open, unread)", false),
+    ConnectReservedFlagTolerated => ("connect-reserved-flag-tolerated", &["MQTT-3.1.2-3"], &["MQTT-3.1.2-3"], "a CONNECT with its reserved flag set is ignored instead of closing", false),
+    WillFlagsTolerated => ("will-flags-tolerated", &["MQTT-3.1.2-11", "MQTT-3.1.2-13", "MQTT-3.1.2-14", "MQTT-3.1.2-15"], &["MQTT-3.1.2-11", "MQTT-3.1.2-12", "MQTT-3.1.2-13"], "a CONNECT whose Will QoS / Will Retain disagree with the Will Flag (or Will QoS 3) is ignored instead of closing", false),
+    PasswordWithoutUsernameTolerated => ("password-without-username-tolerated", &["MQTT-3.1.2-22"], &[], "a 3.1.1 CONNECT with the Password Flag but not the User Name Flag is ignored instead of closing", false),
+    WildcardTopicNameTolerated => ("wildcard-topic-name-tolerated", &["MQTT-3.3.2-2"], &["MQTT-3.3.2-2"], "a PUBLISH whose topic name holds a wildcard is skipped instead of closing", false),
+    EmptyTopicTolerated => ("empty-topic-tolerated", &["MQTT-4.7.3-1"], &["MQTT-4.7.3-1"], "a zero-length topic name or filter is skipped instead of closing", false),
+    MisplacedHashTolerated => ("misplaced-hash-tolerated", &["MQTT-4.7.1-2"], &["MQTT-4.7.1-1"], "a filter with '#' not alone in the last level is skipped instead of closing", false),
+    MisplacedPlusTolerated => ("misplaced-plus-tolerated", &["MQTT-4.7.1-3"], &["MQTT-4.7.1-2"], "a filter with '+' not a whole level is skipped instead of closing", false),
+    ZeroPacketIdTolerated => ("zero-packet-id-tolerated", &["MQTT-2.3.1-1"], &["MQTT-2.2.1-3"], "a packet with packet identifier 0 is skipped instead of closing", false),
+    SubscribeWithoutFiltersTolerated => ("subscribe-without-filters-tolerated", &["MQTT-3.8.3-3"], &["MQTT-3.8.3-2"], "a SUBSCRIBE without a topic filter is skipped instead of closing", false),
+    UnsubscribeWithoutFiltersTolerated => ("unsubscribe-without-filters-tolerated", &["MQTT-3.10.3-2"], &["MQTT-3.10.3-2"], "an UNSUBSCRIBE without a topic filter is skipped instead of closing", false),
+    SubscriptionOptionsReservedTolerated => ("subscription-options-reserved-tolerated", &["MQTT-3.8.3-4"], &["MQTT-3.8.3-5"], "a SUBSCRIBE with reserved option bits set (3.1.1: or QoS 3) is skipped instead of closing", false),
+    ResponseTopicWildcardTolerated => ("response-topic-wildcard-tolerated", &[], &["MQTT-3.3.2-14"], "a PUBLISH whose Response Topic holds a wildcard is skipped instead of closing", false),
+    InvalidProtocolNameTolerated => ("invalid-protocol-name-tolerated", &["MQTT-3.1.2-1"], &["MQTT-3.1.2-1"], "a CONNECT whose protocol name is not MQTT is ignored instead of closing", false),
+    UnsupportedProtocolLevelTolerated => ("unsupported-protocol-level-tolerated", &["MQTT-3.1.2-2"], &["MQTT-3.1.2-2"], "a CONNECT with an unsupported protocol level is ignored: no CONNACK 0x01, no close", false),
+    NoLocalOnSharedTolerated => ("no-local-on-shared-tolerated", &[], &["MQTT-3.8.3-4"], "a SUBSCRIBE with No Local on a shared subscription is skipped instead of closing", false),
+    InvalidShareNameTolerated => ("invalid-share-name-tolerated", &[], &["MQTT-4.8.2-2"], "a SUBSCRIBE with an invalid ShareName is skipped: neither refused nor closed", false),
+    ConnectPayloadMismatchTolerated => ("connect-payload-mismatch-tolerated", &["MQTT-3.1.2-9", "MQTT-3.1.2-18", "MQTT-3.1.2-19", "MQTT-3.1.2-20", "MQTT-3.1.2-21", "MQTT-3.1.3-3"], &["MQTT-3.1.2-9", "MQTT-3.1.2-16", "MQTT-3.1.2-17", "MQTT-3.1.2-18", "MQTT-3.1.2-19", "MQTT-3.1.3-3"], "a CONNECT whose payload lacks a field its flags announce, or carries one they do not (client id, will, user name, password), is ignored instead of closing", false),
+    // Connection, authentication and delivery details, one hook each.
+    PacketBeforeConnectIgnored => ("packet-before-connect-ignored", &["MQTT-3.1.0-1"], &["MQTT-3.1.0-1"], "a first packet other than CONNECT is ignored instead of closing the connection", false),
+    ShortClientIdRefused => ("short-client-id-refused", &["MQTT-3.1.3-5"], &["MQTT-3.1.3-5"], "a one-byte Client Identifier is refused (0x02 / 0x85)", false),
+    UnknownAuthMethodAccepted => ("unknown-auth-method-accepted", &[], &["MQTT-4.12.0-1"], "a CONNECT with an Authentication Method the server does not support is accepted", false),
+    AuthMethodMissingInAuth => ("auth-method-missing-in-auth", &[], &["MQTT-4.12.0-5"], "the server's AUTH 0x18 leaves out the Authentication Method of the CONNECT", true),
+    ConnackNotFitted => ("connack-not-fitted", &[], &["MQTT-3.1.2-24"], "CONNACK properties are not trimmed to the client's Maximum Packet Size", true),
+    ReasonStringDespiteProblemInformation0 => ("reason-string-despite-problem-information-0", &[], &["MQTT-3.1.2-29"], "an error PUBACK / PUBREC carries a Reason String even with Request Problem Information 0", true),
+    WillUserPropertyOrderChanged => ("will-user-property-order-changed", &[], &["MQTT-3.1.3-10"], "the will's User Properties are published in reverse order", true),
+    Qos0ForwardedWithDup => ("qos0-forwarded-with-dup", &["MQTT-4.3.1-1"], &["MQTT-4.3.1-1"], "QoS 0 messages are forwarded with DUP 1", false),
+    NonRetainedReplacesRetained => ("non-retained-replaces-retained", &["MQTT-3.3.1-12"], &["MQTT-3.3.1-8"], "a PUBLISH with RETAIN 0 replaces the retained message of its topic", true),
+    UnsubscribeOnlyFirstFilter => ("unsubscribe-only-first-filter", &["MQTT-3.10.4-6"], &["MQTT-3.10.4-6"], "an UNSUBSCRIBE with several filters removes only the first subscription", false),
+    BomStrippedWhenMatching => ("bom-stripped-when-matching", &["MQTT-1.5.3-3"], &["MQTT-1.5.4-3"], "U+FEFF is stripped from topic names before matching", false),
+    TopicNormalisedWhenMatching => ("topic-normalised-when-matching", &["MQTT-4.7.3-4"], &["MQTT-4.7.3-4"], "a trailing '/' is stripped from topic names before matching", false),
+    DollarMatchedByWildcard => ("dollar-matched-by-wildcard", &["MQTT-4.7.2-1"], &["MQTT-4.7.2-1"], "a leading wildcard matches topic names starting with '$' (the '$' is ignored when matching)", false),
+    PubackErrorKeepsMessageInFlight => ("puback-error-keeps-message-in-flight", &[], &["MQTT-4.4.0-2"], "a PUBACK with an error reason code does not acknowledge: the message is sent again on reconnection", true),
+    PubrelInvalidReasonCode => ("pubrel-invalid-reason-code", &[], &["MQTT-3.6.2-1"], "the server's PUBREL carries 0x10, which is not a PUBREL reason code", false),
+    TopicAliasRefused => ("topic-alias-refused", &[], &["MQTT-3.3.2-12"], "a PUBLISH with a Topic Alias within the server's Topic Alias Maximum is refused (0x94)", false),
+    AuthWithoutMethodIgnored => ("auth-without-method-ignored", &[], &["MQTT-4.12.0-7"], "an AUTH on a connection whose CONNECT had no Authentication Method is ignored instead of closing", false),
+    InflightQos2Expired => ("inflight-qos2-expired", &[], &["MQTT-4.3.3-7"], "an unacknowledged QoS 2 PUBLISH with a Message Expiry Interval is dropped on reconnection instead of being sent again", true),
 }
 
 /// The defects switched on in a broker (none, unless built with the `defects` feature and set
@@ -168,6 +252,68 @@ impl Defects {
         if self.has(Defect::PayloadFormatDropped) {
             p.payload_format_indicator = None;
         }
+    }
+
+    /// True when a tolerating defect is on that covers `error`: the broker skips the packet
+    /// instead of closing. Matched through [`DecodeError::statement`], the one mapping of
+    /// decode errors to the statements they enforce; a CONNECT whose length disagrees with
+    /// its flags (`awaiting_connect`) has none there and is matched by its own defect.
+    pub fn tolerates(
+        &self,
+        error: &DecodeError,
+        version: ProtocolVersion,
+        awaiting_connect: bool,
+    ) -> bool {
+        #[cfg(feature = "defects")]
+        {
+            let Some(on) = self.on else {
+                return false;
+            };
+            if !TOLERATING.contains(&on) {
+                return false;
+            }
+            if on == Defect::ConnectPayloadMismatchTolerated {
+                return awaiting_connect && matches!(error, DecodeError::LengthMismatch(_));
+            }
+            // Before CONNECT the version is not known yet: either numbering matches.
+            let (v3, v5) = on.info().statements;
+            let in_v3 = || {
+                error
+                    .statement(ProtocolVersion::V3_1_1)
+                    .is_some_and(|s| v3.contains(&s))
+            };
+            let in_v5 = || {
+                error
+                    .statement(ProtocolVersion::V5)
+                    .is_some_and(|s| v5.contains(&s))
+            };
+            match (awaiting_connect, version.is_v5()) {
+                (true, _) => in_v3() || in_v5(),
+                (false, true) => in_v5(),
+                (false, false) => in_v3(),
+            }
+        }
+        #[cfg(not(feature = "defects"))]
+        {
+            let _ = (error, version, awaiting_connect);
+            false
+        }
+    }
+
+    /// The topic name as the matching defects see it: U+FEFF removed, a trailing `/` removed,
+    /// a leading `$` removed (so that `+` and `#` match it). Unchanged without them.
+    pub fn topic_for_matching<'a>(&self, topic: &'a str) -> std::borrow::Cow<'a, str> {
+        use std::borrow::Cow;
+        if self.has(Defect::BomStrippedWhenMatching) && topic.contains('\u{FEFF}') {
+            return Cow::Owned(topic.replace('\u{FEFF}', ""));
+        }
+        if self.has(Defect::TopicNormalisedWhenMatching) && topic.len() > 1 {
+            return Cow::Borrowed(topic.strip_suffix('/').unwrap_or(topic));
+        }
+        if self.has(Defect::DollarMatchedByWildcard) {
+            return Cow::Borrowed(topic.strip_prefix('$').unwrap_or(topic));
+        }
+        Cow::Borrowed(topic)
     }
 
     /// A broker with exactly `defect` switched on (for the harness's selftest only).

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use reference_broker::codec::{encode, Packet, ProtocolVersion, PubResponse, Publish, QoS};
+use reference_broker::protocol::PacketIds;
 
 use super::session::{goodbye, Beat, Durable, Liveness};
 use crate::bench::conn::Lean;
@@ -50,7 +51,7 @@ struct State {
     job: PubJob,
     inflight: VecDeque<InFlight>,
     seq: u64,
-    next_id: u16,
+    ids: PacketIds,
     due: Instant,
     interval: Duration,
     deadline: Instant,
@@ -85,7 +86,7 @@ pub async fn run(
         job,
         inflight: VecDeque::new(),
         seq: 0,
-        next_id: 0,
+        ids: PacketIds::new(),
         due: start,
         interval,
         deadline,
@@ -172,7 +173,7 @@ impl State {
         let packet_id = if self.job.qos == QoS::AtMostOnce {
             0
         } else {
-            self.free_id()
+            self.free_id()?
         };
         let payload = payload::build(
             Stamp {
@@ -209,14 +210,11 @@ impl State {
     }
 
     /// [MQTT-2.3.1-2] a packet identifier not used by a message in flight.
-    fn free_id(&mut self) -> u16 {
-        loop {
-            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-            let id = self.next_id;
-            if !self.inflight.iter().any(|m| m.publish.packet_id == id) {
-                return id;
-            }
-        }
+    fn free_id(&mut self) -> Result<u16, BenchError> {
+        let inflight = &self.inflight;
+        self.ids
+            .next(|id| inflight.iter().any(|m| m.publish.packet_id == id))
+            .ok_or_else(|| BenchError::Protocol("all 65,535 packet identifiers in flight".into()))
     }
 
     /// Handle one packet from the broker; false when it ends the connection.

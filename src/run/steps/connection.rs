@@ -127,7 +127,16 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
                 "code {}, session_present {expected_present}",
                 connack_text(expected_code, version)
             ),
-            trace::compact(&format!("{ack:?}")),
+            // A 3.1.1 return code is named by the 3.1.1 table (0x02 is "identifier rejected",
+            // not the MQTT 5 "Granted QoS 2").
+            match version {
+                Version::V5 => trace::compact(&format!("{ack:?}")),
+                Version::V311 => format!(
+                    "code {}, session_present {}",
+                    connack_text(ack.code, version),
+                    ack.session_present
+                ),
+            },
         ));
     }
     Ok(())

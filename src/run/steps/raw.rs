@@ -46,9 +46,16 @@ pub(super) async fn send_raw(cx: &mut Ctx, s: &SendRawStep) -> StepResult {
         .iter()
         .map(|(n, c)| (n.clone(), c.id.clone()))
         .collect();
+    // The target's credentials (profile or URL) go into `${connect_flags:..}` and
+    // `${credentials}`, so that raw CONNECTs pass a broker that requires them.
+    let credentials = cx.env.credentials.clone();
     let bytes = s
         .hex
-        .expand(&|t| prefix.topic(t), &|c| ids.get(c).cloned())
+        .expand_with(
+            &|t| prefix.topic(t),
+            &|c| ids.get(c).cloned(),
+            credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+        )
         .map_err(|e| StepError::new(e.to_string()))?;
     let url = cx.url_for(&s.client);
     let transport = cx.env.transport.clone();

@@ -104,6 +104,14 @@ fn publish_will(shared: &Shared, client_id: &Arc<str>, username: Option<&str>, w
     }
     let mut properties = will.properties;
     properties.will_delay_interval = None;
+    // [MQTT-3.1.3-10] (5) the will's User Properties keep their order.
+    if shared
+        .limits
+        .defects
+        .has(Defect::WillUserPropertyOrderChanged)
+    {
+        properties.user_properties.reverse();
+    }
     let publish = crate::codec::Publish {
         dup: false,
         qos: will.qos,

@@ -40,6 +40,9 @@ pub(super) async fn on_connect(ctx: &mut Ctx, conn: &mut ServerConnection, c: Bo
             match &shared.config.challenge_auth {
                 // [MQTT-4.12.0-2] continue with AUTH 0x18 and a fresh nonce.
                 Some(_) if method == CHALLENGE_METHOD => conn.auth_challenge(nonce(ctx)),
+                _ if shared.limits.defects.has(Defect::UnknownAuthMethodAccepted) => {
+                    return Box::pin(finish_connect(ctx, conn, c)).await;
+                }
                 // [MQTT-4.12.0-1] unsupported method: CONNACK 0x8C and close.
                 _ => conn.reject(ReasonCode::BAD_AUTHENTICATION_METHOD),
             }

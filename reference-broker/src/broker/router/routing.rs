@@ -109,7 +109,9 @@ impl Router {
             || (d.has(Defect::RetainedEmptyNotDeleted) && msg.payload.is_empty());
         // Retain Available 0 refuses retained PUBLISH and wills from MQTT 5 clients; those that
         // reach the store come from 3.1.1 clients, which must be served ([MQTT-3.3.1-5]).
-        if msg.retain && !keep_old {
+        // [MQTT-3.3.1-12] (3.1.1) / [MQTT-3.3.1-8] (5) RETAIN 0 leaves the retained message.
+        let retain = msg.retain || d.has(Defect::NonRetainedReplacesRetained);
+        if retain && !keep_old {
             if !self.retained.update(&msg, self.max_retained) {
                 tracing::warn!(topic = %msg.topic, "retained store full, message not retained");
             } else if let Some(j) = &self.journal {
@@ -129,7 +131,8 @@ impl Router {
         let mut direct: HashMap<Arc<str>, Vec<Match>> = HashMap::new();
         let mut groups: HashMap<(Arc<str>, Arc<str>), Vec<SharedMember>> = HashMap::new();
         let parent_only = |e: &SubEntry| e.filter.strip_suffix("/#") == Some(&*msg.topic);
-        self.subs.for_each_match(&msg.topic, |key, e| match key {
+        let matched = d.topic_for_matching(&msg.topic);
+        self.subs.for_each_match(&matched, |key, e| match key {
             _ if d.has(Defect::HashNotMatchingParent) && parent_only(e) => {}
             SubKey::Client(c) => {
                 // [MQTT-3.8.3-3] No Local: not back to the publishing connection.

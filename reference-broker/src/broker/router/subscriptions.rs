@@ -158,10 +158,15 @@ impl Router {
             UnsubackNoSubscription::NoSubscriptionExisted => ReasonCode::NO_SUBSCRIPTION_EXISTED,
             UnsubackNoSubscription::Success => ReasonCode::SUCCESS,
         };
+        let first_only = self.limits.defects.has(Defect::UnsubscribeOnlyFirstFilter);
         unsub
             .filters
             .iter()
-            .map(|raw| {
+            .enumerate()
+            .map(|(i, raw)| {
+                if first_only && i > 0 {
+                    return ReasonCode::SUCCESS;
+                }
                 let removed = split_filter(raw, client)
                     .and_then(|(key, inner)| self.subs.remove(&inner, &key))
                     .is_some();

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::codec::{Auth, Connect, Packet, ReasonCode};
 
 use super::{CloseKind, Event, ServerConnection, State};
+use crate::protocol::Defect;
 
 /// Where an enhanced authentication stands.
 #[derive(Debug, Default)]
@@ -43,7 +44,10 @@ impl ServerConnection {
             reason: ReasonCode::CONTINUE_AUTHENTICATION,
             properties: Default::default(),
         };
-        auth.properties.authentication_method = self.auth_method.clone();
+        // [MQTT-4.12.0-5] every AUTH names the method of the CONNECT.
+        if !self.limits.defects.has(Defect::AuthMethodMissingInAuth) {
+            auth.properties.authentication_method = self.auth_method.clone();
+        }
         auth.properties.authentication_data = Some(data.clone());
         self.transmits.push_back(Packet::Auth(auth));
         self.auth.challenge = Some(data);
@@ -87,6 +91,9 @@ impl ServerConnection {
         // [MQTT-4.12.0-5] / [MQTT-4.12.1-1] AUTH carries the Authentication Method of CONNECT;
         // [MQTT-4.12.0-7] without one the client must not send AUTH at all.
         let method = auth.properties.authentication_method.as_ref();
+        if self.auth_method.is_none() && self.limits.defects.has(Defect::AuthWithoutMethodIgnored) {
+            return;
+        }
         if self.auth_method.is_none() || method != self.auth_method.as_ref() {
             self.protocol_error();
             return;

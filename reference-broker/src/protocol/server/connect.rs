@@ -57,6 +57,11 @@ impl ServerConnection {
             self.reject(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
             return;
         }
+        // [MQTT-3.1.3-5] ids of 1 to 23 alphanumerics are allowed.
+        if connect.client_id.len() == 1 && self.limits.defects.has(Defect::ShortClientIdRefused) {
+            self.reject(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+            return;
+        }
         // [MQTT-3.2.2-12] / [MQTT-3.2.2-13] (5) a will the server cannot honour.
         // 3.1.1 has neither: its wills are accepted whatever the MQTT 5 limits say.
         if let Some(w) = connect.will.as_ref().filter(|_| connect.protocol.is_v5()) {
@@ -121,7 +126,10 @@ impl ServerConnection {
                 p.authentication_data = data;
             }
         }
-        if let (true, Some(max)) = (self.version.is_v5(), self.client_max_packet_size) {
+        let max = self
+            .client_max_packet_size
+            .filter(|_| !self.limits.defects.has(Defect::ConnackNotFitted));
+        if let (true, Some(max)) = (self.version.is_v5(), max) {
             fit_connack(&mut connack, max);
         }
         self.transmits.push_back(Packet::ConnAck(connack));
@@ -133,6 +141,15 @@ impl ServerConnection {
             inflight.clear();
         }
         for entry in inflight {
+            // [MQTT-4.3.3-7] (5) a QoS 2 PUBLISH once sent is not expired any more.
+            if entry.state == OutState::AwaitPubRec
+                && entry.publish.properties.message_expiry_interval.is_some()
+                && self.limits.defects.has(Defect::InflightQos2Expired)
+            {
+                self.session
+                    .take_inflight(entry.publish.packet_id, OutState::AwaitPubRec);
+                continue;
+            }
             match entry.state {
                 OutState::AwaitPubAck | OutState::AwaitPubRec => {
                     let mut publish = entry.publish;

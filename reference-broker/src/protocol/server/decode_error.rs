@@ -10,8 +10,17 @@ impl ServerConnection {
     /// ([MQTT-3.1.2-2]; the level is not 5, so the client is not known to read the MQTT 5
     /// format, whose 0x84 is optional there; every version reads this one, as Mosquitto
     /// does), anything else a silent close. After CONNECT: DISCONNECT with the error's reason
-    /// code (MQTT 5, [MQTT-4.13.1-1]), then close.
+    /// code (MQTT 5, [MQTT-4.13.1-1]), then close. A deliberate defect may leave the connection
+    /// open instead: the caller then skips the packet.
     pub fn decode_error(&mut self, error: &DecodeError) {
+        let connecting = self.state == State::AwaitConnect;
+        if self
+            .limits
+            .defects
+            .tolerates(error, self.version, connecting)
+        {
+            return;
+        }
         if self.state == State::AwaitConnect {
             if let DecodeError::UnsupportedProtocolVersion(_) = error {
                 let code = reason::v3::UNACCEPTABLE_PROTOCOL_VERSION;

@@ -75,7 +75,9 @@ impl ServerConnection {
                 properties = Default::default();
             }
             let mut publish = Publish {
-                dup: false,
+                // [MQTT-4.3.1-1] QoS 0 goes with DUP 0.
+                dup: delivery.qos == QoS::AtMostOnce
+                    && self.limits.defects.has(Defect::Qos0ForwardedWithDup),
                 qos: delivery.qos,
                 retain: delivery.retain,
                 topic: msg.topic.clone(),

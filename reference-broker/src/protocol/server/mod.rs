@@ -252,6 +252,7 @@ impl ServerConnection {
             State::Closed => {}
             State::AwaitConnect => match packet {
                 Packet::Connect(connect) => self.handle_connect(*connect),
+                _ if self.limits.defects.has(Defect::PacketBeforeConnectIgnored) => {}
                 // [MQTT-3.1.0-1] the first packet must be CONNECT; close without CONNACK.
                 _ => self.close_silently(CloseKind::ProtocolError),
             },

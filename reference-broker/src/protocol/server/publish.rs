@@ -45,6 +45,12 @@ impl ServerConnection {
             {
                 publish.properties.topic_alias = None;
             }
+            if publish.properties.topic_alias.is_some()
+                && self.limits.defects.has(Defect::TopicAliasRefused)
+            {
+                self.close(ReasonCode::TOPIC_ALIAS_INVALID, CloseKind::ProtocolError);
+                return;
+            }
             if let Err(e) = self.inbound_aliases.resolve(&mut publish) {
                 self.close(e.reason_code(), CloseKind::ProtocolError);
                 return;
@@ -98,7 +104,18 @@ impl ServerConnection {
         if qos == QoS::AtLeastOnce && self.limits.defects.has(Defect::PubackMissing) {
             return;
         }
-        if let Some(ack) = publish_ack(qos, packet_id, reason) {
+        if let Some(mut ack) = publish_ack(qos, packet_id, reason) {
+            // [MQTT-3.1.2-29] (5) no Reason String on an ack when Request Problem Information
+            // is 0 (the broker never sends one on an ack; the defect always does).
+            if let (Packet::PubAck(r) | Packet::PubRec(r), false, true) = (
+                &mut ack,
+                reason == ReasonCode::SUCCESS,
+                self.limits
+                    .defects
+                    .has(Defect::ReasonStringDespiteProblemInformation0),
+            ) {
+                r.properties.reason_string = reason.name().map(Into::into);
+            }
             self.transmits.push_back(ack);
         }
     }
@@ -117,8 +134,16 @@ impl ServerConnection {
 
     /// PUBACK ends an outbound QoS 1 flow.
     pub(super) fn handle_puback(&mut self, now: Instant, ack: PubResponse) {
-        self.session
-            .take_inflight(ack.packet_id, OutState::AwaitPubAck);
+        // [MQTT-4.4.0-2] (5) a PUBACK with an error code acknowledges too.
+        let keep = !ack.reason.is_success()
+            && self
+                .limits
+                .defects
+                .has(Defect::PubackErrorKeepsMessageInFlight);
+        if !keep {
+            self.session
+                .take_inflight(ack.packet_id, OutState::AwaitPubAck);
+        }
         self.pump(now);
     }
 
@@ -139,7 +164,10 @@ impl ServerConnection {
                 .iter()
                 .any(|i| i.publish.packet_id == rec.packet_id);
         // [MQTT-4.3.3-4] answer PUBREC with PUBREL, same packet identifier.
-        let reason = if found || !v5 {
+        let reason = if v5 && self.limits.defects.has(Defect::PubrelInvalidReasonCode) {
+            // [MQTT-3.6.2-1] (5) 0x10 is not a PUBREL reason code.
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        } else if found || !v5 {
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
