@@ -542,8 +542,25 @@ async fn ctrl_c_writes_partial_reports_and_exits_130() {
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["incomplete"], "interrupted by Ctrl-C");
     assert_eq!(doc["results"][0]["case"], "quick", "{json}");
+    // The unfinished run is listed as not run, not left out.
+    let slow = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["case"] == "slow")
+        .unwrap_or_else(|| panic!("slow is not in {json}"));
+    assert_eq!(slow["verdict"], "skipped", "{json}");
+    assert_eq!(slow["reason"], "not run: interrupted by Ctrl-C", "{json}");
+    assert!(
+        stdout.contains("not run: interrupted by Ctrl-C"),
+        "{stdout}"
+    );
     let junit = std::fs::read_to_string(root.path().join("reports/junit.xml")).unwrap();
     assert!(junit.contains("incomplete run: interrupted"), "{junit}");
+    assert!(
+        junit.contains("not run: interrupted by Ctrl-C"),
+        "the unfinished run is a skipped testcase: {junit}"
+    );
     broker.shutdown().await;
 }
 

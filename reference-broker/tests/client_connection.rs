@@ -215,7 +215,6 @@ async fn close_and_reset_are_reported_as_closed() {
         assert_eq!(recv_closed(&mut c).await, Received::Closed);
         let closes = c
             .trace()
-            .entries
             .iter()
             .filter(|e| matches!(e.event, TraceEvent::Closed(_)))
             .count();
@@ -291,7 +290,7 @@ async fn raw_bytes_go_out_unchanged_and_are_traced() {
         timeout(T, peer).await.unwrap().unwrap(),
         [0x36, 0x03, 0x00, 0x01, b'x']
     );
-    let e = &c.trace().entries[0];
+    let e = &c.trace().iter().next().unwrap();
     assert_eq!(e.direction, Direction::Sent);
     assert_eq!(
         e.event,

@@ -255,7 +255,7 @@ async fn broker_receive_maximum_is_respected() {
     }
     // Never more than 3 PUBLISH without PUBACK on the wire.
     let mut outstanding = 0i32;
-    for e in &c.trace().entries {
+    for e in c.trace().iter() {
         if let reference_broker::client::TraceEvent::Packet(p) = &e.event {
             match (e.direction, p) {
                 (Direction::Sent, Packet::Publish(_)) => outstanding += 1,
@@ -758,13 +758,11 @@ async fn delayed_puback_goes_out_after_the_delay() {
     assert_eq!(sub.state().held_count(), 0);
     let trace = sub.trace();
     let rx = trace
-        .entries
         .iter()
         .find(|e| matches!(&e.event, reference_broker::client::TraceEvent::Packet(Packet::Publish(p)) if p.packet_id == m.packet_id))
         .unwrap()
         .at;
     let tx = trace
-        .entries
         .iter()
         .find(|e| matches!(&e.event, reference_broker::client::TraceEvent::Packet(Packet::PubAck(r)) if r.packet_id == m.packet_id))
         .unwrap()
@@ -790,6 +788,6 @@ async fn paused_tokio_time_drives_the_client_keep_alive() {
         "PINGREQ after {waited:?}"
     );
     assert!(waited < Duration::from_secs(31), "PINGREQ after {waited:?}");
-    let sent: Vec<_> = client.trace().entries.iter().map(|e| e.at).collect();
+    let sent: Vec<_> = client.trace().iter().map(|e| e.at).collect();
     assert!(sent.last().is_some_and(|at| *at >= Duration::from_secs(30)));
 }

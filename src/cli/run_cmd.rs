@@ -55,6 +55,9 @@ async fn fault_injector(url: Option<&str>) -> anyhow::Result<SharedInjector> {
     Ok(SharedInjector(Arc::new(fault::ToxiproxyInjector::new(api))))
 }
 
+/// Why the runs a Ctrl-C cut short were not run.
+const INTERRUPTED: &str = "interrupted by Ctrl-C";
+
 /// The `run` subcommand.
 pub(crate) async fn run_suites(
     root: &Path,
@@ -68,6 +71,9 @@ pub(crate) async fn run_suites(
     let faults = fault_injector(toxiproxy).await?;
     let (mut suites, invalid) = load_suites(root, &args.suite)?;
     let profile = run_profile(&args)?;
+    if let Some(name) = &args.broker_name {
+        check_broker_name(root, name, profile.as_ref())?;
+    }
     let only = if args.rerun_failed {
         let failed = last_failures(&args.json_report)?;
         if failed.is_empty() {
@@ -157,6 +163,32 @@ pub(crate) async fn run_suites(
                 return Err(e.into());
             }
         };
+    // A broker that answers no CONNECT at all (silent, closing, refusing every version) would
+    // skip every case and exit 0 with nothing tested: that is an error, with the probe's words.
+    if !plan.is_empty() && plan.iter().all(|r| r.skip.is_some()) {
+        let mut reasons: Vec<&str> = Vec::new();
+        for r in plan.iter().filter_map(|r| r.skip.as_deref()) {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        target.shutdown().await;
+        anyhow::bail!(
+            "nothing can run on {}: every selected case is skipped ({})",
+            cfg.display_url,
+            reasons
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    // What the reports list, as not run, for the runs a Ctrl-C leaves unfinished.
+    let unfinished: Vec<CaseResult> = plan
+        .iter()
+        .map(|r| run::not_run_result(r, INTERRUPTED))
+        .collect();
     let clock = std::time::Instant::now();
     let mut finished: Vec<CaseResult> = Vec::new();
     let mut incomplete = false;
@@ -173,11 +205,13 @@ pub(crate) async fn run_suites(
         }) => false,
     };
     if interrupted {
-        // The runs that finished are reported; the others are simply absent, and every
-        // report says the run is incomplete.
+        // The runs that finished are reported with their verdicts, the others as not run
+        // ("interrupted"), and every report says the run is incomplete.
+        let done: std::collections::HashSet<usize> = finished.iter().map(|r| r.index).collect();
+        finished.extend(unfinished.into_iter().filter(|r| !done.contains(&r.index)));
         finished.sort_by_key(|r| r.index);
         reporters.event(&RunEvent::Incomplete {
-            reason: "interrupted by Ctrl-C".into(),
+            reason: INTERRUPTED.into(),
         });
         reporters.event(&RunEvent::Finished {
             results: finished.clone(),
@@ -208,11 +242,37 @@ pub(crate) async fn run_suites(
         eprintln!("{invalid} invalid scenario file(s) were not run");
     }
     Ok(exit::for_run(exit::RunEnd {
-        failures: finished.iter().any(|r| r.verdict.is_failure()),
+        failures: finished.iter().any(|r| {
+            if args.strict {
+                r.fails_strict()
+            } else {
+                r.verdict.is_failure()
+            }
+        }),
         invalid_files: invalid > 0,
         incomplete,
         interrupted,
     }))
+}
+
+/// `--broker-name` must name a broker that some manifest documents deviations for, a
+/// container preset, a default name, or go with a profile that documents deviations: a
+/// misspelt name would silently excuse nothing.
+fn check_broker_name(root: &Path, name: &str, profile: Option<&Profile>) -> anyhow::Result<()> {
+    // A profile's deviations apply under the name the run uses.
+    if profile.is_some_and(|p| !p.deviations.is_empty() || p.broker.as_deref() == Some(name)) {
+        return Ok(());
+    }
+    let mut known = mqtt_conformance::suite::deviation_brokers(root)?;
+    known.extend(sut::presets::NAMES.iter().map(|n| n.to_string()));
+    known.extend(["reference".to_string(), "external".to_string()]);
+    if known.contains(name) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--broker-name {name:?} names no broker with documented deviations and no preset; known names: {}",
+        known.into_iter().collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// The profile of the run: `--profile FILE`, else the shipped one of a `--container` preset.
@@ -316,7 +376,10 @@ pub(crate) fn last_failures(path: &Path) -> anyhow::Result<Vec<(String, Version)
         .with_context(|| format!("{} has no results", path.display()))?;
     let mut out = Vec::new();
     for r in results {
-        let failed = matches!(r["verdict"].as_str(), Some("fail" | "timeout" | "flaky"));
+        let failed = matches!(
+            r["verdict"].as_str(),
+            Some("fail" | "timeout" | "flaky" | "error")
+        );
         let (Some(case), Some(version)) = (
             r["case"].as_str(),
             r["version"].as_str().and_then(Version::parse),

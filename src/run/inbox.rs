@@ -10,7 +10,18 @@ use reference_broker::protocol::{AliasError, InboundAcks, InboundAliases, Packet
 use tokio::time::Instant;
 
 use super::trace;
-use crate::scenario::ClientSpec;
+use crate::scenario::{ClientSpec, Observation};
+
+/// How many received packets a client holds that no step has taken yet. No case expects
+/// more than a few dozen; a broker that sends more is flooding the client, and the step that
+/// reads fails instead of letting memory grow.
+pub(super) const INBOX_LIMIT: usize = 2_000;
+
+/// The largest packet the harness reads when the case announced no smaller Maximum Packet
+/// Size. No case publishes more than a few KiB, so a larger packet is never one a case asked
+/// for: refusing it before buffering it bounds the memory a broker claiming a huge Remaining
+/// Length (up to 256 MiB) can make the harness use.
+pub(super) const READ_LIMIT: usize = 1 << 20;
 
 /// A step failure before traces are attached.
 pub(super) struct StepError {
@@ -18,6 +29,10 @@ pub(super) struct StepError {
     pub(super) expected: Option<String>,
     pub(super) received: Option<String>,
     pub(super) timeout: bool,
+    /// What was observed (deviations and SHOULD-level steps judge by it).
+    pub(super) kind: Observation,
+    /// The harness failed (a fault proxy error), not the broker.
+    pub(super) harness: bool,
 }
 
 impl StepError {
@@ -27,7 +42,23 @@ impl StepError {
             expected: None,
             received: None,
             timeout: false,
+            kind: Observation::Harness,
+            harness: false,
         }
+    }
+
+    /// A failure of the harness itself (the fault proxy), not of the broker.
+    pub(super) fn harness(message: impl Into<String>) -> StepError {
+        StepError {
+            harness: true,
+            ..StepError::new(message)
+        }
+    }
+
+    /// The same error, observed as `kind`.
+    pub(super) fn kind(mut self, kind: Observation) -> StepError {
+        self.kind = kind;
+        self
     }
 
     pub(super) fn diff(
@@ -40,6 +71,8 @@ impl StepError {
             expected: Some(expected),
             received: Some(received),
             timeout: false,
+            kind: Observation::PacketDiffers,
+            harness: false,
         }
     }
 }
@@ -62,6 +95,8 @@ pub(super) struct Client {
     /// The CONNACK of the current connection came in MQTT 3.1.1 form on an MQTT 5
     /// connection (a server that does not speak MQTT 5 refusing it).
     pub(super) v311_connack: bool,
+    /// The Maximum Packet Size this client announced on its current connection (MQTT 5).
+    max_packet_size: Option<usize>,
 }
 
 impl Client {
@@ -79,6 +114,7 @@ impl Client {
             connections: 0,
             aliases: InboundAliases::default(),
             v311_connack: false,
+            max_packet_size: None,
         }
     }
 
@@ -155,14 +191,26 @@ pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions
             "cannot open a connection to the broker: {}",
             redact(&e)
         ))
+        .kind(Observation::ConnectionRefused)
     })?;
     c.conn = Some(conn);
+    limit_packet_size(c, None);
     c.closed = false;
     c.inbox.clear();
     c.reset_aliases();
     c.v311_connack = false;
     c.connections += 1;
     Ok(())
+}
+
+/// Refuse incoming packets above the client's Maximum Packet Size (`announced`, MQTT 5) or
+/// above [`READ_LIMIT`], whichever is smaller.
+pub(super) fn limit_packet_size(c: &mut Client, announced: Option<u32>) {
+    let announced = announced.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+    c.max_packet_size = announced;
+    if let Some(conn) = c.conn.as_mut() {
+        conn.set_max_packet_size(announced.map_or(READ_LIMIT, |m| m.min(READ_LIMIT)));
+    }
 }
 
 fn redact(e: &ClientError) -> String {
@@ -184,6 +232,7 @@ pub(super) async fn send(c: &mut Client, packet: &Packet) -> StepResult {
             packet.packet_type(),
             redact(&e)
         ))
+        .kind(Observation::ConnectionClosed)
     })
 }
 
@@ -193,6 +242,17 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
         c.closed = true;
         return Ok(());
     };
+    if c.inbox.len() >= INBOX_LIMIT {
+        return Err(StepError::diff(
+            format!(
+                "broker floods: {} packets unread (the client holds at most {INBOX_LIMIT} \
+                 packets that no step has taken)",
+                c.inbox.len()
+            ),
+            "the packets this step waits for".into(),
+            summarize(&c.inbox),
+        ));
+    }
     match conn.recv(timeout).await {
         Ok(Received::Packet(mut packet)) => {
             c.resolve_alias(&mut packet)?;
@@ -226,29 +286,56 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
             }));
             Ok(())
         }
-        Err(ClientError::Decode(e @ DecodeError::PacketTooLarge { .. })) => Err(StepError::diff(
-            // [MQTT-3.1.2-24] the broker must not send a packet above the client's maximum.
-            "the broker sent a packet larger than the client's Maximum Packet Size",
-            format!(
-                "packets of at most {} bytes",
-                c.spec
-                    .properties
-                    .maximum_packet_size
-                    .map_or_else(|| "the announced".to_string(), |m| m.to_string())
-            ),
-            e.to_string(),
-        )),
+        Err(ClientError::Decode(DecodeError::PacketTooLarge { size, .. })) => {
+            match c.max_packet_size {
+                // [MQTT-3.1.2-24] the broker must not send a packet above the client's maximum.
+                Some(max) if size > max => Err(StepError::diff(
+                    "the broker sent a packet larger than the client's Maximum Packet Size",
+                    format!("packets of at most {max} bytes"),
+                    format!("a packet of {size} bytes (its fixed header says so; not read)"),
+                )
+                .kind(Observation::MalformedPacket)),
+                _ => Err(StepError::diff(
+                    format!(
+                        "the broker announced a packet of {size} bytes, more than any case \
+                         publishes; the harness reads at most {READ_LIMIT} bytes per packet and \
+                         did not read it"
+                    ),
+                    format!("packets of at most {READ_LIMIT} bytes"),
+                    format!("a fixed header announcing {size} bytes"),
+                )
+                .kind(Observation::MalformedPacket)),
+            }
+        }
         Err(ClientError::Decode(e)) => Err(StepError::diff(
             "the broker sent a malformed packet",
             "a well-formed packet".into(),
             e.to_string(),
-        )),
+        )
+        .kind(Observation::MalformedPacket)),
         Err(ClientError::Io(_)) | Err(ClientError::Closed(_)) => {
             c.closed = true;
             Ok(())
         }
         Err(e) => Err(StepError::new(redact(&e))),
     }
+}
+
+/// What an overfull inbox holds, in a few words: `1,998 PUBLISH, 2 PINGRESP`.
+fn summarize(inbox: &VecDeque<Packet>) -> String {
+    let mut counts: Vec<(reference_broker::codec::PacketType, usize)> = Vec::new();
+    for p in inbox {
+        let kind = p.packet_type();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| format!("{n} {}", format!("{k:?}").to_uppercase()))
+        .collect();
+    format!("{} unread packets: {}", inbox.len(), parts.join(", "))
 }
 
 /// The packet identifier of a PUBACK, PUBREC, PUBREL or PUBCOMP.
@@ -287,7 +374,8 @@ pub(super) async fn wait_for(
                 "the broker closed the connection",
                 "a packet".into(),
                 "connection closed".into(),
-            ));
+            )
+            .kind(Observation::ConnectionClosed));
         }
         let now = Instant::now();
         if now >= deadline {
@@ -300,7 +388,8 @@ pub(super) async fn wait_for(
                 } else {
                     pending.join(", ")
                 },
-            ));
+            )
+            .kind(Observation::MissingPacket));
         }
         recv_one(c, deadline - now).await?;
     }

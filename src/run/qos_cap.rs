@@ -1,13 +1,13 @@
 //! A case on a broker whose Maximum QoS is below the QoS the case uses without declaring it
-//! (`requires: [qos1]`/`[qos2]`). The runner never sends above the Maximum QoS: the case runs
-//! with every QoS it sends capped, when its point survives (it checks nothing that only the
-//! higher QoS shows); else it is skipped, with the reason. A broker may grant a lower QoS than
-//! requested (MQTT-3.8.4-6 / 3.9.3), so a capped subscription is what such a broker would
-//! grant anyway.
+//! (`requires: [qos1]`/`[qos2]`). The runner never sends a PUBLISH above the Maximum QoS
+//! (MQTT-3.2.2-11), nor a will above it (MQTT-3.2.2-12): the case runs with those capped, when
+//! its point survives; else it is skipped, with the reason. Subscriptions keep the QoS they
+//! request: a server MUST accept a SUBSCRIBE above its Maximum QoS and grant less
+//! (MQTT-3.2.2-10, MQTT-3.8.4-6), which the `subscribe` step accepts.
 
-use reference_broker::codec::QoS;
+use reference_broker::codec::{PacketType, QoS};
 
-use crate::scenario::{ExpectStep, LoadedCase, PacketKind, Qos, Step, Version};
+use crate::scenario::{ClientPacket, ExpectStep, LoadedCase, Qos, Step, Version};
 
 /// What to do with a case under a Maximum QoS.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub enum QosFit {
     Skip(String),
 }
 
-/// The highest QoS the steps of `case` under `version` send (PUBLISH, SUBSCRIBE, will).
+/// The highest QoS of the PUBLISH packets and wills of `case` under `version`.
 pub fn used_qos(case: &LoadedCase, version: Version) -> u8 {
     let wills = case
         .scenario
@@ -30,11 +30,7 @@ pub fn used_qos(case: &LoadedCase, version: Version) -> u8 {
     let steps = steps_of(case, version).flat_map(|s| -> Vec<u8> {
         match s {
             Step::Publish(p) => vec![p.qos.0 as u8],
-            Step::Subscribe(s) => s.filters.iter().map(|f| f.qos.0 as u8).collect(),
-            Step::Send(s) if s.packet == PacketKind::Publish => vec![s.qos.0 as u8],
-            Step::Send(s) if s.packet == PacketKind::Subscribe => {
-                s.filters.iter().map(|f| f.qos.0 as u8).collect()
-            }
+            Step::Send(s) if s.packet == ClientPacket::Publish => vec![s.qos.0 as u8],
             _ => Vec::new(),
         }
     });
@@ -48,16 +44,23 @@ fn steps_of(case: &LoadedCase, version: Version) -> impl Iterator<Item = &Step> 
         .filter(move |s| s.only().is_none_or(|v| v == version))
 }
 
+/// The QoS whose flow an acknowledgement belongs to (PUBACK 1; PUBREC, PUBREL, PUBCOMP 2;
+/// anything else 0).
+fn ack_qos(kind: PacketType) -> u8 {
+    match kind {
+        PacketType::PubAck => 1,
+        PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => 2,
+        _ => 0,
+    }
+}
+
 /// Why an expectation only holds above QoS `max`, if it does.
 fn expectation_needs(e: &ExpectStep, max: u8) -> Option<String> {
     if let Some(q) = e.qos.filter(|q| q.0 as u8 > max) {
         return Some(format!("expects a delivery at QoS {}", q.0 as u8));
     }
-    if matches!(
-        e.packet,
-        PacketKind::Puback | PacketKind::Pubrec | PacketKind::Pubrel | PacketKind::Pubcomp
-    ) {
-        return Some(format!("expects a {:?}", e.packet));
+    if ack_qos(e.packet.0) > max {
+        return Some(format!("expects a {:?}", e.packet.0));
     }
     let granted_above = e
         .codes
@@ -76,10 +79,10 @@ fn point_needs(case: &LoadedCase, version: Version, max: u8) -> Option<String> {
             .flatten()
             .find_map(|e| expectation_needs(e, max)),
         Step::Send(s) => match s.packet {
-            PacketKind::Puback | PacketKind::Pubrec | PacketKind::Pubrel | PacketKind::Pubcomp => {
+            kind if ack_qos(kind.packet_type()) > max => {
                 Some(format!("sends a {:?} by hand", s.packet))
             }
-            PacketKind::Publish if s.qos.0 as u8 > max => {
+            ClientPacket::Publish if s.qos.0 as u8 > max => {
                 Some(format!("sends a QoS {} PUBLISH by hand", s.qos.0 as u8))
             }
             _ => None,
@@ -106,14 +109,15 @@ fn cap(q: &mut Qos, max: QoS) {
 /// How `case` runs under `version` on a broker whose Maximum QoS is `max` (`source` says who
 /// says so, for the skip reason).
 pub fn fit(case: &LoadedCase, version: Version, max: u8, source: &str) -> QosFit {
-    let used = used_qos(case, version);
-    if used <= max {
-        return QosFit::Fits;
-    }
+    // Only a case that needs no QoS above the maximum is judged on such a broker: a delivery
+    // or a SUBACK above it cannot come, whether the case publishes above it or not.
     if let Some(why) = point_needs(case, version, max) {
         return QosFit::Skip(format!(
-            "uses QoS {used} and {why}, but the broker's Maximum QoS is {max} ({source})"
+            "{why}, but the broker's Maximum QoS is {max} ({source})"
         ));
+    }
+    if used_qos(case, version) <= max {
+        return QosFit::Fits;
     }
     let Some(limit) = QoS::from_u8(max) else {
         return QosFit::Fits;
@@ -128,11 +132,7 @@ pub fn fit(case: &LoadedCase, version: Version, max: u8, source: &str) -> QosFit
     for step in &mut scenario.steps {
         match step {
             Step::Publish(p) => cap(&mut p.qos, limit),
-            Step::Subscribe(s) => s.filters.iter_mut().for_each(|f| cap(&mut f.qos, limit)),
-            Step::Send(s) => {
-                cap(&mut s.qos, limit);
-                s.filters.iter_mut().for_each(|f| cap(&mut f.qos, limit));
-            }
+            Step::Send(s) if s.packet == ClientPacket::Publish => cap(&mut s.qos, limit),
             _ => {}
         }
     }
@@ -164,11 +164,16 @@ mod tests {
         let c = case(
             "  - connect: {client: a}\n  - subscribe: {client: b, filters: [{filter: t, qos: 2}]}\n  - publish: {client: a, topic: t, payload: x, qos: 1}\n  - expect: {client: b, topic: t, payload: x}\n",
         );
-        assert_eq!(used_qos(&c, Version::V5), 2);
+        assert_eq!(used_qos(&c, Version::V5), 1);
         let QosFit::Capped(capped) = fit(&c, Version::V5, 0, "the profile") else {
             panic!("expected a capped case");
         };
         assert_eq!(used_qos(&capped, Version::V5), 0);
+        // The subscription keeps its QoS 2 request (MQTT-3.2.2-10: a lower grant is legal).
+        let Step::Subscribe(s) = &capped.scenario.steps[1] else {
+            panic!("a subscribe step");
+        };
+        assert_eq!(s.filters[0].qos.0 as u8, 2);
         assert!(capped.scenario.description.contains("capped at 0"));
         assert!(capped.scenario.tags.contains(&"qos-capped-0".to_string()));
         assert!(matches!(fit(&c, Version::V5, 2, "x"), QosFit::Fits));

@@ -1,55 +1,10 @@
 //! Rendering a connection trace for reports, with credentials redacted.
 
-use reference_broker::client::{Direction, PacketDisplay, Trace, TraceEvent};
+use reference_broker::client::{
+    dropped_line, hex, Direction, PacketDisplay, Trace, TraceEntry, TraceEvent,
+};
 use reference_broker::codec::reason::v3;
 use reference_broker::codec::{ConnAck, Packet, ProtocolVersion, ReasonCode};
-
-/// The Debug form of a packet without its unset fields (`x: None`, `y: []`, empty properties).
-pub fn compact(debug: &str) -> String {
-    let mut out = debug.to_string();
-    loop {
-        let before = out.len();
-        for empty in ["None", "[]", "Properties {  }", "Properties { }"] {
-            // `, name: None` and `name: None, ` (first field) both go.
-            while let Some(i) = find_field(&out, empty) {
-                out.replace_range(i.0..i.1, "");
-            }
-        }
-        if out.len() == before {
-            return out.replace("{  }", "{}").replace("{ }", "{}");
-        }
-    }
-}
-
-/// The byte range of one `name: <empty>` field with its separator.
-fn find_field(s: &str, empty: &str) -> Option<(usize, usize)> {
-    let needle = format!(": {empty}");
-    let mut from = 0;
-    while let Some(rel) = s[from..].find(&needle) {
-        let colon = from + rel;
-        let end = colon + needle.len();
-        let after = &s[end..];
-        if !(after.starts_with(',') || after.starts_with(" }")) {
-            from = end;
-            continue;
-        }
-        let start = s[..colon]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
-        if start == colon {
-            from = end;
-            continue;
-        }
-        return Some(if after.starts_with(", ") {
-            (start, end + 2)
-        } else if s[..start].ends_with(", ") {
-            (start - 2, end)
-        } else {
-            (start, end)
-        });
-    }
-    None
-}
 
 /// A packet as shown in reports, one line as MQTT people read it (the reference client's
 /// [`PacketDisplay`]: `PUBLISH topic="a/b" qos=1 id=4 retain=0 dup=0 payload="m4" (2 B)`,
@@ -83,6 +38,15 @@ fn connack_v3(c: &ConnAck) -> String {
     )
 }
 
+/// A CONNACK as one report line: `connack_v3` for MQTT 3.1.x, else the packet form.
+pub fn connack(c: &ConnAck, v3: bool) -> String {
+    if v3 {
+        connack_v3(c)
+    } else {
+        PacketDisplay(&Packet::ConnAck(c.clone())).to_string()
+    }
+}
+
 /// A 3.1.x CONNACK return code with its 3.1.1 name: `0x04 (bad user name or password)`.
 pub fn v3_return_code(code: ReasonCode) -> String {
     match v3::connack_name(code) {
@@ -91,63 +55,49 @@ pub fn v3_return_code(code: ReasonCode) -> String {
     }
 }
 
-/// One line per trace entry: `+0.012s -> CONNECT {...}`. The protocol version of the trace's
-/// CONNECT decides how CONNACK codes are named.
+/// One line per kept trace entry: `+0.012s -> CONNECT {...}`, with one line
+/// `... 12,345 packets/events not kept ...` where the bounded trace dropped entries. The
+/// protocol version of the trace's CONNECT decides how CONNACK codes are named.
 pub fn render(trace: &Trace) -> Vec<String> {
     let mut version = None;
-    trace
-        .entries
-        .iter()
-        .map(|e| {
-            let arrow = match e.direction {
-                Direction::Sent => "->",
-                Direction::Received => "<-",
-            };
-            let what = match &e.event {
-                TraceEvent::Packet(Packet::ConnAck(c))
-                    if version.is_some_and(|v: ProtocolVersion| !v.is_v5()) =>
-                {
-                    connack_v3(c)
-                }
-                TraceEvent::Packet(p) => {
-                    if let Packet::Connect(c) = p {
-                        version = Some(c.protocol);
-                    }
-                    redacted(p)
-                }
-                TraceEvent::Raw(bytes) => format!(
-                    "raw {}",
-                    bytes
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                TraceEvent::Closed(why) => format!("closed: {why}"),
-                TraceEvent::Note(n) => format!("# {n}"),
-            };
-            format!("+{:.3}s {arrow} {what}", e.at.as_secs_f64())
-        })
-        .collect()
+    let (head, dropped, tail) = trace.parts();
+    let mut lines: Vec<String> = head.iter().map(|e| line(e, &mut version)).collect();
+    if dropped > 0 {
+        lines.push(dropped_line(dropped));
+    }
+    lines.extend(tail.map(|e| line(e, &mut version)));
+    lines
+}
+
+/// One trace entry as a report line.
+fn line(e: &TraceEntry, version: &mut Option<ProtocolVersion>) -> String {
+    let arrow = match e.direction {
+        Direction::Sent => "->",
+        Direction::Received => "<-",
+    };
+    let what = match &e.event {
+        TraceEvent::Packet(Packet::ConnAck(c))
+            if version.is_some_and(|v: ProtocolVersion| !v.is_v5()) =>
+        {
+            connack_v3(c)
+        }
+        TraceEvent::Packet(p) => {
+            if let Packet::Connect(c) = p {
+                *version = Some(c.protocol);
+            }
+            redacted(p)
+        }
+        TraceEvent::Raw(bytes) => format!("raw {} B: {}", bytes.len(), hex(bytes, 64)),
+        TraceEvent::Closed(why) => format!("closed: {why}"),
+        TraceEvent::Note(n) => format!("# {n}"),
+    };
+    format!("+{:.3}s {arrow} {what}", e.at.as_secs_f64())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compact_drops_unset_fields() {
-        assert_eq!(
-            compact("ConnAck { session_present: false, code: 0x00 (Success), properties: Properties { a: None, b: Some(20), c: [] } }"),
-            "ConnAck { session_present: false, code: 0x00 (Success), properties: Properties { b: Some(20) } }"
-        );
-        assert_eq!(
-            compact("P { properties: Properties { a: None, c: [] }, x: 1 }"),
-            "P { x: 1 }"
-        );
-        assert_eq!(compact("P { will: None }"), "P {}");
-    }
 
     #[test]
     fn connack_codes_are_named_by_the_version_of_the_connect() {

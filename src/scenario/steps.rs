@@ -3,6 +3,7 @@
 //! values once loaded.
 
 use bytes::Bytes;
+use reference_broker::codec::PacketType;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -10,7 +11,8 @@ use super::codec_values::{HexBytes, Qos, Retain, Text};
 use super::hex::RawTemplate;
 use super::model::yes;
 use super::properties::{PropName, PropsSpec};
-use super::values::{Code, Dur, PacketKind, Version};
+use super::tier::Level;
+use super::values::{ClientPacket, Code, Dur, Kind, Version};
 
 /// What a CONNACK must say.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -48,6 +50,14 @@ pub struct ConnectStep {
     /// Wait for CONNACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -90,6 +100,14 @@ pub struct SubscribeStep {
     /// Wait for SUBACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -112,6 +130,14 @@ pub struct UnsubscribeStep {
     /// Wait for UNSUBACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -164,6 +190,14 @@ pub struct PublishStep {
     /// Wait for the acknowledgement at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -180,8 +214,8 @@ impl PublishStep {
     }
 }
 
-fn publish_kind() -> PacketKind {
-    PacketKind::Publish
+fn publish_kind() -> Kind {
+    Kind(PacketType::Publish)
 }
 
 /// `expect`: a pattern the next packet of that kind must match.
@@ -192,7 +226,7 @@ pub struct ExpectStep {
     pub client: String,
     /// Packet kind (default publish).
     #[serde(default = "publish_kind")]
-    pub packet: PacketKind,
+    pub packet: Kind,
     /// Topic (prefixed before comparing).
     #[serde(default)]
     pub topic: Option<String>,
@@ -241,6 +275,14 @@ pub struct ExpectStep {
     /// How long to wait (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -260,6 +302,14 @@ pub struct ExpectOneOfStep {
     /// How long to wait for one alternative to be complete (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -276,7 +326,15 @@ pub struct ExpectNothingStep {
     pub duration: Dur,
     /// Only this kind counts (default: any packet).
     #[serde(default)]
-    pub packet: Option<PacketKind>,
+    pub packet: Option<Kind>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -297,7 +355,15 @@ pub struct ExpectCloseStep {
     /// When set, only packets of these kinds may arrive before the close (`[]`: nothing at
     /// all, e.g. no CONNACK; `[disconnect]`: nothing but a DISCONNECT, and nothing after it).
     #[serde(default)]
-    pub allow_before: Option<Vec<PacketKind>>,
+    pub allow_before: Option<Vec<Kind>>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -310,7 +376,7 @@ pub struct SendStep {
     /// Client name.
     pub client: String,
     /// Packet kind.
-    pub packet: PacketKind,
+    pub packet: ClientPacket,
     /// Packet identifier.
     #[serde(default)]
     pub packet_id: Option<u16>,

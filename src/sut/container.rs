@@ -97,10 +97,19 @@ pub enum ContainerError {
         reason: String,
     },
     /// The broker did not accept an MQTT connection in time.
-    #[error("container {image} accepted no MQTT connection within {after:?}: {last}")]
+    #[error(
+        "container {image}: no broker accepted an MQTT connection on container port {port} \
+         (published as {url}) within {}s; last attempt: {last}. If the broker of this image \
+         listens on another port, give that port with --port",
+        after.as_secs()
+    )]
     NotReady {
         /// `image:tag`.
         image: String,
+        /// The container port tried.
+        port: u16,
+        /// The published address tried.
+        url: String,
         /// The bound waited.
         after: Duration,
         /// The last connection error.
@@ -214,12 +223,31 @@ pub async fn start(spec: &ContainerSpec) -> Result<RunningContainer, ContainerEr
         url,
         image: reference.clone(),
     };
-    let remaining = spec.startup_timeout.saturating_sub(started.elapsed());
-    if let Err(last) = wait_for_mqtt(&running.url, remaining.max(Duration::from_secs(5))).await {
+    let remaining = spec
+        .startup_timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(5));
+    let what = format!(
+        "the broker of {reference} to accept an MQTT CONNECT on container port {} ({})",
+        spec.mqtt_port, running.url
+    );
+    // A start can take a while (and a wrong --port never ends): say what is awaited.
+    eprintln!("waiting up to {}s for {what}", remaining.as_secs());
+    let progress = |waited: Duration, last: &str| {
+        eprintln!(
+            "still waiting ({}s of {}s) for {what}; last attempt: {last}",
+            waited.as_secs(),
+            remaining.as_secs()
+        );
+    };
+    if let Err(last) = wait_for_mqtt_reporting(&running.url, remaining, &progress).await {
         let after = started.elapsed();
+        let url = running.url.clone();
         running.stop().await;
         return Err(ContainerError::NotReady {
             image: reference,
+            port: spec.mqtt_port,
+            url,
             after,
             last,
         });
@@ -230,7 +258,22 @@ pub async fn start(spec: &ContainerSpec) -> Result<RunningContainer, ContainerEr
 /// Retry an MQTT 3.1.1 CONNECT every 250 ms until a CONNACK accepts it or `within` runs out;
 /// the error is the last failure.
 pub async fn wait_for_mqtt(url: &str, within: Duration) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + within;
+    wait_for_mqtt_reporting(url, within, &|_, _| {}).await
+}
+
+/// How often a wait for a broker that does not answer yet reports that it is still waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// [`wait_for_mqtt`], calling `progress(waited, last error)` every [`PROGRESS_EVERY`] while
+/// no CONNACK has come.
+pub async fn wait_for_mqtt_reporting(
+    url: &str,
+    within: Duration,
+    progress: &dyn Fn(Duration, &str),
+) -> Result<(), String> {
+    let begun = tokio::time::Instant::now();
+    let deadline = begun + within;
+    let mut next_report = begun + PROGRESS_EVERY;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last = String::from("not tried");
     let mut attempt = 0u32;
@@ -245,6 +288,11 @@ pub async fn wait_for_mqtt(url: &str, within: Duration) -> Result<(), String> {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => last = e,
             Err(_) => last = "CONNECT timed out".into(),
+        }
+        let now = tokio::time::Instant::now();
+        if now >= next_report && now < deadline {
+            progress(now - begun, &last);
+            next_report = now + PROGRESS_EVERY;
         }
     }
 }
@@ -278,7 +326,11 @@ async fn try_connect(url: &str, attempt: u32) -> Result<(), String> {
         Ok(Received::Packet(Packet::ConnAck(ack))) => {
             Err(format!("CONNACK refused with code 0x{:02x}", ack.code.0))
         }
-        Ok(other) => Err(format!("no CONNACK: {other:?}")),
+        Ok(Received::Closed) => Err("the connection closed without a CONNACK".into()),
+        Ok(Received::Packet(other)) => Err(format!(
+            "{} instead of a CONNACK",
+            reference_broker::client::PacketDisplay(&other)
+        )),
         Err(e) => Err(e.to_string()),
     }
 }

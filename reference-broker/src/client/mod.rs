@@ -30,5 +30,8 @@ pub use crate::protocol::client::{
 };
 pub use connection::{ClientError, Connection, Received, TransportOptions};
 pub use session::{AuthResponder, Client};
-pub use trace::{hex, payload, Direction, PacketDisplay, Trace, TraceEntry, TraceEvent};
+pub use trace::{
+    dropped_line, hex, payload, Direction, PacketDisplay, Trace, TraceEntry, TraceEvent,
+    TRACE_HEAD, TRACE_TAIL,
+};
 pub use url::{parse_url, BrokerUrl, Scheme};

@@ -183,11 +183,7 @@ impl Client {
             .conn
             .started_at()
             .saturating_duration_since(self.started);
-        for e in &self.conn.trace().entries {
-            let mut e = e.clone();
-            e.at += offset;
-            all.entries.push(e);
-        }
+        all.append(self.conn.trace(), offset);
         all
     }
 
@@ -380,11 +376,8 @@ impl Client {
             .conn
             .started_at()
             .saturating_duration_since(self.started);
-        let mut old = self.conn.take_trace();
-        for e in &mut old.entries {
-            e.at += offset;
-        }
-        self.history.entries.append(&mut old.entries);
+        let old = self.conn.take_trace();
+        self.history.append(&old, offset);
         self.conn = Connection::open_url(&self.url, &self.transport).await?;
         self.conn.note("reconnect");
         self.state.options_mut().clean_start = false;
@@ -502,7 +495,6 @@ impl Client {
         if let Some(d) =
             self.conn
                 .trace()
-                .entries
                 .iter()
                 .rev()
                 .find_map(|e| match (&e.event, e.direction) {

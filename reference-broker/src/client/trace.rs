@@ -1,6 +1,7 @@
 //! A timestamped record of everything a connection sent and received, printable as a
 //! readable exchange for failure reports.
 
+use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
@@ -46,53 +47,172 @@ pub struct TraceEntry {
     pub event: TraceEvent,
 }
 
-/// The trace of one connection.
+/// How many entries a trace keeps from the start of a connection.
+pub const TRACE_HEAD: usize = 50;
+/// How many of the latest entries a trace keeps.
+pub const TRACE_TAIL: usize = 50;
+
+/// The trace of one connection, bounded: it keeps the first [`TRACE_HEAD`] and the last
+/// [`TRACE_TAIL`] entries and counts the ones in between, so a broker that floods a
+/// connection cannot make its trace grow without limit.
 ///
-/// `Display` prints one line per entry, for example:
+/// `Display` prints one line per kept entry, for example:
 ///
 /// ```text
 /// +0.012s  -> CONNECT v5 client_id="a" clean_start keep_alive=60
 /// +0.015s  <- CONNACK session_present=0 reason=0x00 (Success)
+/// ... 12,345 packets/events not kept ...
 /// +2.000s  <- closed by broker
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Trace {
-    /// Entries in order.
-    pub entries: Vec<TraceEntry>,
+    head: Vec<TraceEntry>,
+    tail: VecDeque<TraceEntry>,
+    dropped: u64,
+    head_max: usize,
+    tail_max: usize,
+}
+
+impl Default for Trace {
+    fn default() -> Trace {
+        Trace::bounded(TRACE_HEAD, TRACE_TAIL)
+    }
 }
 
 impl Trace {
+    /// A trace that keeps the first `head` and the last `tail` entries.
+    pub fn bounded(head: usize, tail: usize) -> Trace {
+        Trace {
+            head: Vec::new(),
+            tail: VecDeque::new(),
+            dropped: 0,
+            head_max: head,
+            tail_max: tail,
+        }
+    }
+
     /// Append an entry.
     pub fn push(&mut self, at: Duration, direction: Direction, event: TraceEvent) {
-        self.entries.push(TraceEntry {
+        self.push_entry(TraceEntry {
             at,
             direction,
             event,
         });
     }
 
-    /// Number of entries.
+    /// Append an entry; past the head, the oldest entry of the tail is counted and dropped.
+    pub fn push_entry(&mut self, entry: TraceEntry) {
+        if self.dropped == 0 && self.tail.is_empty() && self.head.len() < self.head_max {
+            self.head.push(entry);
+            return;
+        }
+        self.tail.push_back(entry);
+        if self.tail.len() > self.tail_max {
+            self.tail.pop_front();
+            self.dropped += 1;
+        }
+    }
+
+    /// Append every entry of `other`, `offset` later (a later connection of the same
+    /// session); what `other` dropped is counted here too.
+    pub fn append(&mut self, other: &Trace, offset: Duration) {
+        let shifted = |e: &TraceEntry| TraceEntry {
+            at: e.at + offset,
+            ..e.clone()
+        };
+        for e in &other.head {
+            self.push_entry(shifted(e));
+        }
+        if other.dropped > 0 {
+            // The gap of `other` joins this one: what follows goes to the tail.
+            self.dropped += other.dropped;
+        }
+        for e in &other.tail {
+            self.push_entry(shifted(e));
+        }
+    }
+
+    /// Number of entries kept.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.head.len() + self.tail.len()
     }
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0 && self.dropped == 0
     }
 
-    /// The packets that went in `direction`, in order.
+    /// Entries recorded but not kept (between the first and the last ones).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Entries ever recorded (kept or not).
+    pub fn total(&self) -> u64 {
+        self.len() as u64 + self.dropped
+    }
+
+    /// The kept entries in order (the first ones, then the last ones).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &TraceEntry> {
+        self.head.iter().chain(self.tail.iter())
+    }
+
+    /// The kept entries numbered `from` or later (0 is the first entry ever recorded), so a
+    /// reader that printed the first `from` entries can print only the new ones.
+    pub fn since(&self, from: u64) -> impl Iterator<Item = &TraceEntry> {
+        let head_len = self.head.len() as u64;
+        let tail_start = head_len + self.dropped;
+        let skip_head = usize::try_from(from.min(head_len)).unwrap_or(usize::MAX);
+        let skip_tail = usize::try_from(from.saturating_sub(tail_start)).unwrap_or(usize::MAX);
+        self.head
+            .iter()
+            .skip(skip_head)
+            .chain(self.tail.iter().skip(skip_tail))
+    }
+
+    /// The kept entries split where entries were dropped: (first ones, dropped count, last
+    /// ones).
+    pub fn parts(&self) -> (&[TraceEntry], u64, impl Iterator<Item = &TraceEntry>) {
+        (&self.head, self.dropped, self.tail.iter())
+    }
+
+    /// The packets that went in `direction`, in order (kept entries only).
     pub fn packets(&self, direction: Direction) -> impl Iterator<Item = &Packet> {
-        self.entries.iter().filter_map(move |e| match &e.event {
+        self.iter().filter_map(move |e| match &e.event {
             TraceEvent::Packet(p) if e.direction == direction => Some(p),
             _ => None,
         })
     }
 }
 
+/// The line that stands for the entries a trace did not keep.
+pub fn dropped_line(dropped: u64) -> String {
+    format!("... {} packets/events not kept ...", thousands(dropped))
+}
+
+/// `12345` as `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl fmt::Display for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for entry in &self.entries {
+        let (head, dropped, tail) = self.parts();
+        for entry in head {
+            writeln!(f, "{entry}")?;
+        }
+        if dropped > 0 {
+            writeln!(f, "{}", dropped_line(dropped))?;
+        }
+        for entry in tail {
             writeln!(f, "{entry}")?;
         }
         Ok(())
@@ -375,6 +495,54 @@ mod tests {
         let long = vec![b'a'; 100];
         assert_eq!(payload(&long), format!("\"{}\"... (100 B)", "a".repeat(64)));
         assert_eq!(payload(b"a\nb"), "0x610a62 (3 B)");
+    }
+
+    fn note(i: u64) -> TraceEvent {
+        TraceEvent::Note(format!("n{i}"))
+    }
+
+    #[test]
+    fn a_trace_keeps_its_first_and_last_entries_and_counts_the_rest() {
+        let mut t = Trace::bounded(2, 3);
+        for i in 0..10 {
+            t.push(Duration::ZERO, Direction::Received, note(i));
+        }
+        let kept: Vec<String> = t.iter().map(|e| e.to_string()).collect();
+        assert_eq!(kept.len(), 5);
+        assert!(
+            kept[0].ends_with("n0") && kept[1].ends_with("n1"),
+            "{kept:?}"
+        );
+        assert!(
+            kept[2].ends_with("n7") && kept[4].ends_with("n9"),
+            "{kept:?}"
+        );
+        assert_eq!((t.dropped(), t.total()), (5, 10));
+        assert!(t.to_string().contains("... 5 packets/events not kept ..."));
+        let new: Vec<String> = t.since(8).map(|e| e.to_string()).collect();
+        assert_eq!(new.len(), 2);
+        assert!(new[0].ends_with("n8"), "{new:?}");
+        assert_eq!(t.since(1).count(), 4);
+    }
+
+    #[test]
+    fn appending_keeps_the_gap() {
+        let mut a = Trace::bounded(2, 2);
+        let mut b = Trace::bounded(1, 1);
+        for i in 0..5 {
+            b.push(Duration::ZERO, Direction::Received, note(i));
+        }
+        a.push(Duration::ZERO, Direction::Sent, note(100));
+        a.append(&b, Duration::from_secs(1));
+        assert_eq!(a.dropped(), 3);
+        let kept: Vec<String> = a.iter().map(|e| e.to_string()).collect();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(
+            kept[2].starts_with("+1.000s") && kept[2].ends_with("n4"),
+            "{kept:?}"
+        );
+        assert_eq!(thousands(12345), "12,345");
+        assert_eq!(thousands(999), "999");
     }
 
     #[test]

@@ -210,6 +210,11 @@ defects! {
     TopicAliasRefused => ("topic-alias-refused", &[], &["MQTT-3.3.2-12"], "a PUBLISH with a Topic Alias within the server's Topic Alias Maximum is refused (0x94)", false),
     AuthWithoutMethodIgnored => ("auth-without-method-ignored", &[], &["MQTT-4.12.0-7"], "an AUTH on a connection whose CONNECT had no Authentication Method is ignored instead of closing", false),
     InflightQos2Expired => ("inflight-qos2-expired", &[], &["MQTT-4.3.3-7"], "an unacknowledged QoS 2 PUBLISH with a Message Expiry Interval is dropped on reconnection instead of being sent again", true),
+    // Caught only by the generated interaction families (scenarios/interactions/).
+    AliasKeptInSession => ("alias-kept-in-session", &[], &["MQTT-3.3.2-7"], "the inbound Topic Alias table is kept with the session and restored when it is resumed", true),
+    ReceiveMaximumPerQos => ("receive-maximum-per-qos", &[], &["MQTT-3.3.4-9"], "Receive Maximum is counted per QoS: a QoS 1 and a QoS 2 message can be in flight together with Receive Maximum 1", true),
+    SessionExpiryMaxAsZero => ("session-expiry-max-as-zero", &[], &["MQTT-3.1.2-23"], "Session Expiry Interval 0xFFFFFFFF wraps to 0 (an overflow): the session ends with the connection", false),
+    UnsubscribeDropsInflight => ("unsubscribe-drops-inflight", &["MQTT-3.10.4-3"], &["MQTT-3.10.4-3"], "UNSUBSCRIBE forgets the unacknowledged QoS 1/2 messages sent on the removed subscription", true),
 }
 
 /// The defects switched on in a broker (none, unless built with the `defects` feature and set

@@ -40,6 +40,9 @@ pub struct Session {
     /// Inbound QoS 2 packet identifiers: PUBREC sent, PUBREL not yet received.
     pub(crate) inbound_qos2: InboundAcks,
     ids: PacketIds,
+    /// The last connection's inbound Topic Alias table: only ever set under the deliberate
+    /// defect `AliasKeptInSession` (aliases are not session state, [MQTT-3.3.2-7]).
+    pub(crate) kept_aliases: Option<super::alias::InboundAliases>,
 }
 
 impl Session {

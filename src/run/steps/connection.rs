@@ -5,11 +5,11 @@ use bytes::Bytes;
 use reference_broker::codec::{Connect, Disconnect, Packet, ReasonCode, Will};
 
 use crate::run::context::Ctx;
-use crate::run::inbox::{open, send, wait_for, StepError, StepResult};
+use crate::run::inbox::{limit_packet_size, open, send, wait_for, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::connack_code;
 use crate::run::trace;
-use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Version};
+use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Observation, Version};
 
 /// The CONNECT of client `name` (target credentials when the client sets none).
 pub(super) fn connect_packet(
@@ -56,14 +56,11 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
     let c = cx.client(&s.client)?;
     c.retire();
     open(c, &url, &transport).await?;
-    if let (Version::V5, Some(max), Some(conn)) = (
-        version,
-        c.spec.properties.maximum_packet_size,
-        c.conn.as_mut(),
-    ) {
+    if version == Version::V5 {
         // [MQTT-3.1.2-24] the broker must not send packets above the client's maximum:
         // a larger one fails the case (see recv_one).
-        conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
+        let announced = c.spec.properties.maximum_packet_size;
+        limit_packet_size(c, announced);
     }
     send(c, &Packet::Connect(Box::new(connect))).await?;
     let ack = wait_for(c, within, |p| matches!(p, Packet::ConnAck(_))).await?;
@@ -121,6 +118,11 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
         }
     }
     if !diffs.is_empty() {
+        let observed = if ack.code != expected_code {
+            Observation::WrongReasonCode
+        } else {
+            Observation::PacketDiffers
+        };
         return Err(StepError::diff(
             format!("CONNACK differs: {}", diffs.join("; ")),
             format!(
@@ -129,15 +131,9 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
             ),
             // A 3.1.1 return code is named by the 3.1.1 table (0x02 is "identifier rejected",
             // not the MQTT 5 "Granted QoS 2").
-            match version {
-                Version::V5 => trace::compact(&format!("{ack:?}")),
-                Version::V311 => format!(
-                    "code {}, session_present {}",
-                    connack_text(ack.code, version),
-                    ack.session_present
-                ),
-            },
-        ));
+            trace::connack(&ack, version != Version::V5),
+        )
+        .kind(observed));
     }
     Ok(())
 }
@@ -187,7 +183,8 @@ fn connack_v311_form(expected: ReasonCode, received: ReasonCode) -> StepResult {
             "CONNACK return code {} (3.1.1 form)",
             connack_text(received, Version::V311)
         ),
-    ))
+    )
+    .kind(Observation::WrongReasonCode))
 }
 
 /// A CONNACK code with its name in the numbering of `version` (3.1.1 return codes differ).

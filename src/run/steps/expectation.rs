@@ -14,7 +14,7 @@ use crate::run::matcher;
 use crate::run::prefix::Prefixer;
 use crate::run::trace;
 use crate::scenario::{
-    ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, PacketKind, Version,
+    ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, Observation, Version,
 };
 
 /// `expect`
@@ -22,7 +22,7 @@ pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
     let resolved = resolve_saved(cx, s)?;
     let s = &resolved;
     let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
-    let kind = s.packet.packet_type();
+    let kind = s.packet.0;
     let version = cx.env.version;
     let prefix = cx.env.prefix.clone();
     let c = cx.client(&s.client)?;
@@ -43,6 +43,15 @@ pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
         }
         return Ok(());
     }
+    // Only the reason code differs: the kind deviations and SHOULD-level steps speak of.
+    let observed = if diffs
+        .iter()
+        .all(|d| d.field == "reason" || d.field == "codes")
+    {
+        Observation::WrongReasonCode
+    } else {
+        Observation::PacketDiffers
+    };
     Err(StepError::diff(
         format!(
             "{kind:?} differs: {}",
@@ -54,7 +63,8 @@ pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
         ),
         describe_expect(s),
         trace::redacted(&packet),
-    ))
+    )
+    .kind(observed))
 }
 
 /// `expect_one_of`
@@ -127,6 +137,13 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
                 })
                 .collect::<Vec<_>>()
                 .join(" | ");
+            let observed = if !pending.is_empty() {
+                Observation::PacketDiffers
+            } else if all_closed {
+                Observation::ConnectionClosed
+            } else {
+                Observation::MissingPacket
+            };
             return Err(StepError::diff(
                 if all_closed && now < deadline {
                     "no alternative matched and every connection is closed".to_string()
@@ -139,7 +156,8 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
                 } else {
                     pending.join(", ")
                 },
-            ));
+            )
+            .kind(observed));
         }
         // Poll each client in turn for a short slice: packets of other kinds stay queued.
         let slice = (deadline - now).min(Duration::from_millis(10));
@@ -154,15 +172,14 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
 
 /// `expect_nothing`
 pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepResult {
-    let kind = s.packet.map(PacketKind::packet_type);
+    let kind = s.packet.map(|k| k.0);
     let c = cx.client(&s.client)?;
     let wanted = |p: &Packet| kind.is_none_or(|k| p.packet_type() == k);
     if let Some(p) = c.inbox.iter().find(|p| wanted(p)) {
-        return Err(StepError::diff(
-            "a packet arrived",
-            "nothing".into(),
-            trace::redacted(p),
-        ));
+        return Err(
+            StepError::diff("a packet arrived", "nothing".into(), trace::redacted(p))
+                .kind(Observation::UnexpectedPacket),
+        );
     }
     let deadline = Instant::now() + s.duration.0;
     loop {
@@ -176,11 +193,10 @@ pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepR
         }
         recv_one(c, deadline - now).await?;
         if let Some(p) = c.inbox.iter().find(|p| wanted(p)) {
-            return Err(StepError::diff(
-                "a packet arrived",
-                "nothing".into(),
-                trace::redacted(p),
-            ));
+            return Err(
+                StepError::diff("a packet arrived", "nothing".into(), trace::redacted(p))
+                    .kind(Observation::UnexpectedPacket),
+            );
         }
     }
 }
@@ -192,7 +208,7 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
     let allowed: Option<Vec<PacketType>> = s
         .allow_before
         .as_ref()
-        .map(|l| l.iter().map(|k| k.packet_type()).collect());
+        .map(|l| l.iter().map(|k| k.0).collect());
     let c = cx.client(&s.client)?;
     let deadline = Instant::now() + within;
     loop {
@@ -208,7 +224,8 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
                 format!("the connection is still open after {within:?}"),
                 "the broker closes the connection".into(),
                 "connection open".into(),
-            ));
+            )
+            .kind(Observation::ConnectionKeptOpen));
         }
         recv_one(c, deadline - now).await?;
     }
@@ -216,16 +233,18 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
         Packet::Disconnect(d) => Some(d.reason),
         _ => None,
     });
+    // The connection is closed either way: a step at SHOULD level lets the case go on.
+    c.retire();
     if let (Version::V5, Some(expected), Some(got)) = (version, s.reason, disconnect) {
         if expected.0 != got {
             return Err(StepError::diff(
                 "DISCONNECT reason differs",
                 format!("{:?}", expected.0),
                 format!("{got:?}"),
-            ));
+            )
+            .kind(Observation::WrongReasonCode));
         }
     }
-    c.retire();
     Ok(())
 }
 
@@ -240,7 +259,7 @@ fn claim(
     let mut claims: Vec<(String, usize)> = Vec::new();
     for e in alt {
         let c = cx.clients.get(&e.client)?;
-        let kind = e.packet.packet_type();
+        let kind = e.packet.0;
         let index = c.inbox.iter().enumerate().position(|(i, p)| {
             p.packet_type() == kind
                 && !claims.iter().any(|(n, j)| *n == e.client && *j == i)
@@ -262,7 +281,7 @@ fn resolve_saved(cx: &Ctx, s: &ExpectStep) -> Result<ExpectStep, StepError> {
 
 /// The pattern of an `expect` step, for failure reports.
 fn describe_expect(s: &ExpectStep) -> String {
-    let mut parts = vec![format!("{:?}", s.packet.packet_type())];
+    let mut parts = vec![format!("{:?}", s.packet.0)];
     let mut add = |k: &str, v: Option<String>| {
         if let Some(v) = v {
             parts.push(format!("{k}={v}"));
@@ -323,7 +342,8 @@ fn check_allowed_before(inbox: &VecDeque<Packet>, allowed: &[PacketType]) -> Ste
                 },
                 format!("only {allowed:?}, then the close"),
                 trace::redacted(p),
-            ));
+            )
+            .kind(Observation::UnexpectedPacket));
         }
         after_disconnect = matches!(p, Packet::Disconnect(_));
     }

@@ -12,14 +12,14 @@ pub(super) async fn fault(cx: &mut Ctx, step: &Step) -> StepResult {
     let (Some(fault), Some(client)) = (link::fault_of(step), step.fault_client()) else {
         return Err(StepError::new("internal: not a fault step"));
     };
-    let links = cx
-        .links
-        .as_ref()
-        .ok_or_else(|| StepError::new("network faults need a fault injector; this run has none"))?;
+    let links = cx.links.as_ref().ok_or_else(|| {
+        StepError::harness("network faults need a fault injector; this run has none")
+    })?;
+    // A proxy that fails is the harness's problem: the case ends as a harness error.
     let applied = links
         .apply(&fault, client)
         .await
-        .map_err(|e| StepError::new(format!("applying {fault} failed: {e}")))?;
+        .map_err(|e| StepError::harness(format!("the fault proxy failed applying {fault}: {e}")))?;
     for (name, toxics) in applied {
         let installed = toxics
             .iter()

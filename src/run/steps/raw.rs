@@ -9,8 +9,8 @@ use reference_broker::codec::{
 
 use super::connection::connect_packet;
 use crate::run::context::Ctx;
-use crate::run::inbox::{open, send, StepError, StepResult};
-use crate::scenario::{PacketKind, SendRawStep, SendStep, Version};
+use crate::run::inbox::{limit_packet_size, open, send, StepError, StepResult};
+use crate::scenario::{ClientPacket, SendRawStep, SendStep, Version};
 
 /// `send`
 pub(super) async fn send_packet(cx: &mut Ctx, s: &SendStep) -> StepResult {
@@ -26,13 +26,13 @@ pub(super) async fn send_packet(cx: &mut Ctx, s: &SendStep) -> StepResult {
             conn.set_version(version.protocol());
         }
     }
-    if let Some(conn) = c.conn.as_mut() {
-        if let Packet::Connect(connect) = &packet {
+    if let Packet::Connect(connect) = &packet {
+        if let Some(conn) = c.conn.as_mut() {
             conn.set_version(connect.protocol);
-            if let (Version::V5, Some(max)) = (version, connect.properties.maximum_packet_size) {
-                // [MQTT-3.1.2-24] as in `connect`: larger packets fail the case.
-                conn.set_max_packet_size(usize::try_from(max).unwrap_or(usize::MAX));
-            }
+        }
+        if version == Version::V5 {
+            // [MQTT-3.1.2-24] as in `connect`: larger packets fail the case.
+            limit_packet_size(c, connect.properties.maximum_packet_size);
         }
     }
     send(c, &packet).await
@@ -71,9 +71,10 @@ pub(super) async fn send_raw(cx: &mut Ctx, s: &SendRawStep) -> StepResult {
         .conn
         .as_mut()
         .ok_or_else(|| StepError::new("not connected"))?;
-    conn.send_raw(&bytes)
-        .await
-        .map_err(|e| StepError::new(format!("sending raw bytes failed: {e}")))
+    conn.send_raw(&bytes).await.map_err(|e| {
+        StepError::new(format!("sending raw bytes failed: {e}"))
+            .kind(crate::scenario::Observation::ConnectionClosed)
+    })
 }
 
 /// The packet a `send` step describes (absent fields are zero or empty).
@@ -91,8 +92,8 @@ fn build(cx: &Ctx, s: &SendStep) -> Result<Packet, StepError> {
         properties: properties.clone().into(),
     };
     Ok(match s.packet {
-        PacketKind::Connect => Packet::Connect(Box::new(connect_packet(cx, &s.client, None)?)),
-        PacketKind::Publish => Packet::Publish(Publish {
+        ClientPacket::Connect => Packet::Connect(Box::new(connect_packet(cx, &s.client, None)?)),
+        ClientPacket::Publish => Packet::Publish(Publish {
             dup: s.dup,
             qos: s.qos.0,
             retain: s.retain,
@@ -108,16 +109,16 @@ fn build(cx: &Ctx, s: &SendStep) -> Result<Packet, StepError> {
             properties: properties.into(),
             payload: s.payload.0.clone(),
         }),
-        PacketKind::Puback => Packet::PubAck(response),
-        PacketKind::Pubrec => Packet::PubRec(response),
-        PacketKind::Pubrel => Packet::PubRel(response),
-        PacketKind::Pubcomp => Packet::PubComp(response),
-        PacketKind::Subscribe => Packet::Subscribe(Subscribe {
+        ClientPacket::Puback => Packet::PubAck(response),
+        ClientPacket::Pubrec => Packet::PubRec(response),
+        ClientPacket::Pubrel => Packet::PubRel(response),
+        ClientPacket::Pubcomp => Packet::PubComp(response),
+        ClientPacket::Subscribe => Packet::Subscribe(Subscribe {
             packet_id,
             properties: properties.into(),
             subscriptions: s.filters.iter().map(|f| cx.subscription(f)).collect(),
         }),
-        PacketKind::Unsubscribe => Packet::Unsubscribe(Unsubscribe {
+        ClientPacket::Unsubscribe => Packet::Unsubscribe(Unsubscribe {
             packet_id,
             properties: properties.into(),
             filters: s
@@ -126,21 +127,14 @@ fn build(cx: &Ctx, s: &SendStep) -> Result<Packet, StepError> {
                 .map(|f| cx.env.prefix.topic(&f.filter))
                 .collect(),
         }),
-        PacketKind::Pingreq => Packet::PingReq,
-        PacketKind::Disconnect => Packet::Disconnect(Disconnect {
+        ClientPacket::Pingreq => Packet::PingReq,
+        ClientPacket::Disconnect => Packet::Disconnect(Disconnect {
             reason,
             properties: properties.into(),
         }),
-        PacketKind::Auth => Packet::Auth(Auth {
+        ClientPacket::Auth => Packet::Auth(Auth {
             reason,
             properties: properties.into(),
         }),
-        // The loader rejects these (only a server sends them).
-        PacketKind::Connack | PacketKind::Suback | PacketKind::Unsuback | PacketKind::Pingresp => {
-            return Err(StepError::new(format!(
-                "a client cannot send {:?}",
-                s.packet
-            )))
-        }
     })
 }

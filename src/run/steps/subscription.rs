@@ -7,7 +7,7 @@ use crate::run::context::Ctx;
 use crate::run::inbox::{send, wait_for, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::suback_code;
-use crate::scenario::{SubscribeStep, UnsubscribeStep, Version};
+use crate::scenario::{Observation, SubscribeStep, UnsubscribeStep, Version};
 
 /// `subscribe`
 pub(super) async fn subscribe(cx: &mut Ctx, s: &SubscribeStep) -> StepResult {
@@ -44,9 +44,10 @@ pub(super) async fn subscribe(cx: &mut Ctx, s: &SubscribeStep) -> StepResult {
             if expected != received {
                 return Err(StepError::diff(
                     "SUBACK codes differ",
-                    format!("{expected:?}"),
-                    format!("{received:?}"),
-                ));
+                    codes_text(&expected),
+                    codes_text(&received),
+                )
+                .kind(Observation::WrongReasonCode));
             }
         }
         None => {
@@ -54,8 +55,9 @@ pub(super) async fn subscribe(cx: &mut Ctx, s: &SubscribeStep) -> StepResult {
                 return Err(StepError::diff(
                     "SUBACK does not grant every filter",
                     format!("{} success codes", s.filters.len()),
-                    format!("{received:?}"),
-                ));
+                    codes_text(&received),
+                )
+                .kind(Observation::WrongReasonCode));
             }
         }
     }
@@ -99,14 +101,21 @@ pub(super) async fn unsubscribe(cx: &mut Ctx, s: &UnsubscribeStep) -> StepResult
         if !ok {
             let expected = s.expect.as_ref().map_or_else(
                 || format!("{} success codes", s.filters.len()),
-                |c| format!("{:?}", c.iter().map(|c| c.0).collect::<Vec<_>>()),
+                |c| codes_text(&c.iter().map(|c| c.0).collect::<Vec<_>>()),
             );
             return Err(StepError::diff(
                 "UNSUBACK codes differ",
                 expected,
-                format!("{reason_codes:?}"),
-            ));
+                codes_text(&reason_codes),
+            )
+            .kind(Observation::WrongReasonCode));
         }
     }
     Ok(())
+}
+
+/// Reason codes as a report shows them: `[0x00 (Success), 0x80 (Unspecified error)]`.
+fn codes_text(codes: &[ReasonCode]) -> String {
+    let shown: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+    format!("[{}]", shown.join(", "))
 }

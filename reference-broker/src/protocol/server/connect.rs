@@ -28,7 +28,11 @@ impl ServerConnection {
         self.will = connect.will.clone();
         if connect.protocol.is_v5() {
             let props = &connect.properties;
-            let requested = props.session_expiry_interval.unwrap_or(0);
+            let mut requested = props.session_expiry_interval.unwrap_or(0);
+            // 0xFFFFFFFF: the session never expires ([MQTT-3.1.2-23] keeps it).
+            if requested == u32::MAX && self.limits.defects.has(Defect::SessionExpiryMaxAsZero) {
+                requested = 0;
+            }
             self.connect_session_expiry_zero = requested == 0;
             self.session_expiry = requested.min(self.limits.max_session_expiry);
             self.client_receive_maximum = props.receive_maximum.unwrap_or(u16::MAX);
@@ -85,6 +89,10 @@ impl ServerConnection {
             return;
         }
         self.session = accept.session;
+        // [MQTT-3.3.2-7] a new connection starts without aliases (set only by a defect).
+        if let Some(kept) = self.session.kept_aliases.take() {
+            self.inbound_aliases = kept;
+        }
         let mut connack = ConnAck {
             session_present: accept.session_present
                 && !self.limits.defects.has(Defect::SessionPresentAlwaysZero),

@@ -49,7 +49,15 @@ impl ServerConnection {
             window = usize::MAX;
         }
         while let Some(front) = self.session.pending.front() {
-            if front.qos != QoS::AtMostOnce && self.session.inflight.len() >= window {
+            // [MQTT-3.3.4-9] one quota for QoS 1 and 2 (the defect counts each QoS apart).
+            let in_flight = if self.limits.defects.has(Defect::ReceiveMaximumPerQos) {
+                let qos = front.qos;
+                let same = |i: &&InflightOut| i.publish.qos == qos;
+                self.session.inflight.iter().filter(same).count()
+            } else {
+                self.session.inflight.len()
+            };
+            if front.qos != QoS::AtMostOnce && in_flight >= window {
                 // [MQTT-3.3.4-9] (5) no more than Receive Maximum unacknowledged QoS 1/2.
                 break;
             }

@@ -368,6 +368,9 @@ impl ServerConnection {
 
     /// The session, to keep in the registry after the connection closes.
     pub fn take_session(&mut self) -> Session {
+        if self.limits.defects.has(Defect::AliasKeptInSession) {
+            self.session.kept_aliases = Some(self.inbound_aliases.clone());
+        }
         std::mem::take(&mut self.session)
     }
 }
