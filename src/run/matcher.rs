@@ -141,10 +141,10 @@ pub fn mismatches(
         out: Vec::new(),
         kind: &kind,
     };
-    if packet.packet_type() != expect.packet.packet_type() {
+    if packet.packet_type() != expect.packet.0 {
         d.out.push(Mismatch {
             field: "packet".into(),
-            expected: format!("{:?}", expect.packet.packet_type()),
+            expected: format!("{:?}", expect.packet.0),
             actual: kind.clone(),
         });
         return d.out;

@@ -5,9 +5,9 @@
 //! request: a server MUST accept a SUBSCRIBE above its Maximum QoS and grant less
 //! (MQTT-3.2.2-10, MQTT-3.8.4-6), which the `subscribe` step accepts.
 
-use reference_broker::codec::QoS;
+use reference_broker::codec::{PacketType, QoS};
 
-use crate::scenario::{ExpectStep, LoadedCase, PacketKind, Qos, Step, Version};
+use crate::scenario::{ClientPacket, ExpectStep, LoadedCase, Qos, Step, Version};
 
 /// What to do with a case under a Maximum QoS.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub fn used_qos(case: &LoadedCase, version: Version) -> u8 {
     let steps = steps_of(case, version).flat_map(|s| -> Vec<u8> {
         match s {
             Step::Publish(p) => vec![p.qos.0 as u8],
-            Step::Send(s) if s.packet == PacketKind::Publish => vec![s.qos.0 as u8],
+            Step::Send(s) if s.packet == ClientPacket::Publish => vec![s.qos.0 as u8],
             _ => Vec::new(),
         }
     });
@@ -46,10 +46,10 @@ fn steps_of(case: &LoadedCase, version: Version) -> impl Iterator<Item = &Step> 
 
 /// The QoS whose flow an acknowledgement belongs to (PUBACK 1; PUBREC, PUBREL, PUBCOMP 2;
 /// anything else 0).
-fn ack_qos(kind: PacketKind) -> u8 {
+fn ack_qos(kind: PacketType) -> u8 {
     match kind {
-        PacketKind::Puback => 1,
-        PacketKind::Pubrec | PacketKind::Pubrel | PacketKind::Pubcomp => 2,
+        PacketType::PubAck => 1,
+        PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => 2,
         _ => 0,
     }
 }
@@ -59,8 +59,8 @@ fn expectation_needs(e: &ExpectStep, max: u8) -> Option<String> {
     if let Some(q) = e.qos.filter(|q| q.0 as u8 > max) {
         return Some(format!("expects a delivery at QoS {}", q.0 as u8));
     }
-    if ack_qos(e.packet) > max {
-        return Some(format!("expects a {:?}", e.packet));
+    if ack_qos(e.packet.0) > max {
+        return Some(format!("expects a {:?}", e.packet.0));
     }
     let granted_above = e
         .codes
@@ -79,8 +79,10 @@ fn point_needs(case: &LoadedCase, version: Version, max: u8) -> Option<String> {
             .flatten()
             .find_map(|e| expectation_needs(e, max)),
         Step::Send(s) => match s.packet {
-            kind if ack_qos(kind) > max => Some(format!("sends a {:?} by hand", s.packet)),
-            PacketKind::Publish if s.qos.0 as u8 > max => {
+            kind if ack_qos(kind.packet_type()) > max => {
+                Some(format!("sends a {:?} by hand", s.packet))
+            }
+            ClientPacket::Publish if s.qos.0 as u8 > max => {
                 Some(format!("sends a QoS {} PUBLISH by hand", s.qos.0 as u8))
             }
             _ => None,
@@ -130,7 +132,7 @@ pub fn fit(case: &LoadedCase, version: Version, max: u8, source: &str) -> QosFit
     for step in &mut scenario.steps {
         match step {
             Step::Publish(p) => cap(&mut p.qos, limit),
-            Step::Send(s) if s.packet == PacketKind::Publish => cap(&mut s.qos, limit),
+            Step::Send(s) if s.packet == ClientPacket::Publish => cap(&mut s.qos, limit),
             _ => {}
         }
     }

@@ -10,7 +10,6 @@ use serde::Deserialize;
 
 use super::hex::HexError;
 use super::model::{Scenario, Step};
-use super::values::PacketKind;
 use super::yaml_error::locate;
 
 /// A case loaded from a file.
@@ -249,16 +248,6 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
             }
             Step::Send(x) => {
                 check_saved(&x.packet_id_from, &saved).map_err(at)?;
-                if let PacketKind::Connack
-                | PacketKind::Suback
-                | PacketKind::Unsuback
-                | PacketKind::Pingresp = x.packet
-                {
-                    return Err(at(format!(
-                        "a client cannot send {:?} (only a server does)",
-                        x.packet.packet_type()
-                    )));
-                }
             }
             Step::SendRaw(r) => {
                 if let Some(name) = r.hex.clients().find(|n| !s.clients.contains_key(*n)) {
@@ -393,7 +382,6 @@ mod tests {
     )]
     #[case::no_versions("name: c\nversions: []\nsteps: [{sleep: 1s}]\n", "`versions` is empty")]
     #[case::no_steps(&format!("{HEAD}steps: []\n"), "`steps` is empty")]
-    #[case::server_packet(&format!("{HEAD}steps:\n  - send: {{client: a, packet: connack}}\n"), "cannot send ConnAck")]
     #[case::bad_placeholder(&format!("{HEAD}steps:\n  - send_raw: {{client: a, hex: \"${{client_id:zz}}\"}}\n"), "unknown client \"zz\"")]
     fn semantic_errors_name_the_case_and_step(#[case] text: &str, #[case] needle: &str) {
         let e = err(text);
@@ -401,6 +389,16 @@ mod tests {
         assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
         assert!(
             e.to_string().starts_with("scenarios/x/f.yaml: case \"c"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_server_packet_in_send_is_an_error_at_its_line_and_column() {
+        let text = format!("{HEAD}steps:\n  - send: {{client: a, packet: connack}}\n");
+        let e = err(&text).to_string();
+        assert!(
+            e.starts_with("scenarios/x/f.yaml:5:31: field `packet`: a client cannot send ConnAck"),
             "{e}"
         );
     }

@@ -21,4 +21,4 @@ pub use load::{feature_of, load_file, parse_str, LoadError, LoadedCase};
 pub use model::*;
 pub use properties::{PropName, PropertyMismatch, PropsSpec};
 pub use steps::*;
-pub use values::{Code, Dur, Feature, PacketKind, Version};
+pub use values::{ClientPacket, Code, Dur, Feature, Kind, PacketKind, Version};

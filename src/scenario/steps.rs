@@ -3,6 +3,7 @@
 //! values once loaded.
 
 use bytes::Bytes;
+use reference_broker::codec::PacketType;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -10,7 +11,7 @@ use super::codec_values::{HexBytes, Qos, Retain, Text};
 use super::hex::RawTemplate;
 use super::model::yes;
 use super::properties::{PropName, PropsSpec};
-use super::values::{Code, Dur, PacketKind, Version};
+use super::values::{ClientPacket, Code, Dur, Kind, Version};
 
 /// What a CONNACK must say.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -180,8 +181,8 @@ impl PublishStep {
     }
 }
 
-fn publish_kind() -> PacketKind {
-    PacketKind::Publish
+fn publish_kind() -> Kind {
+    Kind(PacketType::Publish)
 }
 
 /// `expect`: a pattern the next packet of that kind must match.
@@ -192,7 +193,7 @@ pub struct ExpectStep {
     pub client: String,
     /// Packet kind (default publish).
     #[serde(default = "publish_kind")]
-    pub packet: PacketKind,
+    pub packet: Kind,
     /// Topic (prefixed before comparing).
     #[serde(default)]
     pub topic: Option<String>,
@@ -276,7 +277,7 @@ pub struct ExpectNothingStep {
     pub duration: Dur,
     /// Only this kind counts (default: any packet).
     #[serde(default)]
-    pub packet: Option<PacketKind>,
+    pub packet: Option<Kind>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -297,7 +298,7 @@ pub struct ExpectCloseStep {
     /// When set, only packets of these kinds may arrive before the close (`[]`: nothing at
     /// all, e.g. no CONNACK; `[disconnect]`: nothing but a DISCONNECT, and nothing after it).
     #[serde(default)]
-    pub allow_before: Option<Vec<PacketKind>>,
+    pub allow_before: Option<Vec<Kind>>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -310,7 +311,7 @@ pub struct SendStep {
     /// Client name.
     pub client: String,
     /// Packet kind.
-    pub packet: PacketKind,
+    pub packet: ClientPacket,
     /// Packet identifier.
     #[serde(default)]
     pub packet_id: Option<u16>,

@@ -278,8 +278,8 @@ pub enum PacketKind {
 }
 
 impl PacketKind {
-    /// The codec's packet type.
-    pub fn packet_type(self) -> PacketType {
+    /// The codec's packet type (resolved while the YAML is read: see [`Kind`]).
+    fn packet_type(self) -> PacketType {
         match self {
             PacketKind::Connect => PacketType::Connect,
             PacketKind::Connack => PacketType::ConnAck,
@@ -297,6 +297,130 @@ impl PacketKind {
             PacketKind::Disconnect => PacketType::Disconnect,
             PacketKind::Auth => PacketType::Auth,
         }
+    }
+}
+
+/// A packet kind an `expect` names, resolved to the codec's type while the YAML is read, so
+/// the runner compares packet types and maps nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Kind(pub PacketType);
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PacketKind::deserialize(d).map(|k| Kind(k.packet_type()))
+    }
+}
+
+// Written back as the YAML spells it (`connack`), so the JSON Schema shows the defaults.
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:?}", self.0).to_lowercase())
+    }
+}
+
+impl JsonSchema for Kind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        PacketKind::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        PacketKind::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        PacketKind::json_schema(generator)
+    }
+}
+
+/// The packet a `send` step sends: only the kinds a client sends, so a server-only kind
+/// (CONNACK, SUBACK, UNSUBACK, PINGRESP) is a load error at its line, not a runtime one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PacketKind")]
+pub enum ClientPacket {
+    /// CONNECT
+    Connect,
+    /// PUBLISH
+    Publish,
+    /// PUBACK
+    Puback,
+    /// PUBREC
+    Pubrec,
+    /// PUBREL
+    Pubrel,
+    /// PUBCOMP
+    Pubcomp,
+    /// SUBSCRIBE
+    Subscribe,
+    /// UNSUBSCRIBE
+    Unsubscribe,
+    /// PINGREQ
+    Pingreq,
+    /// DISCONNECT
+    Disconnect,
+    /// AUTH
+    Auth,
+}
+
+impl JsonSchema for ClientPacket {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClientPacket".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A packet kind a client sends (CONNACK, SUBACK, UNSUBACK and PINGRESP only a server does)",
+            "type": "string",
+            "enum": ["connect", "publish", "puback", "pubrec", "pubrel", "pubcomp", "subscribe",
+                     "unsubscribe", "pingreq", "disconnect", "auth"]
+        })
+    }
+}
+
+impl ClientPacket {
+    /// The codec's packet type.
+    pub fn packet_type(self) -> PacketType {
+        match self {
+            ClientPacket::Connect => PacketType::Connect,
+            ClientPacket::Publish => PacketType::Publish,
+            ClientPacket::Puback => PacketType::PubAck,
+            ClientPacket::Pubrec => PacketType::PubRec,
+            ClientPacket::Pubrel => PacketType::PubRel,
+            ClientPacket::Pubcomp => PacketType::PubComp,
+            ClientPacket::Subscribe => PacketType::Subscribe,
+            ClientPacket::Unsubscribe => PacketType::Unsubscribe,
+            ClientPacket::Pingreq => PacketType::PingReq,
+            ClientPacket::Disconnect => PacketType::Disconnect,
+            ClientPacket::Auth => PacketType::Auth,
+        }
+    }
+}
+
+impl TryFrom<PacketKind> for ClientPacket {
+    type Error = String;
+
+    fn try_from(k: PacketKind) -> Result<Self, String> {
+        Ok(match k {
+            PacketKind::Connect => ClientPacket::Connect,
+            PacketKind::Publish => ClientPacket::Publish,
+            PacketKind::Puback => ClientPacket::Puback,
+            PacketKind::Pubrec => ClientPacket::Pubrec,
+            PacketKind::Pubrel => ClientPacket::Pubrel,
+            PacketKind::Pubcomp => ClientPacket::Pubcomp,
+            PacketKind::Subscribe => ClientPacket::Subscribe,
+            PacketKind::Unsubscribe => ClientPacket::Unsubscribe,
+            PacketKind::Pingreq => ClientPacket::Pingreq,
+            PacketKind::Disconnect => ClientPacket::Disconnect,
+            PacketKind::Auth => ClientPacket::Auth,
+            PacketKind::Connack
+            | PacketKind::Suback
+            | PacketKind::Unsuback
+            | PacketKind::Pingresp => {
+                return Err(format!(
+                    "a client cannot send {:?} (only a server does)",
+                    k.packet_type()
+                ))
+            }
+        })
     }
 }
 
@@ -360,6 +484,37 @@ impl Feature {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packet_kinds_resolve_at_load_and_write_back_as_spelled() {
+        for name in [
+            "connect",
+            "connack",
+            "publish",
+            "puback",
+            "pubrec",
+            "pubrel",
+            "pubcomp",
+            "subscribe",
+            "suback",
+            "unsubscribe",
+            "unsuback",
+            "pingreq",
+            "pingresp",
+            "disconnect",
+            "auth",
+        ] {
+            let k: Kind = serde_saphyr::from_str(name).unwrap();
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(name));
+        }
+        let k: Kind = serde_saphyr::from_str("suback").unwrap();
+        assert_eq!(k.0, PacketType::SubAck);
+        assert!(serde_saphyr::from_str::<ClientPacket>("suback").is_err());
+        assert_eq!(
+            serde_saphyr::from_str::<ClientPacket>("pubrel").unwrap(),
+            ClientPacket::Pubrel
+        );
+    }
 
     #[test]
     fn durations_parse() {

@@ -13,16 +13,14 @@ use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher;
 use crate::run::prefix::Prefixer;
 use crate::run::trace;
-use crate::scenario::{
-    ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, PacketKind, Version,
-};
+use crate::scenario::{ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, Version};
 
 /// `expect`
 pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
     let resolved = resolve_saved(cx, s)?;
     let s = &resolved;
     let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
-    let kind = s.packet.packet_type();
+    let kind = s.packet.0;
     let version = cx.env.version;
     let prefix = cx.env.prefix.clone();
     let c = cx.client(&s.client)?;
@@ -154,7 +152,7 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
 
 /// `expect_nothing`
 pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepResult {
-    let kind = s.packet.map(PacketKind::packet_type);
+    let kind = s.packet.map(|k| k.0);
     let c = cx.client(&s.client)?;
     let wanted = |p: &Packet| kind.is_none_or(|k| p.packet_type() == k);
     if let Some(p) = c.inbox.iter().find(|p| wanted(p)) {
@@ -192,7 +190,7 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
     let allowed: Option<Vec<PacketType>> = s
         .allow_before
         .as_ref()
-        .map(|l| l.iter().map(|k| k.packet_type()).collect());
+        .map(|l| l.iter().map(|k| k.0).collect());
     let c = cx.client(&s.client)?;
     let deadline = Instant::now() + within;
     loop {
@@ -240,7 +238,7 @@ fn claim(
     let mut claims: Vec<(String, usize)> = Vec::new();
     for e in alt {
         let c = cx.clients.get(&e.client)?;
-        let kind = e.packet.packet_type();
+        let kind = e.packet.0;
         let index = c.inbox.iter().enumerate().position(|(i, p)| {
             p.packet_type() == kind
                 && !claims.iter().any(|(n, j)| *n == e.client && *j == i)
@@ -262,7 +260,7 @@ fn resolve_saved(cx: &Ctx, s: &ExpectStep) -> Result<ExpectStep, StepError> {
 
 /// The pattern of an `expect` step, for failure reports.
 fn describe_expect(s: &ExpectStep) -> String {
-    let mut parts = vec![format!("{:?}", s.packet.packet_type()).to_uppercase()];
+    let mut parts = vec![format!("{:?}", s.packet.0).to_uppercase()];
     let mut add = |k: &str, v: Option<String>| {
         if let Some(v) = v {
             parts.push(format!("{k}={v}"));

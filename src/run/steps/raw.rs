@@ -10,7 +10,7 @@ use reference_broker::codec::{
 use super::connection::connect_packet;
 use crate::run::context::Ctx;
 use crate::run::inbox::{limit_packet_size, open, send, StepError, StepResult};
-use crate::scenario::{PacketKind, SendRawStep, SendStep, Version};
+use crate::scenario::{ClientPacket, SendRawStep, SendStep, Version};
 
 /// `send`
 pub(super) async fn send_packet(cx: &mut Ctx, s: &SendStep) -> StepResult {
@@ -91,8 +91,8 @@ fn build(cx: &Ctx, s: &SendStep) -> Result<Packet, StepError> {
         properties: properties.clone().into(),
     };
     Ok(match s.packet {
-        PacketKind::Connect => Packet::Connect(Box::new(connect_packet(cx, &s.client, None)?)),
-        PacketKind::Publish => Packet::Publish(Publish {
+        ClientPacket::Connect => Packet::Connect(Box::new(connect_packet(cx, &s.client, None)?)),
+        ClientPacket::Publish => Packet::Publish(Publish {
             dup: s.dup,
             qos: s.qos.0,
             retain: s.retain,
@@ -108,16 +108,16 @@ fn build(cx: &Ctx, s: &SendStep) -> Result<Packet, StepError> {
             properties: properties.into(),
             payload: s.payload.0.clone(),
         }),
-        PacketKind::Puback => Packet::PubAck(response),
-        PacketKind::Pubrec => Packet::PubRec(response),
-        PacketKind::Pubrel => Packet::PubRel(response),
-        PacketKind::Pubcomp => Packet::PubComp(response),
-        PacketKind::Subscribe => Packet::Subscribe(Subscribe {
+        ClientPacket::Puback => Packet::PubAck(response),
+        ClientPacket::Pubrec => Packet::PubRec(response),
+        ClientPacket::Pubrel => Packet::PubRel(response),
+        ClientPacket::Pubcomp => Packet::PubComp(response),
+        ClientPacket::Subscribe => Packet::Subscribe(Subscribe {
             packet_id,
             properties: properties.into(),
             subscriptions: s.filters.iter().map(|f| cx.subscription(f)).collect(),
         }),
-        PacketKind::Unsubscribe => Packet::Unsubscribe(Unsubscribe {
+        ClientPacket::Unsubscribe => Packet::Unsubscribe(Unsubscribe {
             packet_id,
             properties: properties.into(),
             filters: s
@@ -126,21 +126,14 @@ fn build(cx: &Ctx, s: &SendStep) -> Result<Packet, StepError> {
                 .map(|f| cx.env.prefix.topic(&f.filter))
                 .collect(),
         }),
-        PacketKind::Pingreq => Packet::PingReq,
-        PacketKind::Disconnect => Packet::Disconnect(Disconnect {
+        ClientPacket::Pingreq => Packet::PingReq,
+        ClientPacket::Disconnect => Packet::Disconnect(Disconnect {
             reason,
             properties: properties.into(),
         }),
-        PacketKind::Auth => Packet::Auth(Auth {
+        ClientPacket::Auth => Packet::Auth(Auth {
             reason,
             properties: properties.into(),
         }),
-        // The loader rejects these (only a server sends them).
-        PacketKind::Connack | PacketKind::Suback | PacketKind::Unsuback | PacketKind::Pingresp => {
-            return Err(StepError::new(format!(
-                "a client cannot send {:?}",
-                s.packet
-            )))
-        }
     })
 }
