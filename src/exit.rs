@@ -2,8 +2,8 @@
 //!
 //! | code | meaning |
 //! | --- | --- |
-//! | 0 | every case passed or deviated as documented |
-//! | 1 | a case failed, timed out or was flaky: the broker broke a MUST |
+//! | 0 | every case passed (warnings included) or deviated as documented |
+//! | 1 | a case failed, timed out or was flaky: the broker broke a MUST (`run --strict`: or a SHOULD) |
 //! | 2 | usage, invalid input, nothing selected, the broker unreachable or gone, a harness or proxy error |
 //! | 27 | `pub`/`sub`: `-W` ran out (as mosquitto_sub) |
 //! | 130 | interrupted (Ctrl-C) |

@@ -85,7 +85,7 @@ async fn wrong_expectations_fail_at_the_right_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_skips_deviations_and_fail_fast() {
-    let suite = "name: all\nscenarios: [\"scenarios/**/*.yaml\"]\ndeviations:\n  reference:\n    - {case: fail-wrong-payload, version: \"5\", statement: MQTT-3.3.1-5, reason: documented}\n";
+    let suite = "name: all\nscenarios: [\"scenarios/**/*.yaml\"]\ndeviations:\n  reference:\n    - {case: fail-wrong-payload, version: \"5\", statement: MQTT-3.3.1-5, step: 4, kind: packet-differs, reason: documented}\n";
     let slow = "name: too-slow\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - sleep: 3s\n";
     let needs = "name: needs-websocket\nversions: [\"5\"]\nrequires: [websocket]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n";
     let root = common::temp_root(&[

@@ -171,6 +171,9 @@ pub(crate) struct RunArgs {
     /// Stop starting cases after the first failure.
     #[arg(long)]
     pub(crate) fail_fast: bool,
+    /// Warnings (a SHOULD-level step that did not hold) fail the run too (exit 1).
+    #[arg(long)]
+    pub(crate) strict: bool,
     /// Run each case N times; mixed results are reported as flaky.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) repeat: u32,

@@ -71,6 +71,9 @@ pub(crate) async fn run_suites(
     let faults = fault_injector(toxiproxy).await?;
     let (mut suites, invalid) = load_suites(root, &args.suite)?;
     let profile = run_profile(&args)?;
+    if let Some(name) = &args.broker_name {
+        check_broker_name(root, name, profile.as_ref())?;
+    }
     let only = if args.rerun_failed {
         let failed = last_failures(&args.json_report)?;
         if failed.is_empty() {
@@ -239,11 +242,37 @@ pub(crate) async fn run_suites(
         eprintln!("{invalid} invalid scenario file(s) were not run");
     }
     Ok(exit::for_run(exit::RunEnd {
-        failures: finished.iter().any(|r| r.verdict.is_failure()),
+        failures: finished.iter().any(|r| {
+            if args.strict {
+                r.fails_strict()
+            } else {
+                r.verdict.is_failure()
+            }
+        }),
         invalid_files: invalid > 0,
         incomplete,
         interrupted,
     }))
+}
+
+/// `--broker-name` must name a broker that some manifest documents deviations for, a
+/// container preset, a default name, or go with a profile that documents deviations: a
+/// misspelt name would silently excuse nothing.
+fn check_broker_name(root: &Path, name: &str, profile: Option<&Profile>) -> anyhow::Result<()> {
+    // A profile's deviations apply under the name the run uses.
+    if profile.is_some_and(|p| !p.deviations.is_empty() || p.broker.as_deref() == Some(name)) {
+        return Ok(());
+    }
+    let mut known = mqtt_conformance::suite::deviation_brokers(root)?;
+    known.extend(sut::presets::NAMES.iter().map(|n| n.to_string()));
+    known.extend(["reference".to_string(), "external".to_string()]);
+    if known.contains(name) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--broker-name {name:?} names no broker with documented deviations and no preset; known names: {}",
+        known.into_iter().collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// The profile of the run: `--profile FILE`, else the shipped one of a `--container` preset.

@@ -359,6 +359,28 @@ mod tests {
     }
 
     #[test]
+    fn the_profiles_deviations_are_looked_up_like_the_manifests() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut suites: Vec<Suite> = crate::suite::resolve(root, &["smoke".into()])
+            .unwrap()
+            .iter()
+            .map(|f| crate::suite::load(f, root).unwrap().0)
+            .collect();
+        let text = "[[deviations]]\ncase = \"smoke-pubsub-qos0\"\nstatement = \"MQTT-3.3.1-1\"\nreason = \"documented\"\n";
+        let p = Profile::parse(text, Path::new("p.toml")).unwrap();
+        p.add_deviations(&mut suites, "lab-broker");
+        let found = suites[0].deviation(
+            "lab-broker",
+            "smoke-pubsub-qos0",
+            crate::scenario::Version::V5,
+        );
+        assert_eq!(found.map(|d| d.reason.as_str()), Some("documented"));
+        assert!(suites[0]
+            .deviation("other", "smoke-pubsub-qos0", crate::scenario::Version::V5)
+            .is_none());
+    }
+
+    #[test]
     fn a_profile_round_trips_through_toml() {
         let p = Profile {
             broker: Some("b".into()),

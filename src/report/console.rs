@@ -57,6 +57,7 @@ fn paint(label: &str, verdict: &Verdict, color: bool) -> String {
     }
     let code = match verdict {
         Verdict::Pass => "32",
+        Verdict::Warning => "1;33",
         Verdict::Fail { .. } | Verdict::Timeout { .. } | Verdict::Flaky { .. } => "1;31",
         Verdict::Deviation { .. } => "33",
         Verdict::Skipped { .. } => "2",
@@ -109,16 +110,8 @@ pub fn failure_block(r: &CaseResult, color: bool) -> String {
         r.display_name(),
         location(r, f.step),
     );
-    if r.statements.is_empty() {
-        s.push_str("  spec: (no statement cited)\n");
-    } else {
-        s.push_str(&format!("  spec: {}\n", r.statements.join(", ")));
-    }
-    for id in r.statements.iter().take(QUOTES) {
-        if let Some(st) = coverage::statement(r.version, id) {
-            s.push_str(&format!("    {id}: \"{}\"\n", cut(&st.text, QUOTE_CHARS)));
-        }
-    }
+    s.push_str(&quotes(r, f.statement.as_deref()));
+
     let mut bounded = f.clone();
     for t in &mut bounded.traces {
         if t.lines.len() > TRACE_LINES {
@@ -132,6 +125,66 @@ pub fn failure_block(r: &CaseResult, color: bool) -> String {
         s.push_str("  ");
         s.push_str(line);
         s.push('\n');
+    }
+    s
+}
+
+/// The statements a block quotes: the step's own first (the one judged), then the case's,
+/// so that a broker author can check the judgement against the text.
+fn quotes(r: &CaseResult, step_statement: Option<&str>) -> String {
+    let mut s = String::new();
+    let mut ids: Vec<&str> = Vec::new();
+    if let Some(id) = step_statement {
+        ids.push(id);
+    }
+    for id in &r.statements {
+        if !ids.contains(&id.as_str()) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        s.push_str("  spec: (no statement cited)\n");
+    } else {
+        s.push_str(&format!("  spec: {}\n", ids.join(", ")));
+    }
+    for id in ids.iter().take(QUOTES) {
+        if let Some(st) = coverage::statement(r.version, id) {
+            s.push_str(&format!("    {id}: \"{}\"\n", cut(&st.text, QUOTE_CHARS)));
+        }
+    }
+    s
+}
+
+/// The warning block of one result: each SHOULD-level step that did not hold, with the
+/// statement it checks quoted and expected vs received (no traces: nothing MUST broke).
+pub fn warning_block(r: &CaseResult, color: bool) -> String {
+    if r.warnings.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "\n{} {} / {}\n",
+        paint("WARN", &Verdict::Warning, color),
+        r.suite,
+        r.display_name(),
+    );
+    for w in &r.warnings {
+        s.push_str(&format!("  at {}\n", location(r, Some(w.step))));
+        s.push_str(&format!("  {} [{}, SHOULD level]\n", w.headline(), w.kind));
+        match w.statement.as_deref() {
+            Some(id) => {
+                let text = coverage::statement(r.version, id)
+                    .map(|st| format!(": \"{}\"", cut(&st.text, QUOTE_CHARS)))
+                    .unwrap_or_default();
+                s.push_str(&format!("    {id}{text}\n"));
+            }
+            None => s.push_str(&quotes(r, None)),
+        }
+        if let Some(e) = &w.expected {
+            s.push_str(&format!("  recommended: {e}\n"));
+        }
+        if let Some(got) = &w.received {
+            s.push_str(&format!("  received: {got}\n"));
+        }
     }
     s
 }
@@ -155,6 +208,11 @@ pub fn render_with(
         if r.verdict.is_failure() || matches!(r.verdict, Verdict::Error { .. }) {
             s.push_str(&failure_block(r, style.color));
         }
+    }
+    // Warnings apart from failures: the broker did what the specification allows, not what
+    // it recommends.
+    for r in results {
+        s.push_str(&warning_block(r, style.color));
     }
     let skipped: Vec<&CaseResult> = results
         .iter()
@@ -186,6 +244,26 @@ pub fn render_with(
             }
         }
     }
+    // A deviation whose case passes is out of date: said even in quiet mode.
+    let stale: Vec<&CaseResult> = results
+        .iter()
+        .filter(|r| r.stale_deviation.is_some())
+        .collect();
+    if !stale.is_empty() {
+        s.push_str("\nstale deviations (the case passes now; remove them from the manifest):\n");
+        for r in stale {
+            if let Some(d) = &r.stale_deviation {
+                s.push_str(&format!(
+                    "  {} / {}: {} {} at {}\n",
+                    r.suite,
+                    r.display_name(),
+                    d.statement,
+                    d.kind,
+                    d.step
+                ));
+            }
+        }
+    }
     // Runs that never ran: one line per reason, not one per run.
     let mut not_run: Vec<(&str, usize)> = Vec::new();
     for r in results {
@@ -209,23 +287,24 @@ pub fn render_with(
         }
     }
     s.push_str(&format!(
-        "\n{:<24} {:>7} {:>7} {:>10} {:>8}\n",
-        "suite", "passed", "failed", "deviations", "skipped"
+        "\n{:<24} {:>7} {:>8} {:>7} {:>10} {:>8}\n",
+        "suite", "passed", "warnings", "failed", "deviations", "skipped"
     ));
     if !style.quiet {
         for suite in &suites {
             let c = Counts::of(results.iter().filter(|r| r.suite == *suite));
             s.push_str(&format!(
-                "{:<24} {:>7} {:>7} {:>10} {:>8}\n",
-                suite, c.passed, c.failed, c.deviations, c.skipped
+                "{:<24} {:>7} {:>8} {:>7} {:>10} {:>8}\n",
+                suite, c.passed, c.warnings, c.failed, c.deviations, c.skipped
             ));
         }
     }
     let c = Counts::of(results);
     s.push_str(&format!(
-        "{:<24} {:>7} {:>7} {:>10} {:>8}\n{} runs in {:.2}s\n",
+        "{:<24} {:>7} {:>8} {:>7} {:>10} {:>8}\n{} runs in {:.2}s\n",
         "total",
         c.passed,
+        c.warnings,
         c.failed,
         c.deviations,
         c.skipped,
@@ -335,6 +414,8 @@ mod tests {
             started: SystemTime::UNIX_EPOCH,
             duration: Duration::from_millis(5),
             attempts: 1,
+            warnings: Vec::new(),
+            stale_deviation: None,
         }
     }
 
@@ -350,6 +431,9 @@ mod tests {
                 client: "sub".into(),
                 lines: vec!["+0.001s <- PingResp".into()],
             }],
+            kind: None,
+            statement: None,
+            not_excused: None,
         };
         let results = vec![
             result(0, "ok", "s1", Verdict::Pass),
@@ -391,9 +475,9 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        assert_eq!(row("s1 "), "1 1 0 0");
-        assert_eq!(row("s2 "), "0 0 0 1");
-        assert_eq!(row("total"), "1 1 0 1");
+        assert_eq!(row("s1 "), "1 0 1 0 0");
+        assert_eq!(row("s2 "), "0 0 0 0 1");
+        assert_eq!(row("total"), "1 0 1 0 1");
         assert!(text.ends_with("3 runs in 1.50s\n"), "{text}");
     }
 }

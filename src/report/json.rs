@@ -12,12 +12,16 @@ use crate::run::{CaseResult, RunEvent};
 pub struct Counts {
     /// Passed.
     pub passed: usize,
+    /// Passed every MUST, with a SHOULD-level warning (a failure only under `--strict`).
+    pub warnings: usize,
     /// Failed (including timeouts and flaky cases).
     pub failed: usize,
     /// Documented deviations.
     pub deviations: usize,
     /// Skipped.
     pub skipped: usize,
+    /// Documented deviations whose case passed: out of date.
+    pub stale_deviations: usize,
     /// Harness errors (not counted against the broker).
     pub errors: usize,
 }
@@ -27,8 +31,12 @@ impl Counts {
     pub fn of<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Counts {
         let mut c = Counts::default();
         for r in results {
+            if r.stale_deviation.is_some() {
+                c.stale_deviations += 1;
+            }
             match r.verdict {
                 crate::run::Verdict::Pass => c.passed += 1,
+                crate::run::Verdict::Warning => c.warnings += 1,
                 crate::run::Verdict::Skipped { .. } => c.skipped += 1,
                 crate::run::Verdict::Deviation { .. } => c.deviations += 1,
                 crate::run::Verdict::Error { .. } => c.errors += 1,

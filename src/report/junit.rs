@@ -69,6 +69,9 @@ pub fn failure_text(f: &Failure) -> String {
     if let Some(r) = &f.received {
         out.push_str(&format!("received: {r}\n"));
     }
+    if let Some(why) = &f.not_excused {
+        out.push_str(&format!("not excused: {why}\n"));
+    }
     for t in &f.traces {
         out.push_str(&format!("--- trace of client {} ---\n", t.client));
         for line in &t.lines {
@@ -83,7 +86,8 @@ fn testcase(r: &CaseResult) -> TestCase {
     let name = r.display_name();
     let time = jduration(r.duration);
     let mut builder = match &r.verdict {
-        Verdict::Pass => TestCaseBuilder::success(&name, time),
+        // A warning passes (nothing MUST broke); system-out says WARNING and the statement.
+        Verdict::Pass | Verdict::Warning => TestCaseBuilder::success(&name, time),
         // junit-4.xsd allows no attributes on <skipped>: the reason goes to system-out.
         Verdict::Skipped { .. } | Verdict::Deviation { .. } => TestCaseBuilder::skipped(&name),
         Verdict::Fail { failure } => {
@@ -134,6 +138,33 @@ fn testcase(r: &CaseResult) -> TestCase {
             deviation.statement, deviation.reason
         )),
         _ => {}
+    }
+    for w in &r.warnings {
+        out.push_str(&format!(
+            "WARNING {} (SHOULD level, {}): {}\n",
+            w.statement.as_deref().unwrap_or("-"),
+            w.kind,
+            w.headline()
+        ));
+        if let Some(text) = w
+            .statement
+            .as_deref()
+            .and_then(|id| crate::coverage::statement(r.version, id))
+        {
+            out.push_str(&format!("  statement: {}\n", text.text));
+        }
+        if let Some(e) = &w.expected {
+            out.push_str(&format!("  recommended: {e}\n"));
+        }
+        if let Some(got) = &w.received {
+            out.push_str(&format!("  received: {got}\n"));
+        }
+    }
+    if let Some(d) = &r.stale_deviation {
+        out.push_str(&format!(
+            "stale deviation ({}, {} at {}): the case passes now; {}\n",
+            d.statement, d.kind, d.step, d.reason
+        ));
     }
     if let Some(f) = r.verdict.failure() {
         out.push('\n');

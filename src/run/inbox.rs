@@ -10,7 +10,7 @@ use reference_broker::protocol::{AliasError, InboundAcks, InboundAliases, Packet
 use tokio::time::Instant;
 
 use super::trace;
-use crate::scenario::ClientSpec;
+use crate::scenario::{ClientSpec, Observation};
 use crate::sut::READ_LIMIT;
 
 /// How many received packets a client holds that no step has taken yet. No case expects
@@ -24,6 +24,8 @@ pub(super) struct StepError {
     pub(super) expected: Option<String>,
     pub(super) received: Option<String>,
     pub(super) timeout: bool,
+    /// What was observed (deviations and SHOULD-level steps judge by it).
+    pub(super) kind: Observation,
     /// The harness failed (a fault proxy error), not the broker.
     pub(super) harness: bool,
 }
@@ -35,6 +37,7 @@ impl StepError {
             expected: None,
             received: None,
             timeout: false,
+            kind: Observation::Harness,
             harness: false,
         }
     }
@@ -47,6 +50,12 @@ impl StepError {
         }
     }
 
+    /// The same error, observed as `kind`.
+    pub(super) fn kind(mut self, kind: Observation) -> StepError {
+        self.kind = kind;
+        self
+    }
+
     pub(super) fn diff(
         message: impl Into<String>,
         expected: String,
@@ -57,6 +66,7 @@ impl StepError {
             expected: Some(expected),
             received: Some(received),
             timeout: false,
+            kind: Observation::PacketDiffers,
             harness: false,
         }
     }
@@ -176,6 +186,7 @@ pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions
             "cannot open a connection to the broker: {}",
             redact(&e)
         ))
+        .kind(Observation::ConnectionRefused)
     })?;
     c.conn = Some(conn);
     limit_packet_size(c, None);
@@ -216,6 +227,7 @@ pub(super) async fn send(c: &mut Client, packet: &Packet) -> StepResult {
             packet.packet_type(),
             redact(&e)
         ))
+        .kind(Observation::ConnectionClosed)
     })
 }
 
@@ -276,7 +288,8 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
                     "the broker sent a packet larger than the client's Maximum Packet Size",
                     format!("packets of at most {max} bytes"),
                     format!("a packet of {size} bytes (its fixed header says so; not read)"),
-                )),
+                )
+                .kind(Observation::MalformedPacket)),
                 _ => Err(StepError::diff(
                     format!(
                         "the broker announced a packet of {size} bytes, more than any case \
@@ -285,14 +298,16 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
                     ),
                     format!("packets of at most {READ_LIMIT} bytes"),
                     format!("a fixed header announcing {size} bytes"),
-                )),
+                )
+                .kind(Observation::MalformedPacket)),
             }
         }
         Err(ClientError::Decode(e)) => Err(StepError::diff(
             "the broker sent a malformed packet",
             "a well-formed packet".into(),
             e.to_string(),
-        )),
+        )
+        .kind(Observation::MalformedPacket)),
         Err(ClientError::Io(_)) | Err(ClientError::Closed(_)) => {
             c.closed = true;
             Ok(())
@@ -354,7 +369,8 @@ pub(super) async fn wait_for(
                 "the broker closed the connection",
                 "a packet".into(),
                 "connection closed".into(),
-            ));
+            )
+            .kind(Observation::ConnectionClosed));
         }
         let now = Instant::now();
         if now >= deadline {
@@ -367,7 +383,8 @@ pub(super) async fn wait_for(
                 } else {
                     pending.join(", ")
                 },
-            ));
+            )
+            .kind(Observation::MissingPacket));
         }
         recv_one(c, deadline - now).await?;
     }

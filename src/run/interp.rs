@@ -13,9 +13,9 @@ use super::inbox::{Client, StepError};
 use super::link::Links;
 use super::prefix::Prefixer;
 use super::steps;
-use super::verdict::{ClientTrace, Failure};
+use super::verdict::{ClientTrace, Failure, Warning};
 use crate::fault::FaultInjector;
-use crate::scenario::{Scenario, Version};
+use crate::scenario::{Level, Observation, Scenario, Step, Version};
 use crate::sut::CaseBroker;
 
 /// Default wait for an expected packet.
@@ -65,10 +65,41 @@ pub enum Outcome {
     Error(Failure),
 }
 
+/// One execution of a case: how it ended, and the SHOULD-level steps that did not hold.
+#[derive(Debug)]
+pub struct Attempt {
+    /// Passed (every MUST held) or the first failure.
+    pub result: Result<(), Outcome>,
+    /// SHOULD-level steps that did not hold, in step order.
+    pub warnings: Vec<Warning>,
+}
+
+/// The level of `step` under `version`: its own `level`, else the level its statement's text
+/// implies (SHOULD without MUST), else MUST.
+pub fn step_level(step: &Step, version: Version) -> Level {
+    let (statement, level) = step.check();
+    level.unwrap_or_else(|| {
+        statement
+            .and_then(|id| crate::coverage::statement(version, id))
+            .map_or(Level::Must, |st| Level::of_text(&st.text))
+    })
+}
+
+/// Whether a failure observed as `kind` in `step` is only a warning: the step is at SHOULD
+/// level and the failure judges the broker's answer. An `expect_close` keeps its close a
+/// MUST: only its DISCONNECT `reason` can be a SHOULD.
+fn is_warning(step: &Step, version: Version, kind: Observation, timeout: bool) -> bool {
+    if timeout || !kind.warnable() || step_level(step, version) != Level::Should {
+        return false;
+    }
+    !matches!(step, Step::ExpectClose(_)) || kind == Observation::WrongReasonCode
+}
+
 /// Runs one case under one version.
 pub struct Interpreter<'a> {
     case: &'a Scenario,
     cx: Ctx,
+    warnings: Vec<Warning>,
 }
 
 impl<'a> Interpreter<'a> {
@@ -90,11 +121,18 @@ impl<'a> Interpreter<'a> {
                 saved: Default::default(),
                 links: None,
             },
+            warnings: Vec::new(),
         }
     }
 
     /// Run every step that applies to this version; the first failure ends the case.
-    pub async fn run(mut self) -> Result<(), Outcome> {
+    pub async fn run(self) -> Result<(), Outcome> {
+        self.execute().await.result
+    }
+
+    /// [`Interpreter::run`], with the warnings of the SHOULD-level steps that did not hold
+    /// (the case goes on after each).
+    pub async fn execute(mut self) -> Attempt {
         let result = match self.setup_links().await {
             Ok(()) => self.run_steps().await,
             Err(e) => Err(e),
@@ -107,7 +145,10 @@ impl<'a> Interpreter<'a> {
         if let Some(mut links) = self.cx.links.take() {
             links.teardown().await;
         }
-        result
+        Attempt {
+            result,
+            warnings: self.warnings,
+        }
     }
 
     /// A case with fault steps connects every client through its own proxy.
@@ -130,6 +171,9 @@ impl<'a> Interpreter<'a> {
                 expected: None,
                 received: None,
                 traces: Vec::new(),
+                kind: Some(Observation::Harness),
+                statement: None,
+                not_excused: None,
             })
         };
         let Some(injector) = env.faults.clone() else {
@@ -175,9 +219,23 @@ impl<'a> Interpreter<'a> {
                     Err(_) => Err(StepError {
                         timeout: true,
                         ..StepError::new("the case ran out of time in this step")
+                            .kind(Observation::Timeout)
                     }),
                 };
             if let Err(e) = result {
+                let version = self.cx.env.version;
+                if !e.harness && is_warning(step, version, e.kind, e.timeout) {
+                    self.warnings.push(Warning {
+                        step: i + 1,
+                        step_text: step.keyword().to_string(),
+                        statement: step.check().0.map(str::to_string),
+                        kind: e.kind,
+                        message: self.unprefix(&e.message),
+                        expected: e.expected.map(|x| self.unprefix(&x)),
+                        received: e.received.map(|r| self.unprefix(&r)),
+                    });
+                    continue;
+                }
                 let failure = Failure {
                     step: Some(i + 1),
                     step_text: step.keyword().to_string(),
@@ -185,6 +243,15 @@ impl<'a> Interpreter<'a> {
                     expected: e.expected.map(|x| self.unprefix(&x)),
                     received: e.received.map(|r| self.unprefix(&r)),
                     traces: self.traces(),
+                    kind: Some(if e.timeout {
+                        Observation::Timeout
+                    } else if e.harness {
+                        Observation::Harness
+                    } else {
+                        e.kind
+                    }),
+                    statement: step.check().0.map(str::to_string),
+                    not_excused: None,
                 };
                 return Err(if e.harness {
                     Outcome::Error(failure)

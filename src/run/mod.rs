@@ -28,11 +28,11 @@ pub use crate::run_id::new_run_id;
 pub use events::RunEvent;
 pub use plan::{plan, PlannedRun, Selection};
 pub use setup::{prepare, Prepared, RunOptions};
-pub use verdict::{CaseResult, ClientTrace, Failure, Verdict};
+pub use verdict::{CaseResult, ClientTrace, Failure, Verdict, Warning};
 
 use crate::suite::Deviation;
 use crate::sut::{CaseBroker, RestartSupport};
-pub use interp::Outcome;
+pub use interp::{Attempt, Outcome};
 use interp::{CaseEnv, Interpreter};
 use prefix::Prefixer;
 
@@ -68,16 +68,19 @@ pub struct RunConfig {
 /// The reason a case that restarts the broker cannot run on this target.
 pub const CANNOT_RESTART: &str = "target cannot restart";
 
-async fn attempt(run: &PlannedRun, cfg: &RunConfig, execution: usize) -> Result<(), Outcome> {
+async fn attempt(run: &PlannedRun, cfg: &RunConfig, execution: usize) -> Attempt {
     // A case that restarts the broker gets a broker of its own, so the cases beside it are
     // not disturbed.
     let broker = match (&cfg.restart, run.case.scenario.restarts_broker()) {
         (Some(support), true) => match CaseBroker::start(support).await {
             Ok(b) => Some(Arc::new(tokio::sync::Mutex::new(b))),
             Err(e) => {
-                return Err(Outcome::Fail(Failure::general(format!(
-                    "cannot start the broker of this case: {e}"
-                ))))
+                return Attempt {
+                    result: Err(Outcome::Fail(Failure::general(format!(
+                        "cannot start the broker of this case: {e}"
+                    )))),
+                    warnings: Vec::new(),
+                }
             }
         },
         _ => None,
@@ -101,7 +104,7 @@ async fn attempt_on(
     execution: usize,
     url: String,
     broker: Option<Arc<tokio::sync::Mutex<CaseBroker>>>,
-) -> Result<(), Outcome> {
+) -> Attempt {
     let env = CaseEnv {
         faults: cfg.faults.as_ref().map(|f| Arc::clone(&f.0)),
         broker,
@@ -120,42 +123,101 @@ async fn attempt_on(
     let interp = Interpreter::new(&run.case.scenario, env);
     // The interpreter enforces the deadline per step and keeps the traces; this outer bound
     // only guards against a step that ignores cancellation.
-    match tokio::time::timeout(cfg.case_timeout + Duration::from_secs(1), interp.run()).await {
-        Ok(result) => result,
-        Err(_) => Err(Outcome::Timeout(Failure::general(format!(
-            "the case did not finish within {:?}",
-            cfg.case_timeout
-        )))),
+    match tokio::time::timeout(cfg.case_timeout + Duration::from_secs(1), interp.execute()).await {
+        Ok(attempt) => attempt,
+        Err(_) => Attempt {
+            result: Err(Outcome::Timeout(Failure::general(format!(
+                "the case did not finish within {:?}",
+                cfg.case_timeout
+            )))),
+            warnings: Vec::new(),
+        },
     }
 }
 
-/// The verdict of `attempts` executions of one run (all pass, all fail, or flaky).
-pub fn aggregate(attempts: Vec<Result<(), Outcome>>, deviation: Option<&Deviation>) -> Verdict {
+/// What the attempts of one run conclude: the verdict, the warnings of the attempt reported,
+/// and the documented deviation that no longer happens (the run passed).
+#[derive(Debug)]
+pub struct Aggregate {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Warnings of the failing attempt reported, else of the first attempt with warnings.
+    pub warnings: Vec<Warning>,
+    /// The deviation of a run that passed: stale.
+    pub stale: Option<Deviation>,
+}
+
+/// The verdict of `attempts` executions of one run (all pass, all fail, or flaky). A
+/// documented deviation turns a failure into [`Verdict::Deviation`] only when it matches how
+/// the case failed (step and kind); otherwise the failure says why it is not excused.
+pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggregate {
     let total = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
     let mut passed = 0;
     let mut first_failure = None;
+    let mut warnings = Vec::new();
     for a in attempts {
-        match a {
-            Ok(()) => passed += 1,
+        match a.result {
+            Ok(()) => {
+                passed += 1;
+                if warnings.is_empty() && first_failure.is_none() {
+                    warnings = a.warnings;
+                }
+            }
             // A harness error in any attempt makes the whole run an error.
-            Err(outcome @ Outcome::Error(_)) => first_failure = Some(outcome),
+            Err(outcome @ Outcome::Error(_)) => {
+                warnings = a.warnings;
+                first_failure = Some(outcome);
+            }
             Err(outcome) => {
-                if !matches!(first_failure, Some(Outcome::Error(_))) {
-                    first_failure.get_or_insert(outcome);
+                if first_failure.is_none() {
+                    warnings = a.warnings;
+                    first_failure = Some(outcome);
                 }
             }
         }
     }
     let Some(outcome) = first_failure else {
-        return Verdict::Pass;
+        let verdict = if warnings.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warning
+        };
+        return Aggregate {
+            verdict,
+            warnings,
+            stale: deviation.cloned(),
+        };
     };
-    let (failure, timeout) = match outcome {
+    let (mut failure, timeout) = match outcome {
         Outcome::Fail(f) => (f, false),
         Outcome::Timeout(f) => (f, true),
         // The harness failed: no verdict on the broker (not a deviation, not flaky).
-        Outcome::Error(failure) => return Verdict::Error { failure },
+        Outcome::Error(failure) => {
+            return Aggregate {
+                verdict: Verdict::Error { failure },
+                warnings,
+                stale: None,
+            }
+        }
     };
-    match (deviation, passed) {
+    let excused = match deviation {
+        Some(d) => {
+            let kind = if timeout {
+                Some(crate::scenario::Observation::Timeout)
+            } else {
+                failure.kind
+            };
+            match d.excuses(failure.step, failure.statement.as_deref(), kind) {
+                Ok(()) => Some(d),
+                Err(why) => {
+                    failure.not_excused = Some(why);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let verdict = match (excused, passed) {
         (Some(d), 0) => Verdict::Deviation {
             deviation: d.clone(),
             failure,
@@ -167,25 +229,33 @@ pub fn aggregate(attempts: Vec<Result<(), Outcome>>, deviation: Option<&Deviatio
             failed: total - passed,
             failure,
         },
+    };
+    Aggregate {
+        verdict,
+        warnings,
+        stale: None,
     }
 }
 
-async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Verdict, u32) {
+/// A run that did not execute.
+fn skipped(reason: String) -> (Aggregate, u32) {
+    let verdict = Verdict::Skipped { reason };
+    (
+        Aggregate {
+            verdict,
+            warnings: Vec::new(),
+            stale: None,
+        },
+        0,
+    )
+}
+
+async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Aggregate, u32) {
     if let Some(reason) = &run.skip {
-        return (
-            Verdict::Skipped {
-                reason: reason.clone(),
-            },
-            0,
-        );
+        return skipped(reason.clone());
     }
     if cfg.restart.is_none() && run.case.scenario.restarts_broker() {
-        return (
-            Verdict::Skipped {
-                reason: CANNOT_RESTART.to_string(),
-            },
-            0,
-        );
+        return skipped(CANNOT_RESTART.to_string());
     }
     let repeat = cfg.repeat.max(1);
     let mut attempts = Vec::new();
@@ -247,6 +317,8 @@ fn result_of(
         started,
         duration,
         attempts,
+        warnings: Vec::new(),
+        stale_deviation: None,
     }
 }
 
@@ -299,30 +371,37 @@ pub async fn execute(
             tokio::spawn(async move {
                 let begin = SystemTime::now();
                 let clock = Instant::now();
-                let (verdict, attempts) = if stop.load(Ordering::SeqCst) {
-                    (
-                        Verdict::not_run("--fail-fast stopped the run after a failure"),
-                        0,
-                    )
+                let not_run = |why: &str| Aggregate {
+                    verdict: Verdict::not_run(why),
+                    warnings: Vec::new(),
+                    stale: None,
+                };
+                let (outcome, attempts) = if stop.load(Ordering::SeqCst) {
+                    (not_run("--fail-fast stopped the run after a failure"), 0)
                 } else if gone.get().is_some() {
-                    (Verdict::not_run(BROKER_GONE), 0)
+                    (not_run(BROKER_GONE), 0)
                 } else {
                     let _ = tx.send(RunEvent::CaseStarted {
                         index: run.index,
                         case: run.case.scenario.name.clone(),
                         version: run.version,
                     });
-                    let (verdict, attempts) = execute_one(&run, &cfg).await;
-                    match broker_loss(&verdict, &run, &cfg, &gone).await {
+                    let (outcome, attempts) = execute_one(&run, &cfg).await;
+                    match broker_loss(&outcome.verdict, &run, &cfg, &gone).await {
                         Some(incomplete) => {
                             if let Some(event) = incomplete {
                                 let _ = tx.send(event);
                             }
-                            (Verdict::not_run(BROKER_GONE_DURING), attempts)
+                            (not_run(BROKER_GONE_DURING), attempts)
                         }
-                        None => (verdict, attempts),
+                        None => (outcome, attempts),
                     }
                 };
+                let Aggregate {
+                    verdict,
+                    warnings,
+                    stale,
+                } = outcome;
                 if let (Verdict::Error { failure }, true) =
                     (&verdict, harness_error.set(()).is_ok())
                 {
@@ -339,7 +418,9 @@ pub async fn execute(
                 }
                 // The next case may start only once the stop flag is set.
                 drop(permit);
-                let result = result_of(&run, verdict, begin, clock.elapsed(), attempts);
+                let mut result = result_of(&run, verdict, begin, clock.elapsed(), attempts);
+                result.warnings = warnings;
+                result.stale_deviation = stale;
                 let _ = tx.send(RunEvent::CaseFinished(Box::new(result)));
             });
         }
@@ -362,49 +443,140 @@ pub async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Observation;
+    use crate::suite::StepRef;
 
-    #[allow(clippy::result_large_err)]
-    fn fail() -> Result<(), Outcome> {
-        Err(Outcome::Fail(Failure::general("no")))
+    fn at(step: usize, kind: Observation) -> Attempt {
+        let mut f = Failure::general("no");
+        f.step = Some(step);
+        f.kind = Some(kind);
+        Attempt {
+            result: Err(Outcome::Fail(f)),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn fail() -> Attempt {
+        at(2, Observation::UnexpectedPacket)
+    }
+
+    fn pass() -> Attempt {
+        Attempt {
+            result: Ok(()),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn verdict(attempts: Vec<Attempt>, d: Option<&Deviation>) -> Verdict {
+        aggregate(attempts, d).verdict
     }
 
     #[test]
     fn repetitions_aggregate_into_pass_fail_flaky_or_deviation() {
+        assert!(matches!(verdict(vec![pass(), pass()], None), Verdict::Pass));
         assert!(matches!(
-            aggregate(vec![Ok(()), Ok(())], None),
-            Verdict::Pass
-        ));
-        assert!(matches!(
-            aggregate(vec![fail(), fail()], None),
+            verdict(vec![fail(), fail()], None),
             Verdict::Fail { .. }
         ));
         assert!(matches!(
-            aggregate(vec![Ok(()), fail(), Ok(())], None),
+            verdict(vec![pass(), fail(), pass()], None),
             Verdict::Flaky {
                 passed: 2,
                 failed: 1,
                 ..
             }
         ));
-        let timeout = Err(Outcome::Timeout(Failure::general("slow")));
+        let timeout = Attempt {
+            result: Err(Outcome::Timeout(Failure::general("slow"))),
+            warnings: Vec::new(),
+        };
         assert!(matches!(
-            aggregate(vec![timeout], None),
+            verdict(vec![timeout], None),
             Verdict::Timeout { .. }
         ));
         let d = Deviation {
             case: "c".into(),
             version: None,
             statement: "MQTT-1".into(),
+            step: StepRef::Index(2),
+            kind: Observation::UnexpectedPacket,
             reason: "r".into(),
         };
         assert!(matches!(
-            aggregate(vec![fail()], Some(&d)),
+            verdict(vec![fail()], Some(&d)),
             Verdict::Deviation { .. }
         ));
         // A documented case that sometimes passes is flaky, not a deviation.
         assert!(matches!(
-            aggregate(vec![fail(), Ok(())], Some(&d)),
+            verdict(vec![fail(), pass()], Some(&d)),
             Verdict::Flaky { .. }
         ));
+    }
+
+    #[test]
+    fn a_deviation_excuses_only_its_step_and_kind() {
+        let d = Deviation {
+            case: "c".into(),
+            version: None,
+            statement: "MQTT-1".into(),
+            step: StepRef::Index(2),
+            kind: Observation::ConnectionKeptOpen,
+            reason: "r".into(),
+        };
+        assert!(matches!(
+            verdict(vec![at(2, Observation::ConnectionKeptOpen)], Some(&d)),
+            Verdict::Deviation { .. }
+        ));
+        for other in [
+            at(3, Observation::ConnectionKeptOpen),
+            at(2, Observation::MissingPacket),
+            at(2, Observation::ConnectionRefused),
+            at(2, Observation::ConnectionClosed),
+            at(2, Observation::Harness),
+            Attempt {
+                result: Err(Outcome::Fail(Failure::general("Connection refused"))),
+                warnings: Vec::new(),
+            },
+        ] {
+            match verdict(vec![other], Some(&d)) {
+                Verdict::Fail { failure } => assert!(failure.not_excused.is_some()),
+                v => panic!("{v:?}"),
+            }
+        }
+        let mut f = Failure::general("slow");
+        f.step = Some(2);
+        f.kind = Some(Observation::ConnectionKeptOpen);
+        let timeout = Attempt {
+            result: Err(Outcome::Timeout(f)),
+            warnings: Vec::new(),
+        };
+        assert!(matches!(
+            verdict(vec![timeout], Some(&d)),
+            Verdict::Timeout { .. }
+        ));
+        // A deviation whose case passes is stale.
+        let a = aggregate(vec![pass()], Some(&d));
+        assert!(matches!(a.verdict, Verdict::Pass));
+        assert_eq!(a.stale, Some(d));
+    }
+
+    #[test]
+    fn warnings_make_a_passing_run_a_warning() {
+        let warned = Attempt {
+            result: Ok(()),
+            warnings: vec![Warning {
+                step: 3,
+                step_text: "expect".into(),
+                statement: Some("MQTT-4.13.1-1".into()),
+                kind: Observation::WrongReasonCode,
+                message: "m".into(),
+                expected: None,
+                received: None,
+            }],
+        };
+        let a = aggregate(vec![warned], None);
+        assert!(matches!(a.verdict, Verdict::Warning));
+        assert_eq!(a.warnings.len(), 1);
+        assert!(!a.verdict.is_failure());
     }
 }

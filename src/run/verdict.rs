@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::scenario::Version;
+use crate::scenario::{Observation, Version};
 use crate::suite::Deviation;
 
 /// The packet trace of one client, rendered line by line.
@@ -32,6 +32,42 @@ pub struct Failure {
     pub received: Option<String>,
     /// Every client's trace.
     pub traces: Vec<ClientTrace>,
+    /// How the step failed (None: outside any step, never excused by a deviation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Observation>,
+    /// The statement the failed step says it checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    /// Why the documented deviation of this case does not excuse this failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_excused: Option<String>,
+}
+
+/// A SHOULD-level step that did not hold: the broker did something the specification allows,
+/// but not what it recommends. Reported apart; fails the run only under `--strict`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    /// 1-based index of the step.
+    pub step: usize,
+    /// The step, summarised.
+    pub step_text: String,
+    /// The statement the step checks (its own, else none).
+    pub statement: Option<String>,
+    /// How the step differed.
+    pub kind: Observation,
+    /// What differed.
+    pub message: String,
+    /// What the case recommends.
+    pub expected: Option<String>,
+    /// What the broker did.
+    pub received: Option<String>,
+}
+
+impl Warning {
+    /// One line: `step 3 (expect_close): message`.
+    pub fn headline(&self) -> String {
+        format!("step {} ({}): {}", self.step, self.step_text, self.message)
+    }
 }
 
 impl Failure {
@@ -44,6 +80,9 @@ impl Failure {
             expected: None,
             received: None,
             traces: Vec::new(),
+            kind: None,
+            statement: None,
+            not_excused: None,
         }
     }
 
@@ -62,6 +101,8 @@ impl Failure {
 pub enum Verdict {
     /// Every step held.
     Pass,
+    /// Every MUST held, but a SHOULD-level step did not (the warnings are in the result).
+    Warning,
     /// A step did not hold.
     Fail {
         /// Evidence.
@@ -130,6 +171,7 @@ impl Verdict {
     pub fn label(&self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
+            Verdict::Warning => "WARN",
             Verdict::Fail { .. } => "FAIL",
             Verdict::Timeout { .. } => "TIMEOUT",
             Verdict::Skipped { .. } => "skipped",
@@ -182,9 +224,20 @@ pub struct CaseResult {
     pub duration: Duration,
     /// Attempts made (`--repeat`).
     pub attempts: u32,
+    /// SHOULD-level steps that did not hold (of the attempt reported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+    /// A documented deviation of this case that no longer happens: the case passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_deviation: Option<Deviation>,
 }
 
 impl CaseResult {
+    /// Whether this result makes a `--strict` run fail: a failure, or a warning.
+    pub fn fails_strict(&self) -> bool {
+        self.verdict.is_failure() || matches!(self.verdict, Verdict::Warning)
+    }
+
     /// `case [version]`, unique within a suite.
     pub fn display_name(&self) -> String {
         format!("{} [{}]", self.case, self.version)

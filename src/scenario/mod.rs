@@ -11,6 +11,7 @@ mod model;
 mod properties;
 pub mod schema;
 mod steps;
+pub mod tier;
 mod values;
 pub mod yaml_error;
 
@@ -21,4 +22,5 @@ pub use load::{feature_of, load_file, parse_str, LoadError, LoadedCase};
 pub use model::*;
 pub use properties::{PropName, PropertyMismatch, PropsSpec};
 pub use steps::*;
+pub use tier::{Level, Observation};
 pub use values::{ClientPacket, Code, Dur, Feature, Kind, PacketKind, Version};

@@ -17,6 +17,7 @@ use super::steps::{
     ConnectStep, DisconnectStep, DropStep, ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep,
     ExpectStep, PublishStep, SendRawStep, SendStep, SleepStep, SubscribeStep, UnsubscribeStep,
 };
+use super::tier::Level;
 use super::values::{Feature, Version};
 
 /// One test case.
@@ -252,6 +253,23 @@ impl Step {
             Step::ResetPeer(s) => s.only,
             Step::RestartBroker(s) => s.only,
         }
+    }
+
+    /// The statement a step says it checks and the level it gives, for the steps that can
+    /// carry them (`(None, None)` for the others).
+    pub fn check(&self) -> (Option<&str>, Option<Level>) {
+        let (statement, level) = match self {
+            Step::Connect(s) => (&s.statement, s.level),
+            Step::Subscribe(s) => (&s.statement, s.level),
+            Step::Unsubscribe(s) => (&s.statement, s.level),
+            Step::Publish(s) => (&s.statement, s.level),
+            Step::Expect(s) => (&s.statement, s.level),
+            Step::ExpectOneOf(s) => (&s.statement, s.level),
+            Step::ExpectNothing(s) => (&s.statement, s.level),
+            Step::ExpectClose(s) => (&s.statement, s.level),
+            _ => return (None, None),
+        };
+        (statement.as_deref(), level)
     }
 
     /// The client the step acts on, if any.

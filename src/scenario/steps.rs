@@ -11,6 +11,7 @@ use super::codec_values::{HexBytes, Qos, Retain, Text};
 use super::hex::RawTemplate;
 use super::model::yes;
 use super::properties::{PropName, PropsSpec};
+use super::tier::Level;
 use super::values::{ClientPacket, Code, Dur, Kind, Version};
 
 /// What a CONNACK must say.
@@ -49,6 +50,14 @@ pub struct ConnectStep {
     /// Wait for CONNACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -91,6 +100,14 @@ pub struct SubscribeStep {
     /// Wait for SUBACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -113,6 +130,14 @@ pub struct UnsubscribeStep {
     /// Wait for UNSUBACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -165,6 +190,14 @@ pub struct PublishStep {
     /// Wait for the acknowledgement at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -242,6 +275,14 @@ pub struct ExpectStep {
     /// How long to wait (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -261,6 +302,14 @@ pub struct ExpectOneOfStep {
     /// How long to wait for one alternative to be complete (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -278,6 +327,14 @@ pub struct ExpectNothingStep {
     /// Only this kind counts (default: any packet).
     #[serde(default)]
     pub packet: Option<Kind>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,
@@ -299,6 +356,14 @@ pub struct ExpectCloseStep {
     /// all, e.g. no CONNACK; `[disconnect]`: nothing but a DISCONNECT, and nothing after it).
     #[serde(default)]
     pub allow_before: Option<Vec<Kind>>,
+    /// The normative statement this step checks: quoted when the step fails, named by
+    /// deviations, and the source of the step's level when `level` is absent.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// `must` (a difference fails the case) or `should` (it warns); default: `should` when
+    /// the statement's text has SHOULD and no MUST, else `must`.
+    #[serde(default)]
+    pub level: Option<Level>,
     /// Version restriction.
     #[serde(default)]
     pub only: Option<Version>,

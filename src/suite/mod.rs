@@ -1,27 +1,118 @@
 //! Suite manifests (`suites/*.yaml`): a name, the scenarios selected by path glob and tag,
 //! and the deviations documented per broker.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSetBuilder};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{load_file, yaml_error, LoadError, LoadedCase, Version};
+use crate::scenario::{
+    load_file, yaml_error, LoadError, LoadedCase, Observation, Scenario, Version,
+};
 
-/// A case that fails on a broker for a documented reason.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+/// A case that fails on a broker for a documented reason, and exactly how it fails: the
+/// step and the kind of observation. It excuses that failure and no other (a failure at
+/// another step, of another kind, a lost connection, a timeout or a harness error stays a
+/// failure). Read from manifests (YAML) and broker profiles (TOML) alike.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deviation {
     /// Case name.
     pub case: String,
     /// Version it applies to (both when absent).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Version>,
     /// The normative statement the broker does not follow.
     pub statement: String,
+    /// The step that fails: its 1-based index among the case's steps, or the statement
+    /// that step cites (its `statement:` field).
+    pub step: StepRef,
+    /// How the step fails: unexpected-packet, missing-packet, connection-kept-open,
+    /// wrong-reason-code, packet-differs or malformed-packet.
+    pub kind: Observation,
     /// Why.
     pub reason: String,
+}
+
+/// Which step of a case a deviation is about.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StepRef {
+    /// 1-based index among the case's steps (as failure reports number them).
+    Index(usize),
+    /// The statement the step cites in its `statement:` field.
+    Statement(String),
+}
+
+impl std::fmt::Display for StepRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepRef::Index(n) => write!(f, "step {n}"),
+            StepRef::Statement(s) => write!(f, "the step citing {s}"),
+        }
+    }
+}
+
+impl Deviation {
+    /// Whether this deviation excuses a failure at 1-based `step` (which cites
+    /// `step_statement`) observed as `kind`; `Err` says why not.
+    pub fn excuses(
+        &self,
+        step: Option<usize>,
+        step_statement: Option<&str>,
+        kind: Option<Observation>,
+    ) -> Result<(), String> {
+        let Some(kind) = kind.filter(|k| k.excusable()) else {
+            return Err(format!(
+                "a failure of kind {} is never excused by a documented deviation",
+                kind.map_or("outside any step", Observation::name)
+            ));
+        };
+        let at_step = match (&self.step, step) {
+            (StepRef::Index(n), Some(s)) => *n == s,
+            (StepRef::Statement(id), _) => step_statement == Some(id.as_str()),
+            (StepRef::Index(_), None) => false,
+        };
+        if !at_step || kind != self.kind {
+            return Err(format!(
+                "the documented deviation ({}) is a {} at {}; this failure is a {kind} at {}",
+                self.statement,
+                self.kind,
+                self.step,
+                step.map_or_else(|| "no step".to_string(), |s| format!("step {s}")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Why this deviation cannot apply to `case`: a kind never excused, a step the case
+    /// does not have.
+    fn check(&self, case: &Scenario) -> Result<(), String> {
+        if !self.kind.excusable() {
+            return Err(format!(
+                "kind {} is never excused (only {})",
+                self.kind,
+                Observation::ALL
+                    .iter()
+                    .filter(|k| k.excusable())
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        match &self.step {
+            StepRef::Index(n) if *n == 0 || *n > case.steps.len() => Err(format!(
+                "step {n}: the case has {} steps (numbered from 1)",
+                case.steps.len()
+            )),
+            StepRef::Statement(id) if !case.steps.iter().any(|s| s.check().0 == Some(id)) => Err(
+                format!("no step of the case cites {id} in its statement field"),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Tag selection of a suite.
@@ -89,6 +180,11 @@ impl Suite {
             .is_none_or(|v| v.contains(&version))
     }
 
+    /// The broker names this suite documents deviations for.
+    pub fn brokers(&self) -> impl Iterator<Item = &str> {
+        self.manifest.deviations.keys().map(String::as_str)
+    }
+
     /// The documented deviation of `case` under `version` on `broker`, if any.
     pub fn deviation(&self, broker: &str, case: &str, version: Version) -> Option<&Deviation> {
         self.manifest
@@ -154,6 +250,18 @@ pub enum SuiteError {
         /// Case.
         case: String,
     },
+    /// A deviation cannot apply to the case it names.
+    #[error("{file}: deviation for {broker} of case {case:?}: {message}")]
+    InvalidDeviation {
+        /// The manifest.
+        file: PathBuf,
+        /// Broker.
+        broker: String,
+        /// Case.
+        case: String,
+        /// What is wrong.
+        message: String,
+    },
     /// No suite manifest found.
     #[error("no suite named {0:?} (looked for suites/<name>.yaml and the name in each manifest)")]
     NotFound(String),
@@ -174,6 +282,16 @@ pub fn discover(root: &Path) -> Result<Vec<PathBuf>, SuiteError> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// Every broker name the manifests in `<root>/suites/` document deviations for (manifests
+/// that do not parse are left out: loading them reports the error).
+pub fn deviation_brokers(root: &Path) -> Result<std::collections::BTreeSet<String>, SuiteError> {
+    Ok(discover(root)?
+        .iter()
+        .filter_map(|f| read_manifest(f).ok())
+        .flat_map(|m| m.deviations.into_keys())
+        .collect())
 }
 
 /// Read a manifest.
@@ -255,15 +373,27 @@ pub fn load(file: &Path, root: &Path) -> Result<(Suite, Vec<LoadError>), SuiteEr
             Err(e) => errors.push(e),
         }
     }
-    let names: BTreeSet<&str> = cases.iter().map(|c| c.scenario.name.as_str()).collect();
+    let by_name: BTreeMap<&str, &Scenario> = cases
+        .iter()
+        .map(|c| (c.scenario.name.as_str(), &*c.scenario))
+        .collect();
     if errors.is_empty() {
         for (broker, list) in &manifest.deviations {
-            if let Some(d) = list.iter().find(|d| !names.contains(d.case.as_str())) {
-                return Err(SuiteError::UnknownDeviation {
-                    file: file.into(),
-                    broker: broker.clone(),
-                    case: d.case.clone(),
-                });
+            for d in list {
+                let Some(case) = by_name.get(d.case.as_str()) else {
+                    return Err(SuiteError::UnknownDeviation {
+                        file: file.into(),
+                        broker: broker.clone(),
+                        case: d.case.clone(),
+                    });
+                };
+                d.check(case)
+                    .map_err(|message| SuiteError::InvalidDeviation {
+                        file: file.into(),
+                        broker: broker.clone(),
+                        case: d.case.clone(),
+                        message,
+                    })?;
             }
         }
     }
@@ -354,7 +484,7 @@ mod tests {
 
     #[test]
     fn globs_exclusions_and_tags_select_cases() {
-        let manifest = "name: s\nscenarios: [\"scenarios/**/*.yaml\"]\nexclude: [\"scenarios/skip/**\"]\nversions: [\"5\"]\ntags: {exclude: [slow]}\ndeviations:\n  mosquitto: [{case: a, statement: MQTT-1, reason: r}]\n";
+        let manifest = "name: s\nscenarios: [\"scenarios/**/*.yaml\"]\nexclude: [\"scenarios/skip/**\"]\nversions: [\"5\"]\ntags: {exclude: [slow]}\ndeviations:\n  mosquitto: [{case: a, statement: MQTT-1, step: 1, kind: wrong-reason-code, reason: r}]\n";
         let (a, b, c, d) = (
             case("a", "x"),
             case("b", "slow"),
@@ -393,7 +523,7 @@ mod tests {
         let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
         assert!(matches!(e, SuiteError::DuplicateCase { .. }), "{e}");
         let dir = root(&[
-            ("suites/s.yaml", "name: s\nscenarios: [\"scenarios/**\"]\ndeviations: {m: [{case: zz, statement: S, reason: r}]}\n"),
+            ("suites/s.yaml", "name: s\nscenarios: [\"scenarios/**\"]\ndeviations: {m: [{case: zz, statement: S, step: 1, kind: missing-packet, reason: r}]}\n"),
             ("scenarios/f/a.yaml", &a),
         ]);
         let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();

@@ -250,6 +250,10 @@ fn execute(session: &Session, name: &str) -> Result<Completion, Failed> {
 pub fn completion(result: &CaseResult) -> Result<Completion, Failed> {
     match &result.verdict {
         Verdict::Pass => Ok(Completion::Completed),
+        Verdict::Warning => {
+            print!("{}", crate::report::console::warning_block(result, false));
+            Ok(Completion::Completed)
+        }
         Verdict::Skipped { reason } => Ok(Completion::ignored_with(reason)),
         Verdict::Deviation { deviation, .. } => {
             println!(

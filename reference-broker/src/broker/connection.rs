@@ -452,6 +452,7 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
         Event::Unsubscribe(u) => {
             let client = conn.client_id().clone();
             let codes = ctx.shared.router().unsubscribe(&client, &u);
+            conn.unsubscribed(&u.filters);
             if ctx.shared.limits.defects.has(Defect::UnsubackMissing) {
                 return;
             }

@@ -214,6 +214,7 @@ defects! {
     AliasKeptInSession => ("alias-kept-in-session", &[], &["MQTT-3.3.2-7"], "the inbound Topic Alias table is kept with the session and restored when it is resumed", true),
     ReceiveMaximumPerQos => ("receive-maximum-per-qos", &[], &["MQTT-3.3.4-9"], "Receive Maximum is counted per QoS: a QoS 1 and a QoS 2 message can be in flight together with Receive Maximum 1", true),
     SessionExpiryMaxAsZero => ("session-expiry-max-as-zero", &[], &["MQTT-3.1.2-23"], "Session Expiry Interval 0xFFFFFFFF wraps to 0 (an overflow): the session ends with the connection", false),
+    UnsubscribeDropsInflight => ("unsubscribe-drops-inflight", &["MQTT-3.10.4-3"], &["MQTT-3.10.4-3"], "UNSUBSCRIBE forgets the unacknowledged QoS 1/2 messages sent on the removed subscription", true),
 }
 
 /// The defects switched on in a broker (none, unless built with the `defects` feature and set

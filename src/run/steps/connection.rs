@@ -9,7 +9,7 @@ use crate::run::inbox::{limit_packet_size, open, send, wait_for, StepError, Step
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::connack_code;
 use crate::run::trace;
-use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Version};
+use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Observation, Version};
 
 /// The CONNECT of client `name` (target credentials when the client sets none).
 pub(super) fn connect_packet(
@@ -118,6 +118,11 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
         }
     }
     if !diffs.is_empty() {
+        let observed = if ack.code != expected_code {
+            Observation::WrongReasonCode
+        } else {
+            Observation::PacketDiffers
+        };
         return Err(StepError::diff(
             format!("CONNACK differs: {}", diffs.join("; ")),
             format!(
@@ -127,7 +132,8 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
             // A 3.1.1 return code is named by the 3.1.1 table (0x02 is "identifier rejected",
             // not the MQTT 5 "Granted QoS 2").
             trace::connack(&ack, version != Version::V5),
-        ));
+        )
+        .kind(observed));
     }
     Ok(())
 }
@@ -177,7 +183,8 @@ fn connack_v311_form(expected: ReasonCode, received: ReasonCode) -> StepResult {
             "CONNACK return code {} (3.1.1 form)",
             connack_text(received, Version::V311)
         ),
-    ))
+    )
+    .kind(Observation::WrongReasonCode))
 }
 
 /// A CONNACK code with its name in the numbering of `version` (3.1.1 return codes differ).

@@ -13,7 +13,9 @@ use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher;
 use crate::run::prefix::Prefixer;
 use crate::run::trace;
-use crate::scenario::{ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, Version};
+use crate::scenario::{
+    ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, Observation, Version,
+};
 
 /// `expect`
 pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
@@ -41,6 +43,15 @@ pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
         }
         return Ok(());
     }
+    // Only the reason code differs: the kind deviations and SHOULD-level steps speak of.
+    let observed = if diffs
+        .iter()
+        .all(|d| d.field == "reason" || d.field == "codes")
+    {
+        Observation::WrongReasonCode
+    } else {
+        Observation::PacketDiffers
+    };
     Err(StepError::diff(
         format!(
             "{kind:?} differs: {}",
@@ -52,7 +63,8 @@ pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
         ),
         describe_expect(s),
         trace::redacted(&packet),
-    ))
+    )
+    .kind(observed))
 }
 
 /// `expect_one_of`
@@ -125,6 +137,13 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
                 })
                 .collect::<Vec<_>>()
                 .join(" | ");
+            let observed = if !pending.is_empty() {
+                Observation::PacketDiffers
+            } else if all_closed {
+                Observation::ConnectionClosed
+            } else {
+                Observation::MissingPacket
+            };
             return Err(StepError::diff(
                 if all_closed && now < deadline {
                     "no alternative matched and every connection is closed".to_string()
@@ -137,7 +156,8 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
                 } else {
                     pending.join(", ")
                 },
-            ));
+            )
+            .kind(observed));
         }
         // Poll each client in turn for a short slice: packets of other kinds stay queued.
         let slice = (deadline - now).min(Duration::from_millis(10));
@@ -156,11 +176,10 @@ pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepR
     let c = cx.client(&s.client)?;
     let wanted = |p: &Packet| kind.is_none_or(|k| p.packet_type() == k);
     if let Some(p) = c.inbox.iter().find(|p| wanted(p)) {
-        return Err(StepError::diff(
-            "a packet arrived",
-            "nothing".into(),
-            trace::redacted(p),
-        ));
+        return Err(
+            StepError::diff("a packet arrived", "nothing".into(), trace::redacted(p))
+                .kind(Observation::UnexpectedPacket),
+        );
     }
     let deadline = Instant::now() + s.duration.0;
     loop {
@@ -174,11 +193,10 @@ pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepR
         }
         recv_one(c, deadline - now).await?;
         if let Some(p) = c.inbox.iter().find(|p| wanted(p)) {
-            return Err(StepError::diff(
-                "a packet arrived",
-                "nothing".into(),
-                trace::redacted(p),
-            ));
+            return Err(
+                StepError::diff("a packet arrived", "nothing".into(), trace::redacted(p))
+                    .kind(Observation::UnexpectedPacket),
+            );
         }
     }
 }
@@ -206,7 +224,8 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
                 format!("the connection is still open after {within:?}"),
                 "the broker closes the connection".into(),
                 "connection open".into(),
-            ));
+            )
+            .kind(Observation::ConnectionKeptOpen));
         }
         recv_one(c, deadline - now).await?;
     }
@@ -214,16 +233,18 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
         Packet::Disconnect(d) => Some(d.reason),
         _ => None,
     });
+    // The connection is closed either way: a step at SHOULD level lets the case go on.
+    c.retire();
     if let (Version::V5, Some(expected), Some(got)) = (version, s.reason, disconnect) {
         if expected.0 != got {
             return Err(StepError::diff(
                 "DISCONNECT reason differs",
                 format!("{:?}", expected.0),
                 format!("{got:?}"),
-            ));
+            )
+            .kind(Observation::WrongReasonCode));
         }
     }
-    c.retire();
     Ok(())
 }
 
@@ -324,7 +345,8 @@ fn check_allowed_before(inbox: &VecDeque<Packet>, allowed: &[PacketType]) -> Ste
                 },
                 format!("only {allowed:?}, then the close"),
                 trace::redacted(p),
-            ));
+            )
+            .kind(Observation::UnexpectedPacket));
         }
         after_disconnect = matches!(p, Packet::Disconnect(_));
     }

@@ -5,7 +5,7 @@ use reference_broker::codec::{Packet, PacketType, PubResponse, Publish, QoS};
 use crate::run::context::Ctx;
 use crate::run::inbox::{ack_id, ack_reason, send, wait_for, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
-use crate::scenario::PublishStep;
+use crate::scenario::{Observation, PublishStep};
 
 /// `publish`
 pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
@@ -48,7 +48,8 @@ pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
                 format!("{first:?} reason differs"),
                 format!("{:?}", expected.0),
                 format!("{reason:?}"),
-            ));
+            )
+            .kind(Observation::WrongReasonCode));
         }
     }
     if qos == QoS::ExactlyOnce && reason.is_success() {

@@ -71,9 +71,10 @@ pub(super) async fn send_raw(cx: &mut Ctx, s: &SendRawStep) -> StepResult {
         .conn
         .as_mut()
         .ok_or_else(|| StepError::new("not connected"))?;
-    conn.send_raw(&bytes)
-        .await
-        .map_err(|e| StepError::new(format!("sending raw bytes failed: {e}")))
+    conn.send_raw(&bytes).await.map_err(|e| {
+        StepError::new(format!("sending raw bytes failed: {e}"))
+            .kind(crate::scenario::Observation::ConnectionClosed)
+    })
 }
 
 /// The packet a `send` step describes (absent fields are zero or empty).

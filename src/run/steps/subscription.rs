@@ -7,7 +7,7 @@ use crate::run::context::Ctx;
 use crate::run::inbox::{send, wait_for, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::suback_code;
-use crate::scenario::{SubscribeStep, UnsubscribeStep, Version};
+use crate::scenario::{Observation, SubscribeStep, UnsubscribeStep, Version};
 
 /// `subscribe`
 pub(super) async fn subscribe(cx: &mut Ctx, s: &SubscribeStep) -> StepResult {
@@ -46,7 +46,8 @@ pub(super) async fn subscribe(cx: &mut Ctx, s: &SubscribeStep) -> StepResult {
                     "SUBACK codes differ",
                     codes_text(&expected),
                     codes_text(&received),
-                ));
+                )
+                .kind(Observation::WrongReasonCode));
             }
         }
         None => {
@@ -55,7 +56,8 @@ pub(super) async fn subscribe(cx: &mut Ctx, s: &SubscribeStep) -> StepResult {
                     "SUBACK does not grant every filter",
                     format!("{} success codes", s.filters.len()),
                     codes_text(&received),
-                ));
+                )
+                .kind(Observation::WrongReasonCode));
             }
         }
     }
@@ -105,7 +107,8 @@ pub(super) async fn unsubscribe(cx: &mut Ctx, s: &UnsubscribeStep) -> StepResult
                 "UNSUBACK codes differ",
                 expected,
                 codes_text(&reason_codes),
-            ));
+            )
+            .kind(Observation::WrongReasonCode));
         }
     }
     Ok(())
