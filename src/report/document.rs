@@ -62,6 +62,38 @@ pub struct ResultRow {
     /// Duration of all attempts.
     #[serde(default)]
     pub duration_ms: f64,
+    /// SHOULD-level steps that did not hold.
+    #[serde(default)]
+    pub warnings: Vec<WarningRow>,
+    /// A documented deviation whose case passed (out of date).
+    #[serde(default)]
+    pub stale_deviation: Option<DeviationRow>,
+}
+
+/// A SHOULD-level step that did not hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WarningRow {
+    /// 1-based step.
+    #[serde(default)]
+    pub step: usize,
+    /// The step, summarised.
+    #[serde(default)]
+    pub step_text: String,
+    /// The statement the step checks.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// How it differed.
+    #[serde(default)]
+    pub kind: String,
+    /// What differed.
+    #[serde(default)]
+    pub message: String,
+    /// What the case recommends.
+    #[serde(default)]
+    pub expected: Option<String>,
+    /// What the broker did.
+    #[serde(default)]
+    pub received: Option<String>,
 }
 
 /// A documented deviation.

@@ -148,6 +148,33 @@ fn case_block(out: &mut String, i: usize, r: &ResultRow) {
             escape(&d.reason)
         );
     }
+    for w in &r.warnings {
+        let _ = write!(
+            out,
+            "<p><b>WARNING</b> (SHOULD level, {}) step {} ({}): {}{}</p>",
+            escape(&w.kind),
+            w.step,
+            escape(&w.step_text),
+            escape(&w.message),
+            w.statement
+                .as_deref()
+                .map(|id| format!(" [{}]", escape(id)))
+                .unwrap_or_default()
+        );
+        for (label, v) in [("recommended", &w.expected), ("received", &w.received)] {
+            if let Some(v) = v {
+                let _ = write!(out, "<p>{label}: <code>{}</code></p>", escape(v));
+            }
+        }
+    }
+    if let Some(d) = &r.stale_deviation {
+        let _ = write!(
+            out,
+            "<p>stale deviation (the case passes now): <b>{}</b> {}</p>",
+            escape(&d.statement),
+            escape(&d.reason)
+        );
+    }
     if let Some(f) = &r.failure {
         let step = match f.step {
             Some(n) => format!("step {n} ({}): ", f.step_text),
