@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reference_broker::codec::{ProtocolVersion, QoS};
 
+use super::conn::SessionOpts;
 use super::BenchError;
 
 /// How publishers' topics map to subscribers.
@@ -29,6 +30,12 @@ pub struct BenchArgs {
     /// PID of the external broker process, to sample its resident memory (VmRSS).
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// Session Expiry Interval in seconds of the publishers' and subscribers' sessions. Above
+    /// 0 they are persistent sessions (3.1.1: Clean Session 0), whose QoS 1/2 state a broker
+    /// with persistence stores before it acknowledges: this measures what durability costs.
+    /// 0 (default): clean sessions that end with the connection. Idle connections stay clean.
+    #[arg(long, default_value_t = 0)]
+    pub session_expiry: u32,
     /// Number of publishers.
     #[arg(long, short = 'p', default_value_t = 1)]
     pub pubs: usize,
@@ -111,6 +118,7 @@ impl Default for BenchArgs {
         BenchArgs {
             broker: None,
             broker_pid: None,
+            session_expiry: 0,
             pubs: 1,
             subs: 1,
             idle: 0,
@@ -261,6 +269,18 @@ impl Plan {
             Pattern::FanIn => format!("{prefix}/in/{i}"),
             Pattern::FanOut => format!("{prefix}/out"),
             Pattern::Pairwise => format!("{prefix}/pair/{i}"),
+        }
+    }
+
+    /// The session publishers and subscribers ask for (`--session-expiry`).
+    pub fn session(&self) -> SessionOpts {
+        match self.args.session_expiry {
+            0 => SessionOpts::CLEAN,
+            // MQTT 5: a new session that outlives the connection; 3.1.1: Clean Session 0.
+            secs => SessionOpts {
+                clean_start: self.args.protocol.is_v5(),
+                expiry: Some(secs),
+            },
         }
     }
 

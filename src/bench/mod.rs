@@ -52,7 +52,7 @@ use reference_broker::broker::{Broker, BrokerConfig};
 pub use args::{parse_duration, BenchArgs, Pattern, Plan, Stop};
 pub use report::{BenchReport, FaultSummary, QosLine, RssSample};
 
-use conn::{Endpoint, Lean};
+use conn::{Endpoint, Lean, SessionOpts};
 use progress::Progress;
 use sampler::Sampler;
 use summary::{ConnectTimes, Measured};
@@ -217,6 +217,7 @@ async fn open_many(
     ep: &Endpoint,
     count: usize,
     name: &str,
+    session: SessionOpts,
     subscribe: Option<(&Plan, &str)>,
     pacing: Option<Duration>,
     scheduled: &AtomicUsize,
@@ -230,7 +231,8 @@ async fn open_many(
                 if let Some(every) = pacing {
                     tokio::time::sleep_until((origin + every.mul_f64(slot as f64)).into()).await;
                 }
-                let (mut lean, took) = Lean::connect(ep, format!("{name}{i}"), 0).await?;
+                let (mut lean, took) =
+                    Lean::connect_with(ep, format!("{name}{i}"), 0, session).await?;
                 if let Some((plan, prefix)) = subscribe {
                     let filter = plan.sub_filter(prefix, i);
                     lean.subscribe(&filter, plan.max_qos, ep.timeout).await?;
@@ -274,6 +276,7 @@ async fn run_against(
             &ep,
             a.subs,
             &format!("b{run_id}s"),
+            plan.session(),
             Some((plan, &prefix)),
             pacing,
             &scheduled,
@@ -285,6 +288,7 @@ async fn run_against(
             &ep,
             a.pubs,
             &format!("b{run_id}p"),
+            plan.session(),
             None,
             pacing,
             &scheduled,
@@ -296,6 +300,7 @@ async fn run_against(
             &ep,
             a.idle,
             &format!("b{run_id}i"),
+            SessionOpts::CLEAN,
             None,
             pacing,
             &scheduled,

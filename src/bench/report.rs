@@ -83,6 +83,8 @@ pub struct BenchReport {
     pub subs: usize,
     /// Idle connections held.
     pub idle: usize,
+    /// Session Expiry Interval of publishers and subscribers (0: clean sessions).
+    pub session_expiry: u32,
     /// Topic pattern.
     pub pattern: Pattern,
     /// Payload bytes.

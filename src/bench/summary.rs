@@ -168,6 +168,7 @@ pub(crate) fn summarise(plan: &Plan, counters: &Counters, m: Measured) -> BenchR
         pubs: a.pubs,
         subs: a.subs,
         idle: a.idle,
+        session_expiry: a.session_expiry,
         pattern: a.pattern,
         payload: a.payload,
         protocol: match a.protocol {

@@ -366,7 +366,7 @@ mod tests {
             .iter()
             .map(|f| crate::suite::load(f, root).unwrap().0)
             .collect();
-        let text = "[[deviations]]\ncase = \"smoke-pubsub-qos0\"\nstatement = \"MQTT-3.3.1-1\"\nstep = 1\nkind = \"missing-packet\"\nreason = \"documented\"\n";
+        let text = "[[deviations]]\ncase = \"smoke-pubsub-qos0\"\nstatement = \"MQTT-3.3.1-1\"\nstep = 3\nkind = \"missing-packet\"\nreason = \"documented\"\n";
         let p = Profile::parse(text, Path::new("p.toml")).unwrap();
         p.add_deviations(&mut suites, "lab-broker");
         let found = suites[0].deviation(

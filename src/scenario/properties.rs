@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use reference_broker::codec::Properties;
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 /// One property that differs between a pattern and a packet.
@@ -19,10 +19,12 @@ pub struct PropertyMismatch {
 
 macro_rules! scalar_props {
     ($($field:ident : $ty:ty),* $(,)?) => {
+        // The YAML and JSON Schema form, read into `PropsSpec` at load.
         /// A set of MQTT 5 properties in a scenario. Unset fields are neither sent nor compared.
         #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
         #[serde(deny_unknown_fields)]
-        pub struct PropsSpec {
+        #[schemars(rename = "PropsSpec")]
+        pub struct PropsYaml {
             $(
                 #[doc = concat!("The `", stringify!($field), "` property.")]
                 #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,6 +48,48 @@ macro_rules! scalar_props {
             /// User properties as `[key, value]` pairs, in order.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub user_properties: Option<Vec<(String, String)>>,
+        }
+
+        impl From<PropsYaml> for PropsSpec {
+            fn from(y: PropsYaml) -> PropsSpec {
+                let mut p = Properties::default();
+                $(p.$field = y.$field.map(Into::into);)*
+                p.correlation_data = y.correlation_data.map(Bytes::from);
+                p.authentication_data = y.authentication_data.map(Bytes::from);
+                p.response_topic = y.response_topic.map(Into::into);
+                let ids_listed = y.subscription_identifier.is_some() || y.subscription_identifiers.is_some();
+                p.subscription_identifiers.extend(y.subscription_identifier);
+                p.subscription_identifiers.extend(y.subscription_identifiers.into_iter().flatten());
+                let user_listed = y.user_properties.is_some();
+                p.user_properties = y
+                    .user_properties
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect();
+                PropsSpec { properties: p, ids_listed, user_listed }
+            }
+        }
+
+        impl From<PropsSpec> for PropsYaml {
+            fn from(spec: PropsSpec) -> PropsYaml {
+                let p = spec.properties;
+                let text = |b: Bytes| String::from_utf8_lossy(&b).into_owned();
+                PropsYaml {
+                    $($field: p.$field.map(Into::into),)*
+                    correlation_data: p.correlation_data.map(text),
+                    authentication_data: p.authentication_data.map(text),
+                    response_topic: p.response_topic.map(Into::into),
+                    subscription_identifier: None,
+                    subscription_identifiers: spec.ids_listed.then_some(p.subscription_identifiers),
+                    user_properties: spec.user_listed.then(|| {
+                        p.user_properties
+                            .into_iter()
+                            .map(|(k, v)| (k.into(), v.into()))
+                            .collect()
+                    }),
+                }
+            }
         }
 
         /// The name of a property, for `absent` lists.
@@ -96,25 +140,12 @@ macro_rules! scalar_props {
         }
 
         impl PropsSpec {
-            /// The codec properties to send; `topic` maps a scenario topic to its prefixed form.
+            /// The codec properties to send; `topic` maps a scenario topic to its prefixed
+            /// form (the only thing left to do at run time).
             pub fn to_properties(&self, topic: &dyn Fn(&str) -> String) -> Properties {
-                let mut p = Properties::default();
-                $(p.$field = self.$field.clone().map(Into::into);)*
-                p.correlation_data = self.correlation_data.as_ref().map(|s| Bytes::from(s.clone()));
-                p.authentication_data =
-                    self.authentication_data.as_ref().map(|s| Bytes::from(s.clone()));
-                p.response_topic = self.response_topic.as_deref().map(topic).map(Into::into);
-                if let Some(id) = self.subscription_identifier {
-                    p.subscription_identifiers.push(id);
-                }
-                if let Some(ids) = &self.subscription_identifiers {
-                    p.subscription_identifiers.extend(ids.iter().copied());
-                }
-                if let Some(user) = &self.user_properties {
-                    p.user_properties = user
-                        .iter()
-                        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-                        .collect();
+                let mut p = self.properties.clone();
+                if let Some(t) = &p.response_topic {
+                    p.response_topic = Some(topic(t).into());
                 }
                 p
             }
@@ -125,53 +156,82 @@ macro_rules! scalar_props {
                 actual: &Properties,
                 topic: &dyn Fn(&str) -> String,
             ) -> Vec<PropertyMismatch> {
+                let expected = self.to_properties(topic);
                 let mut out = Vec::new();
-                let mut check = |name: &'static str, expected: Option<String>, actual: String| {
-                    if let Some(expected) = expected {
-                        if expected != actual {
-                            out.push(PropertyMismatch { name, expected, actual });
-                        }
+                let mut check = |name: &'static str, listed: bool, same: bool, e: String, a: String| {
+                    if listed && !same {
+                        out.push(PropertyMismatch { name, expected: e, actual: a });
                     }
                 };
-                $(check(
-                    stringify!($field),
-                    self.$field.as_ref().map(|v| format!("{:?}", Some(v))),
-                    format!("{:?}", actual.$field.as_ref()),
-                );)*
-                check(
-                    "correlation_data",
-                    self.correlation_data.as_ref().map(|v| format!("{:?}", Some(v.as_bytes()))),
-                    format!("{:?}", actual.correlation_data.as_deref()),
-                );
-                check(
-                    "authentication_data",
-                    self.authentication_data.as_ref().map(|v| format!("{:?}", Some(v.as_bytes()))),
-                    format!("{:?}", actual.authentication_data.as_deref()),
-                );
-                check(
-                    "response_topic",
-                    self.response_topic.as_deref().map(|v| format!("{:?}", Some(topic(v)))),
-                    format!("{:?}", actual.response_topic.as_ref()),
-                );
-                let ids = match (&self.subscription_identifiers, self.subscription_identifier) {
-                    (Some(ids), _) => Some(ids.clone()),
-                    (None, Some(id)) => Some(vec![id]),
-                    (None, None) => None,
-                };
+                macro_rules! one {
+                    ($f:ident) => {
+                        check(
+                            stringify!($f),
+                            expected.$f.is_some(),
+                            expected.$f == actual.$f,
+                            format!("{:?}", expected.$f),
+                            format!("{:?}", actual.$f),
+                        )
+                    };
+                }
+                $(one!($field);)*
+                one!(correlation_data);
+                one!(authentication_data);
+                one!(response_topic);
                 check(
                     "subscription_identifiers",
-                    ids.map(|v| format!("{v:?}")),
+                    self.ids_listed,
+                    expected.subscription_identifiers == actual.subscription_identifiers,
+                    format!("{:?}", expected.subscription_identifiers),
                     format!("{:?}", actual.subscription_identifiers),
                 );
                 check(
                     "user_properties",
-                    self.user_properties.as_ref().map(|v| format!("{v:?}")),
+                    self.user_listed,
+                    expected.user_properties == actual.user_properties,
+                    format!("{:?}", expected.user_properties),
                     format!("{:?}", actual.user_properties),
                 );
                 out
             }
         }
     };
+}
+
+/// A set of MQTT 5 properties in a scenario, resolved to the codec's [`Properties`] while the
+/// YAML is read (so a bad value is a file:line:column error and nothing is converted per
+/// step). Unset properties are neither sent nor compared.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(from = "PropsYaml", into = "PropsYaml")]
+pub struct PropsSpec {
+    /// The properties as sent (the response topic not yet prefixed for the run).
+    pub properties: Properties,
+    /// Whether subscription identifiers were listed (compared even when none).
+    ids_listed: bool,
+    /// Whether user properties were listed (compared even when none).
+    user_listed: bool,
+}
+
+impl std::ops::Deref for PropsSpec {
+    type Target = Properties;
+
+    fn deref(&self) -> &Properties {
+        &self.properties
+    }
+}
+
+impl JsonSchema for PropsSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        PropsYaml::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        PropsYaml::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        PropsYaml::json_schema(generator)
+    }
 }
 
 scalar_props! {
@@ -210,10 +270,10 @@ mod tests {
 
     #[test]
     fn only_listed_properties_are_compared() {
-        let spec = PropsSpec {
+        let spec = PropsSpec::from(PropsYaml {
             message_expiry_interval: Some(10),
             ..Default::default()
-        };
+        });
         let actual = Properties {
             message_expiry_interval: Some(10),
             content_type: Some("x".into()),
@@ -233,10 +293,10 @@ mod tests {
 
     #[test]
     fn subscription_identifiers_compare_in_order() {
-        let spec = PropsSpec {
+        let spec = PropsSpec::from(PropsYaml {
             subscription_identifiers: Some(vec![7, 8]),
             ..Default::default()
-        };
+        });
         let actual = Properties {
             subscription_identifiers: vec![8, 7],
             ..Default::default()

@@ -16,6 +16,7 @@ pub mod config;
 mod connection;
 mod journal;
 mod listener;
+mod outbox;
 mod retained;
 mod router;
 pub mod transport;

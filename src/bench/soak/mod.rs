@@ -88,6 +88,7 @@ pub(crate) async fn run(
         &ep,
         a.idle,
         &format!("b{run_id}i"),
+        super::conn::SessionOpts::CLEAN,
         None,
         None,
         &scheduled,
