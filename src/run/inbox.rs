@@ -11,17 +11,12 @@ use tokio::time::Instant;
 
 use super::trace;
 use crate::scenario::{ClientSpec, Observation};
+use crate::sut::READ_LIMIT;
 
 /// How many received packets a client holds that no step has taken yet. No case expects
 /// more than a few dozen; a broker that sends more is flooding the client, and the step that
 /// reads fails instead of letting memory grow.
 pub(super) const INBOX_LIMIT: usize = 2_000;
-
-/// The largest packet the harness reads when the case announced no smaller Maximum Packet
-/// Size. No case publishes more than a few KiB, so a larger packet is never one a case asked
-/// for: refusing it before buffering it bounds the memory a broker claiming a huge Remaining
-/// Length (up to 256 MiB) can make the harness use.
-pub(super) const READ_LIMIT: usize = 1 << 20;
 
 /// A step failure before traces are attached.
 pub(super) struct StepError {

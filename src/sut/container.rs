@@ -305,6 +305,7 @@ async fn try_connect(url: &str, attempt: u32) -> Result<(), String> {
     let mut conn = Connection::open(url, &options)
         .await
         .map_err(|e| e.to_string())?;
+    conn.set_max_packet_size(super::READ_LIMIT);
     let connect = Connect {
         protocol: ProtocolVersion::V3_1_1,
         clean_start: true,

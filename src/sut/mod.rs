@@ -19,6 +19,13 @@ mod restart;
 
 pub use restart::{CaseBroker, RestartSupport};
 
+/// The largest packet the harness reads from a broker under test (probe, readiness wait,
+/// cases that announce no smaller Maximum Packet Size). No case publishes more than a few
+/// KiB, so a larger packet is never one the harness asked for: refusing it from its fixed
+/// header, before buffering it, bounds the memory a broker claiming a huge Remaining Length
+/// (up to 256 MiB) can make the harness use.
+pub const READ_LIMIT: usize = 1 << 20;
+
 /// Which broker to run against.
 #[derive(Debug, Clone)]
 pub enum TargetSpec {

@@ -318,6 +318,8 @@ async fn session(
             })
         }
     };
+    // A huge length claim is refused from its header, never buffered.
+    conn.set_max_packet_size(super::READ_LIMIT);
     let connect = Connect {
         protocol: version,
         clean_start: true,

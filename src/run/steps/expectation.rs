@@ -281,7 +281,7 @@ fn resolve_saved(cx: &Ctx, s: &ExpectStep) -> Result<ExpectStep, StepError> {
 
 /// The pattern of an `expect` step, for failure reports.
 fn describe_expect(s: &ExpectStep) -> String {
-    let mut parts = vec![format!("{:?}", s.packet.0)];
+    let mut parts = vec![format!("{:?}", s.packet.0).to_uppercase()];
     let mut add = |k: &str, v: Option<String>| {
         if let Some(v) = v {
             parts.push(format!("{k}={v}"));
@@ -310,7 +310,10 @@ fn describe_expect(s: &ExpectStep) -> String {
     add("session_present", s.session_present.map(|q| q.to_string()));
     add(
         "properties",
-        s.properties.as_ref().map(|p| format!("{p:?}")),
+        // As the scenario writes them (`{"content_type":"json"}`), not as a Rust dump.
+        s.properties
+            .as_ref()
+            .map(|p| serde_json::to_string(p).unwrap_or_else(|_| format!("{p:?}"))),
     );
     if !s.absent.is_empty() {
         parts.push(format!("absent={:?}", s.absent));
