@@ -82,6 +82,7 @@ async fn fails_against(url: &str) -> Failure {
     match tokio::time::timeout(Duration::from_secs(30), run).await {
         Ok(Err(Outcome::Fail(f))) => f,
         Ok(Err(Outcome::Timeout(f) | Outcome::Error(f))) => panic!("not a broker verdict: {f:?}"),
+        Ok(Err(Outcome::NotApplicable(why))) => panic!("not a broker verdict: {why}"),
         Ok(Ok(())) => panic!("the case passed against a hostile broker"),
         Err(_) => panic!("the case did not end"),
     }

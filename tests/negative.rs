@@ -267,6 +267,7 @@ async fn against_script(case: &str, reply: &'static [u8]) -> Result<(), String> 
         Outcome::Fail(f) | Outcome::Timeout(f) | Outcome::Error(f) => {
             format!("step {:?}: {} {:?}", f.step, f.message, f.received)
         }
+        Outcome::NotApplicable(why) => format!("not applicable: {why}"),
     })
 }
 

@@ -28,6 +28,9 @@ pub(super) struct StepError {
     pub(super) kind: Observation,
     /// The harness failed (a fault proxy error), not the broker.
     pub(super) harness: bool,
+    /// The case has nothing to judge on this broker (a CONNECT it may refuse was refused):
+    /// the run is skipped with this reason.
+    pub(super) not_applicable: Option<String>,
 }
 
 impl StepError {
@@ -39,6 +42,17 @@ impl StepError {
             timeout: false,
             kind: Observation::Harness,
             harness: false,
+            not_applicable: None,
+        }
+    }
+
+    /// The case cannot judge this broker: it refused a CONNECT that the specification lets
+    /// it refuse. The run is skipped with `reason`.
+    pub(super) fn not_applicable(reason: impl Into<String>) -> StepError {
+        let reason = reason.into();
+        StepError {
+            not_applicable: Some(reason.clone()),
+            ..StepError::new(reason)
         }
     }
 
@@ -68,6 +82,7 @@ impl StepError {
             timeout: false,
             kind: Observation::PacketDiffers,
             harness: false,
+            not_applicable: None,
         }
     }
 }

@@ -63,6 +63,9 @@ pub enum Outcome {
     Timeout(Failure),
     /// The harness failed (its fault proxy): the case says nothing about the broker.
     Error(Failure),
+    /// The broker refused a CONNECT that the specification lets it refuse (a step with
+    /// `refusal_allowed`): the case has nothing to judge, and the run is skipped.
+    NotApplicable(String),
 }
 
 /// One execution of a case: how it ended, and the SHOULD-level steps that did not hold.
@@ -223,6 +226,14 @@ impl<'a> Interpreter<'a> {
                     }),
                 };
             if let Err(e) = result {
+                if let Some(reason) = e.not_applicable {
+                    return Err(Outcome::NotApplicable(format!(
+                        "step {} ({}): {}",
+                        i + 1,
+                        step.keyword(),
+                        self.unprefix(&reason)
+                    )));
+                }
                 let version = self.cx.env.version;
                 if !e.harness && is_warning(step, version, e.kind, e.timeout) {
                     self.warnings.push(Warning {

@@ -163,8 +163,9 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
                     warnings = a.warnings;
                 }
             }
-            // A harness error in any attempt makes the whole run an error.
-            Err(outcome @ Outcome::Error(_)) => {
+            // A harness error in any attempt makes the whole run an error; an allowed
+            // refusal in any attempt leaves nothing to judge.
+            Err(outcome @ (Outcome::Error(_) | Outcome::NotApplicable(_))) => {
                 warnings = a.warnings;
                 first_failure = Some(outcome);
             }
@@ -191,6 +192,13 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
     let (mut failure, timeout) = match outcome {
         Outcome::Fail(f) => (f, false),
         Outcome::Timeout(f) => (f, true),
+        Outcome::NotApplicable(reason) => {
+            return Aggregate {
+                verdict: Verdict::Skipped { reason },
+                warnings: Vec::new(),
+                stale: None,
+            }
+        }
         // The harness failed: no verdict on the broker (not a deviation, not flaky).
         Outcome::Error(failure) => {
             return Aggregate {
@@ -511,6 +519,30 @@ mod tests {
             verdict(vec![fail(), pass()], Some(&d)),
             Verdict::Flaky { .. }
         ));
+    }
+
+    #[test]
+    fn an_allowed_refusal_skips_the_run_and_is_never_a_deviation_or_stale() {
+        let refused = || Attempt {
+            result: Err(Outcome::NotApplicable("refused Keep Alive 0".into())),
+            warnings: Vec::new(),
+        };
+        let d = Deviation {
+            case: "c".into(),
+            version: None,
+            statement: "MQTT-1".into(),
+            step: StepRef::Index(1),
+            kind: Observation::ConnectionClosed,
+            reason: "r".into(),
+        };
+        for deviation in [None, Some(&d)] {
+            let a = aggregate(vec![pass(), refused()], deviation);
+            match a.verdict {
+                Verdict::Skipped { reason } => assert_eq!(reason, "refused Keep Alive 0"),
+                v => panic!("{v:?}"),
+            }
+            assert_eq!(a.stale, None);
+        }
     }
 
     #[test]

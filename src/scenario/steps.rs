@@ -50,6 +50,13 @@ pub struct ConnectStep {
     /// Wait for CONNACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
+    /// The broker may refuse this CONNECT under a restriction of its own that the
+    /// specification allows (MQTT 5 [MQTT-3.1.4-2]; 3.1.1 section 3.1.4): a refusal CONNACK,
+    /// or a close without a CONNACK, then skips the case with the refusal as the reason
+    /// instead of failing it. Only for a CONNECT whose parameters a server may refuse (Keep
+    /// Alive 0, say) and which is not what the case checks.
+    #[serde(default)]
+    pub refusal_allowed: bool,
     /// The normative statement this step checks: quoted when the step fails, named by
     /// deviations, and the source of the step's level when `level` is absent.
     #[serde(default)]

@@ -45,6 +45,15 @@ pub(super) fn connect_packet(
     })
 }
 
+/// The statement that lets a server refuse a CONNECT under restrictions of its own.
+fn refusal_statement(version: Version) -> &'static str {
+    match version {
+        Version::V5 => "MQTT-3.1.4-2",
+        // 3.1.1 says it in section 3.1.4 without a statement ID.
+        Version::V311 => "MQTT 3.1.1 section 3.1.4: the Server MAY check further restrictions",
+    }
+}
+
 /// `connect`
 pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
     let connect = connect_packet(cx, &s.client, s.clean_start)?;
@@ -63,10 +72,33 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
         limit_packet_size(c, announced);
     }
     send(c, &Packet::Connect(Box::new(connect))).await?;
-    let ack = wait_for(c, within, |p| matches!(p, Packet::ConnAck(_))).await?;
+    let ack = match wait_for(c, within, |p| matches!(p, Packet::ConnAck(_))).await {
+        Err(e) if s.refusal_allowed && e.kind == Observation::ConnectionClosed => {
+            return Err(StepError::not_applicable(format!(
+                "the broker closed this CONNECT without a CONNACK, a refusal the specification \
+                 allows ({}); the case has nothing to judge ({})",
+                refusal_statement(version),
+                e.message
+            )))
+        }
+        other => other?,
+    };
     let Packet::ConnAck(ack) = ack else {
         return Err(StepError::new("internal: not a CONNACK"));
     };
+    let refused = if c.v311_connack {
+        ack.code.0 != 0
+    } else {
+        !ack.code.is_success()
+    };
+    if s.refusal_allowed && refused && s.expect.code.is_none() {
+        return Err(StepError::not_applicable(format!(
+            "the broker refused this CONNECT ({}), a refusal the specification allows ({}); \
+             the case has nothing to judge",
+            trace::connack(&ack, version != Version::V5 || c.v311_connack),
+            refusal_statement(version)
+        )));
+    }
     let mut expected_code =
         connack_code(s.expect.code.map_or(ReasonCode::SUCCESS, |c| c.0), version);
     if c.v311_connack {
