@@ -95,11 +95,12 @@ async fn run_case(
 }
 
 #[tokio::test]
-async fn a_fault_step_without_a_fault_injector_fails_clearly() {
+async fn a_fault_step_without_a_fault_injector_is_a_harness_error() {
     let results = run_case(WILL_ON_CUT, None, None).await;
     assert_eq!(results.len(), 1);
-    let Verdict::Fail { failure } = &results[0].verdict else {
-        panic!("expected a failure, got {:?}", results[0].verdict);
+    // Our side cannot run the step: a harness error, never a broker failure.
+    let Verdict::Error { failure } = &results[0].verdict else {
+        panic!("expected a harness error, got {:?}", results[0].verdict);
     };
     assert_eq!(failure.step, Some(4));
     assert!(

@@ -44,7 +44,7 @@ fn junit_report_is_valid_and_complete() {
         failure.contains("message=\"step 4 (expect): Publish differs"),
         "{failure}"
     );
-    assert!(failure.contains("expected: Publish"), "{failure}");
+    assert!(failure.contains("expected: PUBLISH"), "{failure}");
     assert!(failure.contains("--- trace of client a ---"), "{failure}");
     assert!(xml.contains("<skipped/>"));
     assert!(xml.contains("spec: MQTT-3.8.4-1"));
