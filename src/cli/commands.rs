@@ -16,7 +16,7 @@ use mqtt_conformance::{coverage, exit, selftest};
 use reference_broker::client::TransportOptions;
 
 use super::args::{CompareArgs, ListArgs, ProbeArgs, SelftestArgs};
-use super::load_suites;
+use crate::load_suites;
 
 pub(crate) async fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<ExitCode> {
     let (suites, invalid) = load_suites(root, &[])?;

@@ -3,5 +3,3 @@
 pub(crate) mod args;
 pub(crate) mod commands;
 pub(crate) mod run_cmd;
-
-pub(crate) use crate::load_suites;

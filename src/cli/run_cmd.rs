@@ -24,7 +24,7 @@ use mqtt_conformance::scenario::Version;
 use mqtt_conformance::sut::{self, TargetSpec};
 
 use super::args::RunArgs;
-use super::load_suites;
+use crate::load_suites;
 
 /// The fault injector of a run: a real Toxiproxy at `url` (`http://host:8474`), or the
 /// embedded engine.
