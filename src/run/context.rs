@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use reference_broker::codec::{Properties, Subscription, SubscriptionOptions};
+use reference_broker::codec::{Properties, ReasonCode, Subscription, SubscriptionOptions};
 
 use super::inbox::{Client, StepError};
 use super::interp::CaseEnv;
@@ -18,6 +18,12 @@ pub(super) struct Ctx {
     pub(super) clients: BTreeMap<String, Client>,
     /// Packet identifiers saved by `expect` steps (`save_id`).
     pub(super) saved: BTreeMap<String, u16>,
+    /// The SUBACK code of each filter saved by a `subscribe` (`save_granted`): a granted QoS
+    /// or a failure code.
+    pub(super) granted: BTreeMap<String, ReasonCode>,
+    /// The highest QoS each client's `expect` steps pin for a delivery (not through
+    /// `granted`): a lower grant to that client leaves the case nothing to judge.
+    pub(super) expected_qos: BTreeMap<String, u8>,
     /// The proxies of a case with fault steps.
     pub(super) links: Option<Links>,
 }

@@ -98,6 +98,24 @@ fn is_warning(step: &Step, version: Version, kind: Observation, timeout: bool) -
     !matches!(step, Step::ExpectClose(_)) || kind == Observation::WrongReasonCode
 }
 
+/// The highest delivery QoS each client's `expect` and `expect_one_of` patterns pin (those
+/// judged through `granted` excepted).
+fn expected_qos(case: &Scenario) -> std::collections::BTreeMap<String, u8> {
+    let mut out = std::collections::BTreeMap::new();
+    let patterns = case.steps.iter().flat_map(|s| match s {
+        Step::Expect(e) => vec![e],
+        Step::ExpectOneOf(o) => o.alternatives.iter().flatten().collect(),
+        _ => Vec::new(),
+    });
+    for e in patterns.filter(|e| e.granted.is_none()) {
+        if let Some(q) = e.qos {
+            let max = out.entry(e.client.clone()).or_insert(0);
+            *max = (*max).max(q.0.as_u8());
+        }
+    }
+    out
+}
+
 /// Runs one case under one version.
 pub struct Interpreter<'a> {
     case: &'a Scenario,
@@ -122,6 +140,8 @@ impl<'a> Interpreter<'a> {
                 env,
                 clients,
                 saved: Default::default(),
+                granted: Default::default(),
+                expected_qos: expected_qos(case),
                 links: None,
             },
             warnings: Vec::new(),

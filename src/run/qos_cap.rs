@@ -7,7 +7,7 @@
 
 use reference_broker::codec::{PacketType, QoS};
 
-use crate::scenario::{ClientPacket, ExpectStep, LoadedCase, Qos, Step, Version};
+use crate::scenario::{ClientPacket, ExpectStep, LoadedCase, Qos, Step, SubackExpect, Version};
 
 /// What to do with a case under a Maximum QoS.
 #[derive(Debug)]
@@ -56,7 +56,8 @@ fn ack_qos(kind: PacketType) -> u8 {
 
 /// Why an expectation only holds above QoS `max`, if it does.
 fn expectation_needs(e: &ExpectStep, max: u8) -> Option<String> {
-    if let Some(q) = e.qos.filter(|q| q.0 as u8 > max) {
+    // With `granted`, `qos` is the published QoS, capped with the PUBLISH it names.
+    if let Some(q) = e.qos.filter(|q| q.0 as u8 > max && e.granted.is_none()) {
         return Some(format!("expects a delivery at QoS {}", q.0 as u8));
     }
     if ack_qos(e.packet.0) > max {
@@ -87,11 +88,13 @@ fn point_needs(case: &LoadedCase, version: Version, max: u8) -> Option<String> {
             }
             _ => None,
         },
-        Step::Subscribe(s) => s
-            .expect
-            .as_ref()
-            .is_some_and(|codes| codes.iter().any(|c| c.0 .0 > max && c.0 .0 <= 2))
-            .then(|| "expects a SUBACK granting more".to_string()),
+        Step::Subscribe(s) => match &s.expect {
+            Some(SubackExpect::Codes(codes)) => codes
+                .iter()
+                .any(|c| c.0 .0 > max && c.0 .0 <= 2)
+                .then(|| "expects a SUBACK granting more".to_string()),
+            _ => None,
+        },
         Step::Publish(p) if p.qos.0 as u8 > max && p.expect.reason.is_some() => {
             Some("expects a reason code in the acknowledgement".into())
         }
@@ -133,6 +136,11 @@ pub fn fit(case: &LoadedCase, version: Version, max: u8, source: &str) -> QosFit
         match step {
             Step::Publish(p) => cap(&mut p.qos, limit),
             Step::Send(s) if s.packet == ClientPacket::Publish => cap(&mut s.qos, limit),
+            Step::Expect(e) if e.granted.is_some() => {
+                if let Some(q) = e.qos.as_mut() {
+                    cap(q, limit);
+                }
+            }
             _ => {}
         }
     }

@@ -200,6 +200,7 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
         return Err(fail("`steps` is empty".into()));
     }
     let mut saved = std::collections::BTreeSet::new();
+    let mut grants = std::collections::BTreeSet::new();
     for (i, step) in s.steps.iter().enumerate() {
         let at = |m: String| fail(format!("step {} ({}): {m}", i + 1, step.keyword()));
         if let Some(client) = step.client() {
@@ -214,6 +215,9 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
             Step::Subscribe(sub) if sub.filters.is_empty() => {
                 return Err(at("`filters` is empty".into()));
             }
+            Step::Subscribe(sub) => {
+                grants.extend(sub.filters.iter().filter_map(|f| f.save_granted.clone()));
+            }
             Step::Publish(p) if p.payload.is_some() && p.payload_hex.is_some() => {
                 return Err(at("give `payload` or `payload_hex`, not both".into()));
             }
@@ -222,6 +226,7 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                 if let Some(name) = &e.save_id {
                     saved.insert(name.clone());
                 }
+                check_granted(e, &grants).map_err(at)?;
                 if e.payload.is_some() && e.payload_hex.is_some() {
                     return Err(at("give `payload` or `payload_hex`, not both".into()));
                 }
@@ -242,6 +247,9 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
                     }
                     if e.save_id.is_some() {
                         return Err(at("`save_id` is not allowed inside `expect_one_of`".into()));
+                    }
+                    if e.granted.is_some() {
+                        return Err(at("`granted` is not allowed inside `expect_one_of`".into()));
                     }
                     check_saved(&e.packet_id_from, &saved).map_err(at)?;
                 }
@@ -264,6 +272,23 @@ fn check(s: &Scenario, file: &Path) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// A `granted` must name a filter saved by an earlier `subscribe` (`save_granted`), and come
+/// with the published `qos` it is the minimum of.
+fn check_granted(
+    e: &crate::scenario::ExpectStep,
+    grants: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    match &e.granted {
+        Some(n) if !grants.contains(n) => Err(format!(
+            "`granted: {n}` names no filter saved by an earlier `subscribe` (`save_granted: {n}`)"
+        )),
+        Some(_) if e.qos.is_none() => {
+            Err("`granted` needs `qos`: the QoS the message was published at".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A `packet_id_from` must name an id saved by an earlier `expect` (`save_id`).
@@ -383,6 +408,8 @@ mod tests {
     #[case::no_versions("name: c\nversions: []\nsteps: [{sleep: 1s}]\n", "`versions` is empty")]
     #[case::no_steps(&format!("{HEAD}steps: []\n"), "`steps` is empty")]
     #[case::bad_placeholder(&format!("{HEAD}steps:\n  - send_raw: {{client: a, hex: \"${{client_id:zz}}\"}}\n"), "unknown client \"zz\"")]
+    #[case::granted_unsaved(&format!("{HEAD}steps:\n  - expect: {{client: a, qos: 1, granted: g}}\n"), "`granted: g` names no filter saved")]
+    #[case::granted_without_qos(&format!("{HEAD}steps:\n  - subscribe: {{client: a, filters: [{{filter: t, save_granted: g}}]}}\n  - expect: {{client: a, granted: g}}\n"), "`granted` needs `qos`")]
     fn semantic_errors_name_the_case_and_step(#[case] text: &str, #[case] needle: &str) {
         let e = err(text);
         assert!(matches!(e, LoadError::Invalid { .. }), "{e}");

@@ -88,6 +88,31 @@ pub struct FilterSpec {
     /// Retain Handling 0..=2 (5).
     #[serde(default)]
     pub retain_handling: Retain,
+    /// Save the code the SUBACK returned for this filter under this name, so that a later
+    /// `expect` can judge a delivery by the QoS actually granted (`granted`).
+    #[serde(default)]
+    pub save_granted: Option<String>,
+}
+
+/// What a SUBACK must say: exact codes, or a rule every code must follow.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SubackExpect {
+    /// These codes, in this order.
+    Codes(Vec<Code>),
+    /// A rule for every code.
+    Rule(SubackRule),
+}
+
+/// A rule for the codes of a SUBACK, where the specification allows several answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubackRule {
+    /// One code per filter, in order, each a granted QoS at most the one requested or a
+    /// failure code: "The Server might grant a lower Maximum QoS than the subscriber
+    /// requested" (3.1.1 and 5, section 3.8.4), or refuse the subscription
+    /// ([MQTT-3.8.4-7]; 3.1.1 [MQTT-3.8.4-5]).
+    AtMost,
 }
 
 /// `subscribe`
@@ -101,9 +126,10 @@ pub struct SubscribeStep {
     /// SUBSCRIBE properties (5).
     #[serde(default)]
     pub properties: PropsSpec,
-    /// Expected SUBACK codes; default: every code a success.
+    /// Expected SUBACK codes, or `at_most` (each code a QoS at most the requested one, or a
+    /// failure); default: every code a success.
     #[serde(default)]
-    pub expect: Option<Vec<Code>>,
+    pub expect: Option<SubackExpect>,
     /// Wait for SUBACK at most this long (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,
@@ -279,6 +305,12 @@ pub struct ExpectStep {
     /// The packet identifier must equal the one saved under this name.
     #[serde(default)]
     pub packet_id_from: Option<String>,
+    /// The delivery's QoS is the minimum of `qos` (the published QoS) and the QoS granted to
+    /// the filter saved under this name (`save_granted`): [MQTT-3.8.4-8]; 3.1.1
+    /// [MQTT-3.8.4-6]. When that filter was refused, the step does not apply and holds
+    /// without reading a packet.
+    #[serde(default)]
+    pub granted: Option<String>,
     /// How long to wait (default 2s).
     #[serde(default)]
     pub within: Option<Dur>,

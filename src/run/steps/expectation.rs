@@ -14,12 +14,15 @@ use crate::run::matcher;
 use crate::run::prefix::Prefixer;
 use crate::run::trace;
 use crate::scenario::{
-    ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, Observation, Version,
+    ExpectCloseStep, ExpectNothingStep, ExpectOneOfStep, ExpectStep, Observation, Qos, Version,
 };
 
 /// `expect`
 pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
-    let resolved = resolve_saved(cx, s)?;
+    let Some(resolved) = resolve_saved(cx, s)? else {
+        // The filter named by `granted` was refused: no subscription, no delivery to judge.
+        return Ok(());
+    };
     let s = &resolved;
     let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
     let kind = s.packet.0;
@@ -76,7 +79,11 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
     let alternatives = s
         .alternatives
         .iter()
-        .map(|alt| alt.iter().map(|e| resolve_saved(cx, e)).collect())
+        .map(|alt| {
+            alt.iter()
+                .filter_map(|e| resolve_saved(cx, e).transpose())
+                .collect()
+        })
         .collect::<Result<Vec<Vec<ExpectStep>>, StepError>>()?;
     let mut names: Vec<String> = alternatives
         .iter()
@@ -271,12 +278,27 @@ fn claim(
 }
 
 /// `s` with `packet_id_from` replaced by the saved identifier it names.
-fn resolve_saved(cx: &Ctx, s: &ExpectStep) -> Result<ExpectStep, StepError> {
+/// The step with its saved names resolved: `packet_id_from` to a packet identifier,
+/// `granted` to the QoS a delivery must have, the minimum of the published and the granted
+/// QoS ([MQTT-3.8.4-8]; 3.1.1 [MQTT-3.8.4-6]). None when the filter named by `granted` was
+/// refused (the step does not apply).
+fn resolve_saved(cx: &Ctx, s: &ExpectStep) -> Result<Option<ExpectStep>, StepError> {
     let mut s = s.clone();
     if let Some(name) = &s.packet_id_from {
         s.packet_id = Some(cx.saved_id(name)?);
     }
-    Ok(s)
+    if let Some(name) = &s.granted {
+        let code = cx.granted.get(name).copied().ok_or_else(|| {
+            StepError::new(format!(
+                "no granted QoS saved as {name:?} (an earlier subscribe with save_granted)"
+            ))
+        })?;
+        let Some(granted) = QoS::from_u8(code.0).filter(|_| code.is_success()) else {
+            return Ok(None);
+        };
+        s.qos = s.qos.map(|q| Qos(q.0.min(granted)));
+    }
+    Ok(Some(s))
 }
 
 /// The pattern of an `expect` step, for failure reports.
