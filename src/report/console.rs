@@ -264,6 +264,17 @@ pub fn render_with(
             }
         }
     }
+    // Retained messages the runner could not clear may reach later runs: said even in quiet
+    // mode, apart from the verdicts (they change none).
+    let noted: Vec<&CaseResult> = results.iter().filter(|r| !r.notes.is_empty()).collect();
+    if !noted.is_empty() {
+        s.push_str("\nnotes (not verdicts):\n");
+        for r in noted {
+            for note in &r.notes {
+                s.push_str(&format!("  {} / {}: {note}\n", r.suite, r.display_name()));
+            }
+        }
+    }
     // Runs that never ran: one line per reason, not one per run.
     let mut not_run: Vec<(&str, usize)> = Vec::new();
     for r in results {
@@ -416,6 +427,7 @@ mod tests {
             attempts: 1,
             warnings: Vec::new(),
             stale_deviation: None,
+            notes: Vec::new(),
         }
     }
 

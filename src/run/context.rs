@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use reference_broker::codec::{Properties, ReasonCode, Subscription, SubscriptionOptions};
 
+use super::cleanup::RetainedTopics;
 use super::inbox::{Client, StepError};
 use super::interp::CaseEnv;
 use super::link::Links;
@@ -26,6 +27,8 @@ pub(super) struct Ctx {
     pub(super) expected_qos: BTreeMap<String, u8>,
     /// The proxies of a case with fault steps.
     pub(super) links: Option<Links>,
+    /// The topics this execution sent retained messages to (cleared after the case).
+    pub(super) retained: RetainedTopics,
 }
 
 impl Ctx {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reference_broker::client::TransportOptions;
 use tokio::time::Instant;
 
+use super::cleanup::RetainedTopics;
 use super::context::Ctx;
 use super::inbox::{Client, StepError};
 use super::link::Links;
@@ -75,6 +76,9 @@ pub struct Attempt {
     pub result: Result<(), Outcome>,
     /// SHOULD-level steps that did not hold, in step order.
     pub warnings: Vec<Warning>,
+    /// What the runner could not do around the case (clear its retained messages): said
+    /// in the report, never part of the verdict.
+    pub notes: Vec<String>,
 }
 
 /// The level of `step` under `version`: its own `level`, else the level its statement's text
@@ -134,6 +138,7 @@ impl<'a> Interpreter<'a> {
                 (name.clone(), Client::new(spec.clone(), id))
             })
             .collect();
+        let retained = RetainedTopics::new(env.prefix.clone());
         Interpreter {
             case,
             cx: Ctx {
@@ -143,9 +148,16 @@ impl<'a> Interpreter<'a> {
                 granted: Default::default(),
                 expected_qos: expected_qos(case),
                 links: None,
+                retained,
             },
             warnings: Vec::new(),
         }
+    }
+
+    /// The record of the topics this execution sends retained messages to: a handle that
+    /// outlives the interpreter, so the runner clears them even after a case cut short.
+    pub fn retained_topics(&self) -> RetainedTopics {
+        self.cx.retained.clone()
     }
 
     /// Run every step that applies to this version; the first failure ends the case.
@@ -171,6 +183,7 @@ impl<'a> Interpreter<'a> {
         Attempt {
             result,
             warnings: self.warnings,
+            notes: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Running cases: plan, execute in parallel with a bounded time per case, and emit events
 //! with verdicts in a stable order. Nothing here prints.
 
+pub mod cleanup;
 mod context;
 pub mod events;
 mod inbox;
@@ -80,6 +81,7 @@ async fn attempt(run: &PlannedRun, cfg: &RunConfig, execution: usize) -> Attempt
                         "cannot start the broker of this case: {e}"
                     )))),
                     warnings: Vec::new(),
+                    notes: Vec::new(),
                 }
             }
         },
@@ -120,19 +122,40 @@ async fn attempt_on(
         ),
         deadline: Instant::now() + cfg.case_timeout,
     };
-    let interp = Interpreter::new(&run.case.scenario, env);
+    let own_broker = env.broker.is_some();
+    let cleanup = cleanup::Target {
+        url: &env.url,
+        transport: &cfg.transport,
+        credentials: cfg.credentials.as_ref(),
+        version: run.version,
+        client_id: env.prefix.client_id("retained-cleanup", None),
+    };
+    let interp = Interpreter::new(&run.case.scenario, env.clone());
+    let retained = interp.retained_topics();
     // The interpreter enforces the deadline per step and keeps the traces; this outer bound
     // only guards against a step that ignores cancellation.
-    match tokio::time::timeout(cfg.case_timeout + Duration::from_secs(1), interp.execute()).await {
-        Ok(attempt) => attempt,
-        Err(_) => Attempt {
-            result: Err(Outcome::Timeout(Failure::general(format!(
-                "the case did not finish within {:?}",
-                cfg.case_timeout
-            )))),
-            warnings: Vec::new(),
-        },
+    let mut attempt =
+        match tokio::time::timeout(cfg.case_timeout + Duration::from_secs(1), interp.execute())
+            .await
+        {
+            Ok(attempt) => attempt,
+            Err(_) => Attempt {
+                result: Err(Outcome::Timeout(Failure::general(format!(
+                    "the case did not finish within {:?}",
+                    cfg.case_timeout
+                )))),
+                warnings: Vec::new(),
+                notes: Vec::new(),
+            },
+        };
+    // Whatever the outcome, the retained messages the case left are removed (a broker of
+    // the case's own is discarded with them). A failed cleanup is a note: the verdict stands.
+    if !own_broker {
+        if let Err(note) = cleanup::clear(cleanup, &retained.topics()).await {
+            attempt.notes.push(note);
+        }
     }
+    attempt
 }
 
 /// What the attempts of one run conclude: the verdict, the warnings of the attempt reported,
@@ -145,6 +168,8 @@ pub struct Aggregate {
     pub warnings: Vec<Warning>,
     /// The deviation of a run that passed: stale.
     pub stale: Option<Deviation>,
+    /// The notes of every attempt (a retained message that could not be cleared).
+    pub notes: Vec<String>,
 }
 
 /// The verdict of `attempts` executions of one run (all pass, all fail, or flaky). A
@@ -187,6 +212,7 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
             verdict,
             warnings,
             stale: deviation.cloned(),
+            notes: Vec::new(),
         };
     };
     let (mut failure, timeout) = match outcome {
@@ -197,6 +223,7 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
                 verdict: Verdict::Skipped { reason },
                 warnings: Vec::new(),
                 stale: None,
+                notes: Vec::new(),
             }
         }
         // The harness failed: no verdict on the broker (not a deviation, not flaky).
@@ -205,6 +232,7 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
                 verdict: Verdict::Error { failure },
                 warnings,
                 stale: None,
+                notes: Vec::new(),
             }
         }
     };
@@ -242,6 +270,7 @@ pub fn aggregate(attempts: Vec<Attempt>, deviation: Option<&Deviation>) -> Aggre
         verdict,
         warnings,
         stale: None,
+        notes: Vec::new(),
     }
 }
 
@@ -253,6 +282,7 @@ fn skipped(reason: String) -> (Aggregate, u32) {
             verdict,
             warnings: Vec::new(),
             stale: None,
+            notes: Vec::new(),
         },
         0,
     )
@@ -271,7 +301,15 @@ async fn execute_one(run: &PlannedRun, cfg: &RunConfig) -> (Aggregate, u32) {
         let execution = run.index * repeat as usize + r as usize;
         attempts.push(attempt(run, cfg, execution).await);
     }
-    (aggregate(attempts, run.deviation.as_ref()), repeat)
+    let mut notes: Vec<String> = Vec::new();
+    for note in attempts.iter().flat_map(|a| a.notes.iter()) {
+        if !notes.contains(note) {
+            notes.push(note.clone());
+        }
+    }
+    let mut outcome = aggregate(attempts, run.deviation.as_ref());
+    outcome.notes = notes;
+    (outcome, repeat)
 }
 
 /// The reason of the runs that did not start because the broker had gone away.
@@ -327,6 +365,7 @@ fn result_of(
         attempts,
         warnings: Vec::new(),
         stale_deviation: None,
+        notes: Vec::new(),
     }
 }
 
@@ -383,6 +422,7 @@ pub async fn execute(
                     verdict: Verdict::not_run(why),
                     warnings: Vec::new(),
                     stale: None,
+                    notes: Vec::new(),
                 };
                 let (outcome, attempts) = if stop.load(Ordering::SeqCst) {
                     (not_run("--fail-fast stopped the run after a failure"), 0)
@@ -409,6 +449,7 @@ pub async fn execute(
                     verdict,
                     warnings,
                     stale,
+                    notes,
                 } = outcome;
                 if let (Verdict::Error { failure }, true) =
                     (&verdict, harness_error.set(()).is_ok())
@@ -429,6 +470,7 @@ pub async fn execute(
                 let mut result = result_of(&run, verdict, begin, clock.elapsed(), attempts);
                 result.warnings = warnings;
                 result.stale_deviation = stale;
+                result.notes = notes;
                 let _ = tx.send(RunEvent::CaseFinished(Box::new(result)));
             });
         }

@@ -11,6 +11,7 @@ fn at(step: usize, kind: Observation) -> Attempt {
     Attempt {
         result: Err(Outcome::Fail(f)),
         warnings: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -22,6 +23,7 @@ fn pass() -> Attempt {
     Attempt {
         result: Ok(()),
         warnings: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -47,6 +49,7 @@ fn repetitions_aggregate_into_pass_fail_flaky_or_deviation() {
     let timeout = Attempt {
         result: Err(Outcome::Timeout(Failure::general("slow"))),
         warnings: Vec::new(),
+        notes: Vec::new(),
     };
     assert!(matches!(
         verdict(vec![timeout], None),
@@ -76,6 +79,7 @@ fn an_allowed_refusal_skips_the_run_and_is_never_a_deviation_or_stale() {
     let refused = || Attempt {
         result: Err(Outcome::NotApplicable("refused Keep Alive 0".into())),
         warnings: Vec::new(),
+        notes: Vec::new(),
     };
     let d = Deviation {
         case: "c".into(),
@@ -118,6 +122,7 @@ fn a_deviation_excuses_only_its_step_and_kind() {
         Attempt {
             result: Err(Outcome::Fail(Failure::general("Connection refused"))),
             warnings: Vec::new(),
+            notes: Vec::new(),
         },
     ] {
         match verdict(vec![other], Some(&d)) {
@@ -131,6 +136,7 @@ fn a_deviation_excuses_only_its_step_and_kind() {
     let timeout = Attempt {
         result: Err(Outcome::Timeout(f)),
         warnings: Vec::new(),
+        notes: Vec::new(),
     };
     assert!(matches!(
         verdict(vec![timeout], Some(&d)),
@@ -155,6 +161,7 @@ fn warnings_make_a_passing_run_a_warning() {
             expected: None,
             received: None,
         }],
+        notes: Vec::new(),
     };
     let a = aggregate(vec![warned], None);
     assert!(matches!(a.verdict, Verdict::Warning));

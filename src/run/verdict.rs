@@ -230,6 +230,10 @@ pub struct CaseResult {
     /// A documented deviation of this case that no longer happens: the case passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_deviation: Option<Deviation>,
+    /// What the runner could not do around the case (clear the retained messages it left):
+    /// not part of the verdict, but a user of the broker should know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl CaseResult {

@@ -424,7 +424,8 @@ fn refusal(code: ReasonCode, v5_numbering: bool, v311_form: bool) -> Answer {
     }
 }
 
-fn redact_error(e: &ClientError) -> String {
+/// A client error without the broker URL's credentials (the URL is never in the text).
+pub(crate) fn redact_error(e: &ClientError) -> String {
     match e {
         ClientError::InvalidUrl { .. } => "invalid broker URL".into(),
         ClientError::Connect { source, .. } => source.to_string(),

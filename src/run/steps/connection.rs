@@ -26,12 +26,18 @@ pub(super) fn connect_packet(
         (None, None, Some((u, p))) => (Some(u.clone()), Some(Bytes::from(p.clone()))),
         (u, p, _) => (u.clone(), p.as_ref().map(|p| p.0.clone())),
     };
-    let will = spec.will.as_ref().map(|w| Will {
-        topic: cx.env.prefix.topic(&w.topic),
-        payload: w.payload.0.clone(),
-        qos: w.qos.0,
-        retain: w.retain,
-        properties: cx.props(&w.properties).into(),
+    let will = spec.will.as_ref().map(|w| {
+        let topic = cx.env.prefix.topic(&w.topic);
+        if w.retain {
+            cx.retained.record(&topic);
+        }
+        Will {
+            topic,
+            payload: w.payload.0.clone(),
+            qos: w.qos.0,
+            retain: w.retain,
+            properties: cx.props(&w.properties).into(),
+        }
     });
     Ok(Connect {
         protocol: cx.env.version.protocol(),

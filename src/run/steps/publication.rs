@@ -11,6 +11,9 @@ use crate::scenario::{Observation, PublishStep};
 pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
     let qos = s.qos.0;
     let topic = cx.env.prefix.topic(&s.topic);
+    if s.retain {
+        cx.retained.record(&topic);
+    }
     let properties = cx.props(&s.properties);
     let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
     let c = cx.client(&s.client)?;

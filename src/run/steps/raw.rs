@@ -15,6 +15,11 @@ use crate::scenario::{ClientPacket, SendRawStep, SendStep, Version};
 /// `send`
 pub(super) async fn send_packet(cx: &mut Ctx, s: &SendStep) -> StepResult {
     let packet = build(cx, s)?;
+    if let Packet::Publish(p) = &packet {
+        if p.retain {
+            cx.retained.record(&p.topic);
+        }
+    }
     let url = cx.url_for(&s.client);
     let transport = cx.env.transport.clone();
     let version = cx.env.version;
