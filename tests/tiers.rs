@@ -14,7 +14,7 @@ use reference_broker::client::TransportOptions;
 use scripted::{connack_v5, After, ScriptedBroker};
 
 /// Step 3 waits for a PINGRESP the scripted broker never sends.
-const CASE: &str = "name: pingresp\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - send: {client: a, packet: pingreq}\n  - expect: {client: a, packet: pingresp, within: 300ms}\n";
+const CASE: &str = "name: pingresp\nversions: [\"5\"]\nspec: {\"5\": [MQTT-3.12.4-1]}\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - send: {client: a, packet: pingreq}\n  - expect: {client: a, packet: pingresp, within: 300ms}\n";
 
 fn manifest(step: usize, kind: &str) -> String {
     format!(

@@ -70,7 +70,7 @@ pub(crate) async fn run_suites(
     tokio::pin!(ctrl_c);
     let faults = fault_injector(toxiproxy).await?;
     let (mut suites, invalid) = load_suites(root, &args.suite)?;
-    let profile = run_profile(&args)?;
+    let profile = run_profile(&args, root)?;
     if let Some(name) = &args.broker_name {
         check_broker_name(root, name, profile.as_ref())?;
     }
@@ -276,16 +276,27 @@ fn check_broker_name(root: &Path, name: &str, profile: Option<&Profile>) -> anyh
 }
 
 /// The profile of the run: `--profile FILE`, else the shipped one of a `--container` preset.
-fn run_profile(args: &RunArgs) -> anyhow::Result<Option<Profile>> {
+/// Its deviations must fit the cases they name (checked against every suite under `root`).
+fn run_profile(args: &RunArgs, root: &Path) -> anyhow::Result<Option<Profile>> {
     if let Some(path) = &args.profile {
-        return Ok(Some(Profile::load(path)?));
+        let profile = Profile::load(path)?;
+        profile.check_deviations(path, root)?;
+        return Ok(Some(profile));
     }
     let preset = args
         .container
         .as_deref()
         .map(|c| c.split_once(':').map_or(c, |(name, _)| name));
-    Ok(match preset.and_then(mqtt_conformance::profile::preset) {
-        Some(p) => Some(p?),
+    let Some(name) = preset else {
+        return Ok(None);
+    };
+    Ok(match mqtt_conformance::profile::preset(name) {
+        Some(p) => {
+            let profile = p?;
+            let file = Path::new("profiles").join(format!("{name}.toml"));
+            profile.check_deviations(&file, root)?;
+            Some(profile)
+        }
         None => None,
     })
 }

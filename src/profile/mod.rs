@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::suite::{Deviation, Suite};
+use crate::suite::{Deviation, Field, Suite};
 
 /// A broker profile as written in TOML (see `profiles/example.toml`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -262,16 +262,76 @@ impl Profile {
             .map(|c| (c.username.clone(), c.password.clone()))
     }
 
-    /// Add the profile's deviations to every suite under `broker`, so that they are looked up
-    /// like the manifests' own (and `broker` is a name the suites know).
+    /// Every deviation names a case of some suite under `root` and fits it (see
+    /// [`crate::suite::Deviation::check`]); `file` names the profile in the error, which
+    /// gives the field at fault (`deviations[2].step`).
+    pub fn check_deviations(&self, file: &Path, root: &Path) -> Result<(), ProfileError> {
+        if self.deviations.is_empty() {
+            return Ok(());
+        }
+        // Manifests that do not load are reported when the run loads them.
+        let suites: Vec<Suite> = crate::suite::discover(root)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| crate::suite::load(f, root).ok().map(|(s, _)| s))
+            .collect();
+        for (i, d) in self.deviations.iter().enumerate() {
+            let bad = |field: Field, message: String| ProfileError::Value {
+                file: file.to_path_buf(),
+                field: format!("deviations[{i}].{}", field.name()),
+                message,
+            };
+            let mut misfit = None;
+            let mut fits = false;
+            for suite in &suites {
+                let Some(case) = suite.cases.iter().find(|c| c.scenario.name == d.case) else {
+                    continue;
+                };
+                match d.check(&case.scenario, &suite.manifest.versions_of(&case.scenario)) {
+                    Ok(()) => fits = true,
+                    Err(m) => misfit = misfit.or(Some(m)),
+                }
+            }
+            match (fits, misfit) {
+                (true, _) => {}
+                (false, Some((field, message))) => return Err(bad(field, message)),
+                (false, None) => {
+                    return Err(bad(
+                        Field::Case,
+                        format!(
+                            "no suite under {} has a case named {:?}",
+                            root.display(),
+                            d.case
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Add the profile's deviations under `broker` to the suites whose case they fit, so that
+    /// they are looked up like the manifests' own (and `broker` is a name the suites know).
     pub fn add_deviations(&self, suites: &mut [Suite], broker: &str) {
         for suite in suites {
+            let fitting: Vec<Deviation> = self
+                .deviations
+                .iter()
+                .filter(|d| {
+                    suite.cases.iter().any(|c| {
+                        c.scenario.name == d.case
+                            && d.check(&c.scenario, &suite.manifest.versions_of(&c.scenario))
+                                .is_ok()
+                    })
+                })
+                .cloned()
+                .collect();
             suite
                 .manifest
                 .deviations
                 .entry(broker.to_string())
                 .or_default()
-                .extend(self.deviations.iter().cloned());
+                .extend(fitting);
         }
     }
 }
@@ -366,7 +426,7 @@ mod tests {
             .iter()
             .map(|f| crate::suite::load(f, root).unwrap().0)
             .collect();
-        let text = "[[deviations]]\ncase = \"smoke-pubsub-qos0\"\nstatement = \"MQTT-3.3.1-1\"\nstep = 3\nkind = \"missing-packet\"\nreason = \"documented\"\n";
+        let text = "[[deviations]]\ncase = \"smoke-pubsub-qos0\"\nversion = \"5\"\nstatement = \"MQTT-3.3.1-12\"\nstep = 5\nkind = \"missing-packet\"\nreason = \"documented\"\n";
         let p = Profile::parse(text, Path::new("p.toml")).unwrap();
         p.add_deviations(&mut suites, "lab-broker");
         let found = suites[0].deviation(
@@ -378,6 +438,41 @@ mod tests {
         assert!(suites[0]
             .deviation("other", "smoke-pubsub-qos0", crate::scenario::Version::V5)
             .is_none());
+    }
+
+    #[rstest::rstest]
+    #[case::unknown_case(
+        "case = \"nope\"\nstatement = \"S\"\nstep = 1\nkind = \"missing-packet\"",
+        "deviations[1].case: no suite under"
+    )]
+    #[case::statement_not_cited("case = \"smoke-pubsub-qos0\"\nversion = \"5\"\nstatement = \"MQTT-3.3.1-9\"\nstep = 5\nkind = \"missing-packet\"", "deviations[1].statement: the case does not cite MQTT-3.3.1-9 under 5")]
+    #[case::step_out_of_range("case = \"smoke-pubsub-qos0\"\nversion = \"5\"\nstatement = \"MQTT-3.3.1-12\"\nstep = 6\nkind = \"missing-packet\"", "deviations[1].step: step 6: the case has 5 steps")]
+    #[case::kind_never_excused("case = \"smoke-pubsub-qos0\"\nversion = \"5\"\nstatement = \"MQTT-3.3.1-12\"\nstep = 5\nkind = \"harness\"", "deviations[1].kind: kind harness is never excused")]
+    fn a_deviation_that_cannot_apply_makes_the_profile_unusable(
+        #[case] fields: &str,
+        #[case] expected: &str,
+    ) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = format!("[[deviations]]\ncase = \"smoke-pubsub-qos0\"\nversion = \"5\"\nstatement = \"MQTT-3.3.1-12\"\nstep = 5\nkind = \"missing-packet\"\nreason = \"fits\"\n\n[[deviations]]\n{fields}\nreason = \"r\"\n");
+        let p = Profile::parse(&text, Path::new("p.toml")).unwrap();
+        let e = p.check_deviations(Path::new("p.toml"), root).unwrap_err();
+        assert!(e.to_string().starts_with("p.toml: "), "{e}");
+        assert!(e.to_string().contains(expected), "{e}");
+    }
+
+    #[test]
+    fn the_deviations_of_the_example_and_every_preset_fit_their_cases() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let file = root.join("profiles/example.toml");
+        Profile::load(&file)
+            .unwrap()
+            .check_deviations(&file, root)
+            .unwrap();
+        for name in crate::sut::presets::NAMES {
+            if let Some(p) = preset(name) {
+                p.unwrap().check_deviations(Path::new(name), root).unwrap();
+            }
+        }
     }
 
     #[test]

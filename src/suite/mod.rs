@@ -1,119 +1,17 @@
 //! Suite manifests (`suites/*.yaml`): a name, the scenarios selected by path glob and tag,
 //! and the deviations documented per broker.
 
+mod deviation;
+mod spans;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSetBuilder};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::scenario::{
-    load_file, yaml_error, LoadError, LoadedCase, Observation, Scenario, Version,
-};
-
-/// A case that fails on a broker for a documented reason, and exactly how it fails: the
-/// step and the kind of observation. It excuses that failure and no other (a failure at
-/// another step, of another kind, a lost connection, a timeout or a harness error stays a
-/// failure). Read from manifests (YAML) and broker profiles (TOML) alike.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Deviation {
-    /// Case name.
-    pub case: String,
-    /// Version it applies to (both when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<Version>,
-    /// The normative statement the broker does not follow.
-    pub statement: String,
-    /// The step that fails: its 1-based index among the case's steps, or the statement
-    /// that step cites (its `statement:` field).
-    pub step: StepRef,
-    /// How the step fails: unexpected-packet, missing-packet, connection-kept-open,
-    /// wrong-reason-code, packet-differs or malformed-packet.
-    pub kind: Observation,
-    /// Why.
-    pub reason: String,
-}
-
-/// Which step of a case a deviation is about.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
-pub enum StepRef {
-    /// 1-based index among the case's steps (as failure reports number them).
-    Index(usize),
-    /// The statement the step cites in its `statement:` field.
-    Statement(String),
-}
-
-impl std::fmt::Display for StepRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StepRef::Index(n) => write!(f, "step {n}"),
-            StepRef::Statement(s) => write!(f, "the step citing {s}"),
-        }
-    }
-}
-
-impl Deviation {
-    /// Whether this deviation excuses a failure at 1-based `step` (which cites
-    /// `step_statement`) observed as `kind`; `Err` says why not.
-    pub fn excuses(
-        &self,
-        step: Option<usize>,
-        step_statement: Option<&str>,
-        kind: Option<Observation>,
-    ) -> Result<(), String> {
-        let Some(kind) = kind.filter(|k| k.excusable()) else {
-            return Err(format!(
-                "a failure of kind {} is never excused by a documented deviation",
-                kind.map_or("outside any step", Observation::name)
-            ));
-        };
-        let at_step = match (&self.step, step) {
-            (StepRef::Index(n), Some(s)) => *n == s,
-            (StepRef::Statement(id), _) => step_statement == Some(id.as_str()),
-            (StepRef::Index(_), None) => false,
-        };
-        if !at_step || kind != self.kind {
-            return Err(format!(
-                "the documented deviation ({}) is a {} at {}; this failure is a {kind} at {}",
-                self.statement,
-                self.kind,
-                self.step,
-                step.map_or_else(|| "no step".to_string(), |s| format!("step {s}")),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Why this deviation cannot apply to `case`: a kind never excused, a step the case
-    /// does not have.
-    fn check(&self, case: &Scenario) -> Result<(), String> {
-        if !self.kind.excusable() {
-            return Err(format!(
-                "kind {} is never excused (only {})",
-                self.kind,
-                Observation::ALL
-                    .iter()
-                    .filter(|k| k.excusable())
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        match &self.step {
-            StepRef::Index(n) if *n == 0 || *n > case.steps.len() => Err(format!(
-                "step {n}: the case has {} steps (numbered from 1)",
-                case.steps.len()
-            )),
-            StepRef::Statement(id) if !case.steps.iter().any(|s| s.check().0 == Some(id)) => Err(
-                format!("no step of the case cites {id} in its statement field"),
-            ),
-            _ => Ok(()),
-        }
-    }
-}
+use crate::scenario::{load_file, yaml_error, LoadError, LoadedCase, Scenario, Version};
+pub use deviation::{Deviation, Field, Misfit, StepRef};
 
 /// Tag selection of a suite.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -174,10 +72,7 @@ pub struct Suite {
 impl Suite {
     /// Whether this suite runs cases under `version`.
     pub fn runs_version(&self, version: Version) -> bool {
-        self.manifest
-            .versions
-            .as_ref()
-            .is_none_or(|v| v.contains(&version))
+        self.manifest.runs_version(version)
     }
 
     /// The broker names this suite documents deviations for.
@@ -192,6 +87,22 @@ impl Suite {
             .get(broker)?
             .iter()
             .find(|d| d.case == case && d.version.is_none_or(|v| v == version))
+    }
+}
+
+impl Manifest {
+    /// Whether this suite runs cases under `version`.
+    pub fn runs_version(&self, version: Version) -> bool {
+        self.versions.as_ref().is_none_or(|v| v.contains(&version))
+    }
+
+    /// The versions this suite runs `case` under, oldest first.
+    pub fn versions_of(&self, case: &Scenario) -> Vec<Version> {
+        Version::ALL
+            .iter()
+            .copied()
+            .filter(|v| case.versions.contains(v) && self.runs_version(*v))
+            .collect()
     }
 }
 
@@ -241,25 +152,33 @@ pub enum SuiteError {
         second: String,
     },
     /// A deviation names a case the suite does not have.
-    #[error("{file}: deviation for {broker} names unknown case {case:?}")]
+    #[error("{file}:{line}:{column}: deviation for {broker} names unknown case {case:?}")]
     UnknownDeviation {
         /// The manifest.
         file: PathBuf,
+        /// 1-based line of the deviation's `case` (0 if unknown).
+        line: u32,
+        /// 1-based column.
+        column: u32,
         /// Broker.
         broker: String,
         /// Case.
         case: String,
     },
     /// A deviation cannot apply to the case it names.
-    #[error("{file}: deviation for {broker} of case {case:?}: {message}")]
+    #[error("{file}:{line}:{column}: deviation for {broker} of case {case:?}: {message}")]
     InvalidDeviation {
         /// The manifest.
         file: PathBuf,
+        /// 1-based line of the field at fault (0 if unknown).
+        line: u32,
+        /// 1-based column.
+        column: u32,
         /// Broker.
         broker: String,
         /// Case.
         case: String,
-        /// What is wrong.
+        /// The field at fault and what is wrong with it (`step: ...`).
         message: String,
     },
     /// No suite manifest found.
@@ -378,24 +297,7 @@ pub fn load(file: &Path, root: &Path) -> Result<(Suite, Vec<LoadError>), SuiteEr
         .map(|c| (c.scenario.name.as_str(), &*c.scenario))
         .collect();
     if errors.is_empty() {
-        for (broker, list) in &manifest.deviations {
-            for d in list {
-                let Some(case) = by_name.get(d.case.as_str()) else {
-                    return Err(SuiteError::UnknownDeviation {
-                        file: file.into(),
-                        broker: broker.clone(),
-                        case: d.case.clone(),
-                    });
-                };
-                d.check(case)
-                    .map_err(|message| SuiteError::InvalidDeviation {
-                        file: file.into(),
-                        broker: broker.clone(),
-                        case: d.case.clone(),
-                        message,
-                    })?;
-            }
-        }
+        check_deviations(file, &manifest, &by_name)?;
     }
     Ok((
         Suite {
@@ -405,6 +307,44 @@ pub fn load(file: &Path, root: &Path) -> Result<(Suite, Vec<LoadError>), SuiteEr
         },
         errors,
     ))
+}
+
+/// Every deviation of `manifest` names a case of the suite and fits it (see
+/// [`Deviation::check`]); the error points at the field at fault in the manifest.
+fn check_deviations(
+    file: &Path,
+    manifest: &Manifest,
+    cases: &BTreeMap<&str, &Scenario>,
+) -> Result<(), SuiteError> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let spans = spans::deviations(&text);
+    for (broker, list) in &manifest.deviations {
+        for (i, d) in list.iter().enumerate() {
+            let at = |field: Field| spans.locate(broker, i, field);
+            let Some(case) = cases.get(d.case.as_str()) else {
+                let (line, column) = at(Field::Case);
+                return Err(SuiteError::UnknownDeviation {
+                    file: file.into(),
+                    line,
+                    column,
+                    broker: broker.clone(),
+                    case: d.case.clone(),
+                });
+            };
+            if let Err((field, message)) = d.check(case, &manifest.versions_of(case)) {
+                let (line, column) = at(field);
+                return Err(SuiteError::InvalidDeviation {
+                    file: file.into(),
+                    line,
+                    column,
+                    broker: broker.clone(),
+                    case: d.case.clone(),
+                    message: format!("{}: {message}", field.name()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn glob_set(file: &Path, globs: &[String]) -> Result<globset::GlobSet, SuiteError> {
@@ -466,7 +406,7 @@ pub fn resolve(root: &Path, wanted: &[String]) -> Result<Vec<PathBuf>, SuiteErro
 mod tests {
     use super::*;
 
-    const CASE: &str = "name: NAME\nversions: [\"5\"]\ntags: [TAG]\nclients: {a: {}}\nsteps: [{connect: {client: a}}]\n";
+    const CASE: &str = "name: NAME\nversions: [\"5\"]\nspec: {\"5\": [MQTT-1]}\ntags: [TAG]\nclients: {a: {}}\nsteps: [{connect: {client: a}}]\n";
 
     fn root(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -527,7 +467,11 @@ mod tests {
             ("scenarios/f/a.yaml", &a),
         ]);
         let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
-        assert!(e.to_string().contains("unknown case \"zz\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("s.yaml:3:25: deviation for m names unknown case \"zz\""),
+            "{e}"
+        );
         let dir = root(&[("suites/s.yaml", "name: s\nscenario: []\n")]);
         let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
         assert!(
@@ -535,5 +479,46 @@ mod tests {
                 .contains("s.yaml:2:1: unknown field `scenario`"),
             "{e}"
         );
+    }
+
+    #[rstest::rstest]
+    #[case::version_not_run(
+        "version: \"3.1.1\", statement: MQTT-1, step: 1, kind: missing-packet",
+        "7:26: deviation for m of case \"a\": version: the case is not run under 3.1.1"
+    )]
+    #[case::step_out_of_range(
+        "statement: MQTT-1, step: 2, kind: missing-packet",
+        "7:42: deviation for m of case \"a\": step: step 2: the case has 1 steps"
+    )]
+    #[case::step_statement_not_cited(
+        "statement: MQTT-1, step: MQTT-9, kind: missing-packet",
+        "step: no step of the case run under 5 cites MQTT-9"
+    )]
+    #[case::kind_never_excused(
+        "statement: MQTT-1, step: 1, kind: timeout",
+        "7:51: deviation for m of case \"a\": kind: kind timeout is never excused"
+    )]
+    #[case::statement_not_cited("statement: MQTT-2, step: 1, kind: missing-packet", "7:28: deviation for m of case \"a\": statement: the case does not cite MQTT-2 under 5 (it cites MQTT-1)")]
+    fn a_deviation_that_cannot_apply_is_a_load_error_at_its_field(
+        #[case] fields: &str,
+        #[case] expected: &str,
+    ) {
+        let a = case("a", "x");
+        let manifest = format!(
+            "name: s\nscenarios: [\"scenarios/**\"]\ndeviations:\n  m:\n    - {{case: a, statement: MQTT-1, step: 1, kind: missing-packet, reason: ok}}\n    # the second one is wrong\n    - {{case: a, {fields}, reason: r}}\n"
+        );
+        let dir = root(&[("suites/s.yaml", &manifest), ("scenarios/f/a.yaml", &a)]);
+        let e = load(&dir.path().join("suites/s.yaml"), dir.path()).unwrap_err();
+        assert!(e.to_string().contains(expected), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_manifests_deviations_all_fit_their_cases() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for f in discover(root).unwrap() {
+            if let Err(e) = load(&f, root) {
+                panic!("{e}");
+            }
+        }
     }
 }

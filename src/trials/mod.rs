@@ -184,11 +184,14 @@ impl Conformance {
     /// that runs; call [`Session::shutdown`] after the run).
     pub fn trials(&self) -> Result<(Vec<Trial>, Arc<Session>), TrialsError> {
         let suites = self.load()?;
-        let profile = self
-            .profile
-            .as_deref()
-            .map(crate::profile::Profile::load)
-            .transpose()?;
+        let profile = match self.profile.as_deref() {
+            Some(path) => {
+                let profile = crate::profile::Profile::load(path)?;
+                profile.check_deviations(path, &self.root)?;
+                Some(profile)
+            }
+            None => None,
+        };
         let plan = run::plan(&suites, &Selection::default(), None, "");
         let session = Arc::new(Session::new(
             suites,
