@@ -366,6 +366,11 @@ pub struct ExpectNothingStep {
     /// Only this kind counts (default: any packet).
     #[serde(default)]
     pub packet: Option<Kind>,
+    /// Only a packet with this reason code counts (CONNACK, DISCONNECT, PUBACK, PUBREC,
+    /// PUBREL, PUBCOMP): e.g. "no CONNACK 0x00", where a refusal is allowed. A 3.1.1 CONNACK
+    /// is compared by its return code.
+    #[serde(default)]
+    pub reason: Option<Code>,
     /// The normative statement this step checks: quoted when the step fails, named by
     /// deviations, and the source of the step's level when `level` is absent.
     #[serde(default)]

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use reference_broker::codec::{Packet, PacketType, QoS};
+use reference_broker::codec::{Packet, PacketType, QoS, ReasonCode};
 use tokio::time::Instant;
 
 use crate::run::context::Ctx;
@@ -180,8 +180,12 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
 /// `expect_nothing`
 pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepResult {
     let kind = s.packet.map(|k| k.0);
+    let version = cx.env.version;
+    let reason = s.reason.map(|r| r.0);
     let c = cx.client(&s.client)?;
-    let wanted = |p: &Packet| kind.is_none_or(|k| p.packet_type() == k);
+    let wanted = |p: &Packet| {
+        kind.is_none_or(|k| p.packet_type() == k) && reason.is_none_or(|r| reason_of(p, r, version))
+    };
     if let Some(p) = c.inbox.iter().find(|p| wanted(p)) {
         return Err(
             StepError::diff("a packet arrived", "nothing".into(), trace::redacted(p))
@@ -205,6 +209,19 @@ pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepR
                     .kind(Observation::UnexpectedPacket),
             );
         }
+    }
+}
+
+/// Whether `p` carries the reason code `r`, for `expect_nothing`'s `reason` (a 3.1.1 CONNACK
+/// is compared by its return code, as `expect` does).
+fn reason_of(p: &Packet, r: ReasonCode, version: Version) -> bool {
+    match p {
+        Packet::ConnAck(c) => c.code == matcher::connack_code(r, version),
+        Packet::Disconnect(d) => d.reason == r,
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            a.reason == r
+        }
+        _ => false,
     }
 }
 
