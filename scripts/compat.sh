@@ -13,6 +13,10 @@
 #   amqtt 0.12.1         `amqtt` on PATH or $AMQTT (pip install amqtt==0.12.1); MQTT 3.1.1 only
 #   rumqttd 0.20         `rumqttd` on PATH or $RUMQTTD (cargo install rumqttd --version ^0.20);
 #                        its 3.1.1 listener and its 5 listener, one row
+#   ejabberd 23.01       /usr/sbin/ejabberdctl (apt-get install ejabberd): its mod_mqtt listener,
+#                        MQTT 3.1.1 and 5, internal authentication with one registered user
+#   mqttools 0.50.0      `mqttools` on PATH or $MQTTOOLS (pip install mqttools==0.50.0): its
+#                        `mqttools broker`, MQTT 5 only
 #   reference (container) the reference-broker binary in a local FROM-scratch image (needs Docker)
 # Every failure left in a row is triaged in docs/compat/<broker>.md.
 # Usage: scripts/compat.sh [--only LABEL-SUBSTRING]
@@ -175,6 +179,74 @@ EOF
   kill "$pid" 2>/dev/null || true
 else
   notes+=("rumqttd: not installed (cargo install rumqttd --version ^0.20, or RUMQTTD=path)")
+fi
+
+ejabberdctl=$(command -v ejabberdctl || echo /usr/sbin/ejabberdctl)
+if [ -x "$ejabberdctl" ] && id ejabberd >/dev/null 2>&1; then
+  # A node of its own (config, spool and logs under $work, owned by the ejabberd user that
+  # ejabberdctl switches to), with one listener: mod_mqtt on a free port of 127.0.0.1.
+  # mod_mqtt authenticates every connection against ejabberd's users (internal auth; a
+  # connection without a password is refused), so the run uses a registered user.
+  # max_user_sessions is raised: every connection of the run is a session of that one user.
+  version=$(dpkg-query -W -f '${Version}' ejabberd 2>/dev/null || echo '?')
+  port=$(free_port)
+  ej="$work/ejabberd"
+  mkdir -p "$ej/spool" "$ej/logs"
+  cat >"$ej/ejabberd.yml" <<EOF
+loglevel: warning
+log_rotate_count: 0
+hosts:
+  - localhost
+auth_method: [internal]
+listen:
+  -
+    port: $port
+    ip: "127.0.0.1"
+    module: mod_mqtt
+shaper_rules:
+  max_user_sessions: 100000
+modules:
+  mod_mqtt:
+    access_publish:
+      "#":
+        - allow
+    access_subscribe:
+      "#":
+        - allow
+EOF
+  chown -R ejabberd "$ej"
+  ejctl() {
+    "$ejabberdctl" --config-dir "$ej" --spool "$ej/spool" --logs "$ej/logs" \
+      --node "compat-$$@localhost" "$@"
+  }
+  ejctl foreground >"$ej/foreground.log" 2>&1 &
+  pids+=("$!")
+  if wait_port "$port" && ejctl register conformance localhost conformance-secret >/dev/null 2>&1; then
+    run "ejabberd $version mod_mqtt (internal auth)" \
+      --broker "mqtt://conformance:conformance-secret@127.0.0.1:$port"
+  else
+    notes+=("ejabberd: did not start ($(tail -1 "$ej/logs/ejabberd.log" 2>/dev/null))")
+  fi
+  ejctl stop >/dev/null 2>&1 || true
+else
+  notes+=("ejabberd: not installed (apt-get install ejabberd)")
+fi
+
+mqttools=${MQTTOOLS:-$(command -v mqttools || true)}
+if [ -n "$mqttools" ] && [ -x "$mqttools" ]; then
+  port=$(free_port)
+  "$mqttools" broker --host 127.0.0.1 --port "$port" >"$work/mqttools.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  if wait_port "$port"; then
+    # MQTT 5 only: the probe finds its 3.1.1 CONNECT unanswered and skips the 3.1.1 cases.
+    run "mqttools 0.50.0 broker (5 only)" --broker "mqtt://127.0.0.1:$port"
+  else
+    notes+=("mqttools: did not start ($(tail -1 "$work/mqttools.log"))")
+  fi
+  kill "$pid" 2>/dev/null || true
+else
+  notes+=("mqttools: not installed (pip install mqttools==0.50.0, or MQTTOOLS=path/to/mqttools)")
 fi
 
 if [ -z "$only" ] || [[ "reference (container)" == *"$only"* ]]; then
