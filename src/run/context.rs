@@ -3,13 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use reference_broker::codec::{Properties, ReasonCode, Subscription, SubscriptionOptions};
+use std::time::Duration;
+
+use reference_broker::codec::{Packet, Properties, ReasonCode, Subscription, SubscriptionOptions};
+use tokio::time::Instant;
 
 use super::cleanup::RetainedTopics;
-use super::inbox::{Client, StepError};
+use super::inbox::{recv_one, Client, StepError, StepResult};
 use super::interp::CaseEnv;
 use super::link::Links;
-use crate::scenario::{FilterSpec, PropsSpec, Version};
+use super::trace;
+use crate::scenario::{FilterSpec, Observation, PropsSpec, Version};
 
 /// What every step handler works on.
 pub(super) struct Ctx {
@@ -76,6 +80,75 @@ impl Ctx {
                 "no packet identifier saved as {name:?} (an earlier expect with save_id)"
             ))
         })
+    }
+
+    /// Every client that keeps a keep alive the broker imposed sends its PINGREQ if one is
+    /// due (a client whose connection is gone is left for the next step to observe).
+    pub(super) async fn keep_alive(&mut self) {
+        for c in self.clients.values_mut() {
+            let _ = c.keep_alive().await;
+        }
+    }
+
+    /// Read one event of client `name` for at most `timeout`, or until a PINGREQ of any
+    /// client's own is due; then send the PINGREQs that are due. Every wait of a step goes
+    /// through here, so that no client falls silent longer than a keep alive the broker
+    /// imposed while the case waits on another one.
+    pub(super) async fn recv(&mut self, name: &str, timeout: Duration) -> StepResult {
+        let timeout = match self.next_ping() {
+            Some(due) => timeout.min(due.saturating_duration_since(Instant::now())),
+            None => timeout,
+        };
+        recv_one(self.client(name)?, timeout).await?;
+        self.keep_alive().await;
+        Ok(())
+    }
+
+    /// The first packet in the inbox of client `name` (or arriving within `within`) that
+    /// satisfies `pred`.
+    pub(super) async fn wait_for(
+        &mut self,
+        name: &str,
+        within: Duration,
+        pred: impl Fn(&Packet) -> bool,
+    ) -> Result<Packet, StepError> {
+        let deadline = Instant::now() + within;
+        loop {
+            let c = self.client(name)?;
+            if let Some(pos) = c.inbox.iter().position(&pred) {
+                if let Some(p) = c.inbox.remove(pos) {
+                    return Ok(p);
+                }
+            }
+            if c.closed {
+                return Err(StepError::diff(
+                    "the broker closed the connection",
+                    "a packet".into(),
+                    "connection closed".into(),
+                )
+                .kind(Observation::ConnectionClosed));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let pending = c.inbox.iter().map(trace::redacted).collect::<Vec<_>>();
+                return Err(StepError::diff(
+                    format!("nothing matching arrived within {within:?}"),
+                    "a matching packet".into(),
+                    if pending.is_empty() {
+                        "nothing".into()
+                    } else {
+                        pending.join(", ")
+                    },
+                )
+                .kind(Observation::MissingPacket));
+            }
+            self.recv(name, deadline - now).await?;
+        }
+    }
+
+    /// When the next PINGREQ of any client's own is due.
+    pub(super) fn next_ping(&self) -> Option<Instant> {
+        self.clients.values().filter_map(Client::ping_due).min()
     }
 
     /// Record `text` in the trace of every client.

@@ -10,7 +10,7 @@ use reference_broker::protocol::{AliasError, InboundAcks, InboundAliases, Packet
 use tokio::time::Instant;
 
 use super::trace;
-use crate::scenario::{ClientSpec, Observation};
+use crate::scenario::{ClientSpec, Effective, Observation};
 use crate::sut::READ_LIMIT;
 
 /// How many received packets a client holds that no step has taken yet. No case expects
@@ -107,6 +107,24 @@ pub(super) struct Client {
     pub(super) v311_connack: bool,
     /// The Maximum Packet Size this client announced on its current connection (MQTT 5).
     max_packet_size: Option<usize>,
+    /// What the current connection runs with, once its CONNACK arrived.
+    pub(super) effective: Option<Effective>,
+    /// The keep alive the client keeps of its own accord (see [`Client::keep_alive`]).
+    pings: Pings,
+}
+
+/// The PINGREQs a client sends of its own accord on a connection whose CONNACK imposed a
+/// Server Keep Alive shorter than the client's own (MQTT-3.2.2-21: the client uses it;
+/// MQTT-3.1.2-20: in the absence of other packets it sends PINGREQ).
+#[derive(Debug, Default)]
+struct Pings {
+    /// Half the imposed keep alive: the longest the client stays silent.
+    every: Option<Duration>,
+    /// When the client last sent a packet.
+    last_sent: Option<Instant>,
+    /// PINGREQs sent of its own accord whose PINGRESP has not arrived: those PINGRESPs are
+    /// not the case's, and no step sees them.
+    unanswered: usize,
 }
 
 impl Client {
@@ -125,7 +143,59 @@ impl Client {
             aliases: InboundAliases::default(),
             v311_connack: false,
             max_packet_size: None,
+            effective: None,
+            pings: Pings::default(),
         }
+    }
+
+    /// Records what the connection runs with once its CONNACK arrived; when the broker
+    /// imposed a shorter Server Keep Alive than the client's, the client keeps it from now
+    /// on: a PINGREQ after half of it without another packet ([MQTT-3.2.2-21],
+    /// [MQTT-3.1.2-20]), so that no case fails on a close the broker was entitled to.
+    pub(super) fn connected(&mut self, effective: Effective) {
+        self.effective = Some(effective);
+        self.pings.every = effective
+            .imposed_keep_alive()
+            .map(|s| Duration::from_millis(u64::from(s) * 500));
+        if let (Some(conn), Some(s)) = (self.conn.as_mut(), effective.imposed_keep_alive()) {
+            conn.note(format!(
+                "the CONNACK imposes Server Keep Alive {s} s (the client asked for {}): the \
+                 client sends PINGREQ when silent for {} ms",
+                effective.requested_keep_alive,
+                u64::from(s) * 500
+            ));
+        }
+    }
+
+    /// When the client must next send a PINGREQ of its own accord, if it must.
+    pub(super) fn ping_due(&self) -> Option<Instant> {
+        let every = self.pings.every?;
+        self.conn.as_ref()?;
+        Some(
+            self.pings
+                .last_sent
+                .map_or_else(Instant::now, |t| t + every),
+        )
+    }
+
+    /// Note that the client just sent a packet (any packet restarts the keep alive).
+    pub(super) fn sent(&mut self) {
+        self.pings.last_sent = Some(Instant::now());
+    }
+
+    /// The case writes raw bytes on this connection: from now on it times the connection
+    /// itself (a PINGREQ of the client's own could split a packet the case sends in parts).
+    pub(super) fn sent_raw(&mut self) {
+        self.pings.every = None;
+    }
+
+    /// Send a PINGREQ if the imposed keep alive asks for one now.
+    pub(super) async fn keep_alive(&mut self) -> StepResult {
+        if self.ping_due().is_some_and(|due| due <= Instant::now()) {
+            send(self, &Packet::PingReq).await?;
+            self.pings.unanswered += 1;
+        }
+        Ok(())
     }
 
     /// The next packet identifier. The scenario decides what is in flight (it may reuse an
@@ -145,6 +215,8 @@ impl Client {
         self.closed = false;
         self.reset_aliases();
         self.v311_connack = false;
+        self.effective = None;
+        self.pings = Pings::default();
     }
 
     /// [MQTT-3.3.2-7] a new connection starts with no topic aliases.
@@ -209,6 +281,8 @@ pub(super) async fn open(c: &mut Client, url: &str, transport: &TransportOptions
     c.inbox.clear();
     c.reset_aliases();
     c.v311_connack = false;
+    c.effective = None;
+    c.pings = Pings::default();
     c.connections += 1;
     Ok(())
 }
@@ -243,15 +317,17 @@ pub(super) async fn send(c: &mut Client, packet: &Packet) -> StepResult {
             redact(&e)
         ))
         .kind(Observation::ConnectionClosed)
-    })
+    })?;
+    c.sent();
+    Ok(())
 }
 
 /// Read one event (or time out); acknowledge QoS deliveries when the client asks for it.
 pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
-    let Some(conn) = c.conn.as_mut() else {
+    if c.conn.is_none() {
         c.closed = true;
         return Ok(());
-    };
+    }
     if c.inbox.len() >= INBOX_LIMIT {
         return Err(StepError::diff(
             format!(
@@ -263,7 +339,28 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
             summarize(&c.inbox),
         ));
     }
-    match conn.recv(timeout).await {
+    // A client keeping an imposed keep alive wakes up in time for its next PINGREQ.
+    let timeout = match c.ping_due() {
+        Some(due) => timeout.min(due.saturating_duration_since(Instant::now())),
+        None => timeout,
+    };
+    let Some(conn) = c.conn.as_mut() else {
+        return Ok(());
+    };
+    let received = conn.recv(timeout).await;
+    if matches!(
+        received,
+        Ok(Received::Packet(_)) | Err(ClientError::Timeout(..))
+    ) {
+        // A failed PINGREQ means the connection is gone: the next read observes the close.
+        let _ = c.keep_alive().await;
+    }
+    match received {
+        Ok(Received::Packet(Packet::PingResp)) if c.pings.unanswered > 0 => {
+            // The answer to a PINGREQ of the client's own: not the case's to see.
+            c.pings.unanswered -= 1;
+            Ok(())
+        }
         Ok(Received::Packet(mut packet)) => {
             c.resolve_alias(&mut packet)?;
             let Some(conn) = c.conn.as_mut() else {
@@ -363,44 +460,5 @@ pub(super) fn ack_reason(p: &Packet) -> ReasonCode {
     match p {
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => r.reason,
         _ => ReasonCode::SUCCESS,
-    }
-}
-
-/// The first packet in the inbox (or arriving within `within`) that satisfies `pred`.
-pub(super) async fn wait_for(
-    c: &mut Client,
-    within: Duration,
-    pred: impl Fn(&Packet) -> bool,
-) -> Result<Packet, StepError> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(pos) = c.inbox.iter().position(&pred) {
-            if let Some(p) = c.inbox.remove(pos) {
-                return Ok(p);
-            }
-        }
-        if c.closed {
-            return Err(StepError::diff(
-                "the broker closed the connection",
-                "a packet".into(),
-                "connection closed".into(),
-            )
-            .kind(Observation::ConnectionClosed));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let pending = c.inbox.iter().map(trace::redacted).collect::<Vec<_>>();
-            return Err(StepError::diff(
-                format!("nothing matching arrived within {within:?}"),
-                "a matching packet".into(),
-                if pending.is_empty() {
-                    "nothing".into()
-                } else {
-                    pending.join(", ")
-                },
-            )
-            .kind(Observation::MissingPacket));
-        }
-        recv_one(c, deadline - now).await?;
     }
 }

@@ -244,6 +244,8 @@ impl<'a> Interpreter<'a> {
                     conn.note(format!("step {} ({})", i + 1, step.keyword()));
                 }
             }
+            // Clients that keep an imposed keep alive ping between steps too.
+            self.cx.keep_alive().await;
             let remaining = self
                 .cx
                 .env

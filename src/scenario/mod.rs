@@ -1,6 +1,7 @@
 //! The scenario format: the serde model of a YAML case, its values and properties, and loading
 //! files with precise errors.
 
+mod assume;
 mod codec_values;
 pub mod expr;
 mod faults;
@@ -15,6 +16,7 @@ pub mod tier;
 mod values;
 pub mod yaml_error;
 
+pub use assume::{Bound, ConnackAssume, Effective, Range};
 pub use codec_values::{HexBytes, Qos, Retain, Text};
 pub use faults::*;
 pub use hex::RawTemplate;

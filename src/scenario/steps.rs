@@ -7,6 +7,7 @@ use reference_broker::codec::PacketType;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::assume::ConnackAssume;
 use super::codec_values::{HexBytes, Qos, Retain, Text};
 use super::hex::RawTemplate;
 use super::model::yes;
@@ -57,6 +58,11 @@ pub struct ConnectStep {
     /// Alive 0, say) and which is not what the case checks.
     #[serde(default)]
     pub refusal_allowed: bool,
+    /// The CONNACK values the case is built on (effective Keep Alive, Session Expiry
+    /// Interval, the broker's limits): a CONNACK that makes one differ skips the case, with
+    /// the property and value as the reason, instead of failing it.
+    #[serde(default)]
+    pub assume: ConnackAssume,
     /// The normative statement this step checks: quoted when the step fails, named by
     /// deviations, and the source of the step's level when `level` is absent.
     #[serde(default)]

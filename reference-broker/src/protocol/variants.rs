@@ -196,6 +196,8 @@ pub fn catalogue() -> &'static [NamedVariant] {
         v("inflight-window-1", "5 section 4.9 and 3.1.1 section 4.4 (the server may have fewer messages in flight)", "[limits]\nmax_inflight = 1"),
         v("queue-qos0-offline", "5 section 3.1.2.4 and 3.1.1 section 3.1.2.4 (QoS 0 messages MAY be stored)", "[limits]\nqueue_qos0 = true"),
         v("server-keep-alive-60", "5 section 3.2.2.3.14 (Server Keep Alive) [MQTT-3.2.2-21]", "[limits]\nserver_keep_alive = 60"),
+        v("server-keep-alive-1", "5 section 3.2.2.3.14 (Server Keep Alive, any value) [MQTT-3.2.2-21]", "[limits]\nserver_keep_alive = 1"),
+        v("max-keep-alive-1", "5 section 3.2.2.3.14: a Server Keep Alive of 1 for clients asking more or 0 (Mosquitto's max_keepalive 1)", "[limits]\nmax_keep_alive = 1"),
         v("wildcards-unavailable", "5 section 3.2.2.3.11 (Wildcard Subscription Available 0)", "[limits]\nwildcard_subscriptions = false"),
         v("shared-unavailable", "5 section 3.2.2.3.13 (Shared Subscription Available 0)", "[limits]\nshared_subscriptions = false"),
         v("subscription-ids-unavailable", "5 section 3.2.2.3.12 (Subscription Identifiers Available 0)", "[limits]\nsubscription_identifiers = false"),

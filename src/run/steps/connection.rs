@@ -5,11 +5,11 @@ use bytes::Bytes;
 use reference_broker::codec::{Connect, Disconnect, Packet, ReasonCode, Will};
 
 use crate::run::context::Ctx;
-use crate::run::inbox::{limit_packet_size, open, send, wait_for, StepError, StepResult};
+use crate::run::inbox::{limit_packet_size, open, send, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::connack_code;
 use crate::run::trace;
-use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Observation, Version};
+use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Effective, Observation, Version};
 
 /// The CONNECT of client `name` (target credentials when the client sets none).
 pub(super) fn connect_packet(
@@ -63,6 +63,7 @@ fn refusal_statement(version: Version) -> &'static str {
 /// `connect`
 pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
     let connect = connect_packet(cx, &s.client, s.clean_start)?;
+    let (keep_alive, requested) = (connect.keep_alive, connect.properties.clone());
     let version = cx.env.version;
     let url = cx.url_for(&s.client);
     let transport = cx.env.transport.clone();
@@ -78,7 +79,10 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
         limit_packet_size(c, announced);
     }
     send(c, &Packet::Connect(Box::new(connect))).await?;
-    let ack = match wait_for(c, within, |p| matches!(p, Packet::ConnAck(_))).await {
+    let ack = match cx
+        .wait_for(&s.client, within, |p| matches!(p, Packet::ConnAck(_)))
+        .await
+    {
         Err(e) if s.refusal_allowed && e.kind == Observation::ConnectionClosed => {
             return Err(StepError::not_applicable(format!(
                 "the broker closed this CONNECT without a CONNACK, a refusal the specification \
@@ -92,6 +96,7 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
     let Packet::ConnAck(ack) = ack else {
         return Err(StepError::new("internal: not a CONNACK"));
     };
+    let c = cx.client(&s.client)?;
     let refused = if c.v311_connack {
         ack.code.0 != 0
     } else {
@@ -130,6 +135,15 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
             "session_present: expected {expected_present}, received {}",
             ack.session_present
         ));
+    }
+    if diffs.is_empty() && expected_code.is_success() {
+        let effective = Effective::of(keep_alive, &requested, &ack.properties);
+        c.connected(effective);
+        // The CONNACK may override or limit what the client asked for (MQTT 5 section
+        // 3.2.2.3); a case built on other values has nothing to judge here.
+        if let Some(why) = s.assume.unmet(&effective, version) {
+            return Err(StepError::not_applicable(why));
+        }
     }
     if let Some(props) = &s.expect.properties {
         for m in props.mismatches(&ack.properties, &|t| prefix.topic(t)) {

@@ -8,7 +8,7 @@ use reference_broker::codec::{Packet, PacketType, QoS, ReasonCode};
 use tokio::time::Instant;
 
 use crate::run::context::Ctx;
-use crate::run::inbox::{ack_id, recv_one, wait_for, StepError, StepResult};
+use crate::run::inbox::{ack_id, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher;
 use crate::run::prefix::Prefixer;
@@ -28,8 +28,10 @@ pub(super) async fn expect(cx: &mut Ctx, s: &ExpectStep) -> StepResult {
     let kind = s.packet.0;
     let version = cx.env.version;
     let prefix = cx.env.prefix.clone();
-    let c = cx.client(&s.client)?;
-    let packet = match wait_for(c, within, |p| p.packet_type() == kind).await {
+    let packet = match cx
+        .wait_for(&s.client, within, |p| p.packet_type() == kind)
+        .await
+    {
         Ok(p) => p,
         Err(mut e) => {
             e.expected = Some(describe_expect(s));
@@ -169,9 +171,8 @@ pub(super) async fn expect_one_of(cx: &mut Ctx, s: &ExpectOneOfStep) -> StepResu
         // Poll each client in turn for a short slice: packets of other kinds stay queued.
         let slice = (deadline - now).min(Duration::from_millis(10));
         for name in &names {
-            let c = cx.client(name)?;
-            if !c.closed {
-                recv_one(c, slice).await?;
+            if !cx.client(name)?.closed {
+                cx.recv(name, slice).await?;
             }
         }
     }
@@ -198,11 +199,12 @@ pub(super) async fn expect_nothing(cx: &mut Ctx, s: &ExpectNothingStep) -> StepR
         if now >= deadline {
             return Ok(());
         }
-        if c.closed {
+        if cx.client(&s.client)?.closed {
             // No packet can arrive any more; a following expect_close observes the close.
             return Ok(());
         }
-        recv_one(c, deadline - now).await?;
+        cx.recv(&s.client, deadline - now).await?;
+        let c = cx.client(&s.client)?;
         if let Some(p) = c.inbox.iter().find(|p| wanted(p)) {
             return Err(
                 StepError::diff("a packet arrived", "nothing".into(), trace::redacted(p))
@@ -233,9 +235,9 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
         .allow_before
         .as_ref()
         .map(|l| l.iter().map(|k| k.0).collect());
-    let c = cx.client(&s.client)?;
     let deadline = Instant::now() + within;
     loop {
+        let c = cx.client(&s.client)?;
         if let Some(allowed) = &allowed {
             check_allowed_before(&c.inbox, allowed)?;
         }
@@ -251,8 +253,9 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
             )
             .kind(Observation::ConnectionKeptOpen));
         }
-        recv_one(c, deadline - now).await?;
+        cx.recv(&s.client, deadline - now).await?;
     }
+    let c = cx.client(&s.client)?;
     let disconnect = c.inbox.iter().find_map(|p| match p {
         Packet::Disconnect(d) => Some(d.reason),
         _ => None,

@@ -28,7 +28,7 @@ pub(super) async fn dispatch(cx: &mut Ctx, step: &Step) -> StepResult {
         Step::ExpectClose(s) => expectation::expect_close(cx, s).await,
         Step::Send(s) => raw::send_packet(cx, s).await,
         Step::SendRaw(s) => raw::send_raw(cx, s).await,
-        Step::Sleep(s) => wait::sleep(s).await,
+        Step::Sleep(s) => wait::sleep(cx, s).await,
         Step::RestartBroker(_) => faults::restart_broker(cx).await,
         Step::Cut(_)
         | Step::Down(_)

@@ -3,7 +3,7 @@
 use reference_broker::codec::{Packet, PacketType, PubResponse, Publish, QoS};
 
 use crate::run::context::Ctx;
-use crate::run::inbox::{ack_id, ack_reason, send, wait_for, StepError, StepResult};
+use crate::run::inbox::{ack_id, ack_reason, send, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::scenario::{Observation, PublishStep};
 
@@ -40,10 +40,11 @@ pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
     } else {
         PacketType::PubRec
     };
-    let ack = wait_for(c, within, |p| {
-        p.packet_type() == first && ack_id(p) == Some(packet_id)
-    })
-    .await?;
+    let ack = cx
+        .wait_for(&s.client, within, |p| {
+            p.packet_type() == first && ack_id(p) == Some(packet_id)
+        })
+        .await?;
     let reason = ack_reason(&ack);
     if let Some(expected) = s.expect.reason {
         if reason != expected.0 {
@@ -58,15 +59,15 @@ pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
     if qos == QoS::ExactlyOnce && reason.is_success() {
         // [MQTT-4.3.3-1] the sender answers PUBREC with PUBREL and waits for PUBCOMP.
         send(
-            c,
+            cx.client(&s.client)?,
             &Packet::PubRel(PubResponse {
                 packet_id,
                 ..Default::default()
             }),
         )
         .await?;
-        wait_for(
-            c,
+        cx.wait_for(
+            &s.client,
             within,
             |p| matches!(p, Packet::PubComp(r) if r.packet_id == packet_id),
         )

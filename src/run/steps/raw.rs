@@ -79,7 +79,9 @@ pub(super) async fn send_raw(cx: &mut Ctx, s: &SendRawStep) -> StepResult {
     conn.send_raw(&bytes).await.map_err(|e| {
         StepError::new(format!("sending raw bytes failed: {e}"))
             .kind(crate::scenario::Observation::ConnectionClosed)
-    })
+    })?;
+    c.sent_raw();
+    Ok(())
 }
 
 /// The packet a `send` step describes (absent fields are zero or empty).

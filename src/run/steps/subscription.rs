@@ -4,7 +4,7 @@
 use reference_broker::codec::{Packet, ReasonCode, Subscribe, UnsubAck, Unsubscribe};
 
 use crate::run::context::Ctx;
-use crate::run::inbox::{send, wait_for, StepError, StepResult};
+use crate::run::inbox::{send, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::suback_code;
 use crate::scenario::{
@@ -28,12 +28,13 @@ pub(super) async fn subscribe(cx: &mut Ctx, s: &SubscribeStep) -> StepResult {
         }),
     )
     .await?;
-    let ack = wait_for(
-        c,
-        within,
-        |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
-    )
-    .await?;
+    let ack = cx
+        .wait_for(
+            &s.client,
+            within,
+            |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
+        )
+        .await?;
     let Packet::SubAck(ack) = ack else {
         return Err(StepError::new("internal: not a SUBACK"));
     };
@@ -130,12 +131,13 @@ pub(super) async fn unsubscribe(cx: &mut Ctx, s: &UnsubscribeStep) -> StepResult
     )
     .await?;
     // [MQTT-3.10.4-4] the server answers UNSUBSCRIBE with UNSUBACK.
-    let ack = wait_for(
-        c,
-        within,
-        |p| matches!(p, Packet::UnsubAck(a) if a.packet_id == packet_id),
-    )
-    .await?;
+    let ack = cx
+        .wait_for(
+            &s.client,
+            within,
+            |p| matches!(p, Packet::UnsubAck(a) if a.packet_id == packet_id),
+        )
+        .await?;
     if version == Version::V5 {
         let Packet::UnsubAck(UnsubAck { reason_codes, .. }) = ack else {
             return Err(StepError::new("internal: not an UNSUBACK"));

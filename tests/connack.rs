@@ -1,0 +1,180 @@
+//! The cases follow what an MQTT 5 CONNACK announces: against a reference broker that imposes
+//! a Server Keep Alive of 1 s (on every client, or only above a ceiling as Mosquitto's
+//! `max_keepalive` does), the cases built on another keep alive are skipped with the announced
+//! value as the reason, and the others pass because the runner's clients keep the imposed keep
+//! alive themselves (MQTT-3.2.2-21, MQTT-3.1.2-20).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use mqtt_conformance::run::{self, CaseResult, RunConfig, Selection, Verdict};
+use mqtt_conformance::scenario::Version;
+use mqtt_conformance::suite;
+use mqtt_conformance::sut::{self, RunningTarget};
+use reference_broker::broker::BrokerConfig;
+use reference_broker::client::TransportOptions;
+
+/// Cases that time a keep alive of 2 s themselves.
+const TIMED: &[&str] = &[
+    "keepalive-timeout-closes-and-publishes-will",
+    "fault-keepalive-under-latency",
+];
+
+/// Cases that time a keep alive of 1 s themselves: a Server Keep Alive of 1 changes nothing.
+const TIMED_ONE: &[&str] = &[
+    "keepalive-any-packet-resets-timer",
+    "fault-will-on-half-open-keepalive",
+];
+
+/// Cases that leave a client silent for longer than 1.5 s while they wait on another one.
+const SILENT: &[&str] = &[
+    "will-delay-cancelled-by-reconnect",
+    "will-delay-interval",
+    "session-expiry-elapses",
+];
+
+async fn broker(server_keep_alive: Option<u16>, max_keep_alive: Option<u16>) -> RunningTarget {
+    let mut cfg = BrokerConfig::default_tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    cfg.limits.server_keep_alive = server_keep_alive;
+    cfg.limits.max_keep_alive = max_keep_alive;
+    sut::start_reference(cfg).await.unwrap()
+}
+
+/// Plan the repository's suites against `target` (probed) and run the runs of `cases`.
+async fn run_cases(target: &RunningTarget, cases: &[&str]) -> Vec<CaseResult> {
+    let root = common::repo();
+    let mut suites = Vec::new();
+    for f in suite::resolve(&root, &[]).unwrap() {
+        suites.push(suite::load(&f, &root).unwrap().0);
+    }
+    let transport = TransportOptions::default();
+    let run_id = run::new_run_id();
+    let (caps, _) = sut::probe(target, &transport, &run_id).await.unwrap();
+    let plan: Vec<_> = run::plan(&suites, &Selection::default(), Some(&caps), &target.name)
+        .into_iter()
+        .filter(|p| cases.contains(&p.case.scenario.name.as_str()))
+        .enumerate()
+        .map(|(i, mut p)| {
+            p.index = i;
+            p
+        })
+        .collect();
+    let cfg = RunConfig {
+        jobs: 16,
+        case_timeout: Duration::from_secs(20),
+        fail_fast: false,
+        repeat: 1,
+        run_id,
+        url: target.url.clone(),
+        display_url: target.display_url(),
+        credentials: None,
+        transport,
+        faults: Some(run::link::SharedInjector::embedded()),
+        restart: None,
+        topic_root: None,
+    };
+    tokio::time::timeout(Duration::from_secs(120), run::execute(plan, cfg, |_| {}))
+        .await
+        .expect("the run finishes")
+}
+
+/// One line per run, for assertion messages.
+fn summary(results: &[CaseResult]) -> String {
+    results
+        .iter()
+        .map(|r| format!("{} {}: {:?}", r.case, r.version, r.verdict))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn verdict<'a>(results: &'a [CaseResult], case: &str, version: Version) -> &'a Verdict {
+    &results
+        .iter()
+        .find(|r| r.case == case && r.version == version)
+        .unwrap_or_else(|| panic!("no run of {case} {version}:\n{}", summary(results)))
+        .verdict
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_keep_alive_of_one_second_skips_the_timed_cases_and_fails_none() {
+    let target = broker(Some(1), None).await;
+    let cases: Vec<&str> = TIMED
+        .iter()
+        .chain(TIMED_ONE)
+        .chain(SILENT)
+        .chain(&["keepalive-zero-is-off"])
+        .copied()
+        .collect();
+    let results = run_cases(&target, &cases).await;
+    target.shutdown().await;
+    let text = summary(&results);
+    assert!(
+        results.iter().all(|r| !r.verdict.is_failure()),
+        "false alarms:\n{text}"
+    );
+    for case in TIMED.iter().chain(&["keepalive-zero-is-off"]) {
+        match verdict(&results, case, Version::V5) {
+            Verdict::Skipped { reason } => assert!(
+                reason.contains("Server Keep Alive 1") && reason.contains("MQTT-3.2.2-21"),
+                "{case}: {reason}"
+            ),
+            other => panic!("{case} 5 is not skipped: {other:?}\n{text}"),
+        }
+    }
+    // MQTT 3.1.1 has no Server Keep Alive: the timed cases run and pass there.
+    for case in TIMED.iter().chain(TIMED_ONE) {
+        assert!(
+            matches!(verdict(&results, case, Version::V311), Verdict::Pass),
+            "{case} 3.1.1:\n{text}"
+        );
+    }
+    // Clients left silent for seconds kept the connection by pinging of their own accord;
+    // the cases built on the 1 s the broker announces run and judge its timer.
+    for case in SILENT.iter().chain(TIMED_ONE) {
+        assert!(
+            matches!(verdict(&results, case, Version::V5), Verdict::Pass),
+            "{case} 5:\n{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_ceiling_overrides_only_the_clients_above_it() {
+    // Server Keep Alive 1 only for clients asking for more than 1 s, or for 0.
+    let target = broker(None, Some(1)).await;
+    let results = run_cases(
+        &target,
+        &[
+            "keepalive-any-packet-resets-timer",
+            "keepalive-zero-is-off",
+            "will-delay-cancelled-by-reconnect",
+        ],
+    )
+    .await;
+    target.shutdown().await;
+    let text = summary(&results);
+    // Keep Alive 1 is kept as asked: the case runs, and the broker's timer is judged.
+    assert!(
+        matches!(
+            verdict(&results, "keepalive-any-packet-resets-timer", Version::V5),
+            Verdict::Pass
+        ),
+        "{text}"
+    );
+    assert!(
+        matches!(
+            verdict(&results, "keepalive-zero-is-off", Version::V5),
+            Verdict::Skipped { reason } if reason.contains("Server Keep Alive 1 (the client asked for 0")
+        ),
+        "{text}"
+    );
+    assert!(
+        matches!(
+            verdict(&results, "will-delay-cancelled-by-reconnect", Version::V5),
+            Verdict::Pass
+        ),
+        "{text}"
+    );
+}
