@@ -130,19 +130,19 @@ mod tests {
     #[test]
     fn only_valid_topics_of_this_execution_are_recorded() {
         let r = RetainedTopics::new(Prefixer::new("r1", 0, "case"));
-        r.record("mqttc/r1.0/case/b");
-        r.record("mqttc/r1.0/case/a");
-        r.record("mqttc/r1.0/case/a");
-        r.record("$mqttc/r1.0/case/x");
-        r.record("mqttc/r1.0/case/+");
+        r.record("mqttc/r1-0/case/b");
+        r.record("mqttc/r1-0/case/a");
+        r.record("mqttc/r1-0/case/a");
+        r.record("$mqttc/r1-0/case/x");
+        r.record("mqttc/r1-0/case/+");
         r.record("shared/topic");
         r.record("mqttc/r2.0/case/a");
         assert_eq!(
             r.topics(),
             [
-                "$mqttc/r1.0/case/x",
-                "mqttc/r1.0/case/a",
-                "mqttc/r1.0/case/b"
+                "$mqttc/r1-0/case/x",
+                "mqttc/r1-0/case/a",
+                "mqttc/r1-0/case/b"
             ]
         );
     }

@@ -309,13 +309,13 @@ mod tests {
     #[test]
     fn matching_publish_has_no_mismatch() {
         let e = expect("{client: s, topic: a/b, payload: hi, qos: 1, retain: false}");
-        let pkt = publish("mqttc/r.0/c/a/b", "hi", QoS::AtLeastOnce, false);
+        let pkt = publish("mqttc/r-0/c/a/b", "hi", QoS::AtLeastOnce, false);
         assert_eq!(mismatches(&e, &pkt, Version::V5, &p()), vec![]);
     }
 
     #[rstest]
     #[case::wrong_topic("{client: s, topic: a/b}", "topic")]
-    #[case::unprefixed_topic_is_not_enough("{client: s, topic: mqttc/r.0/c/x}", "topic")]
+    #[case::unprefixed_topic_is_not_enough("{client: s, topic: mqttc/r-0/c/x}", "topic")]
     #[case::wrong_payload("{client: s, payload: bye}", "payload")]
     #[case::wrong_payload_hex("{client: s, payload_hex: '6869ff'}", "payload_hex")]
     #[case::wrong_qos("{client: s, qos: 0}", "qos")]
@@ -328,7 +328,7 @@ mod tests {
     #[case::wrong_kind("{client: s, packet: puback}", "packet")]
     #[case::reason_on_publish("{client: s, reason: 0}", "reason")]
     fn publish_mismatch_is_reported(#[case] yaml: &str, #[case] field: &str) {
-        let pkt = publish("mqttc/r.0/c/x", "hi", QoS::AtLeastOnce, false);
+        let pkt = publish("mqttc/r-0/c/x", "hi", QoS::AtLeastOnce, false);
         let m = mismatches(&expect(yaml), &pkt, Version::V5, &p());
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].field, field);
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn absent_property_present_fails() {
-        let mut pkt = publish("mqttc/r.0/c/x", "hi", QoS::AtMostOnce, false);
+        let mut pkt = publish("mqttc/r-0/c/x", "hi", QoS::AtMostOnce, false);
         if let Packet::Publish(p) = &mut pkt {
             p.properties.message_expiry_interval = Some(3);
         }

@@ -10,16 +10,18 @@ pub struct Prefixer {
 
 impl Prefixer {
     /// Prefixes for execution `index` of run `run_id` of case `case`:
-    /// topics `mqttc/<run>.<index>/<case>/`, client ids `<run><index>-`.
+    /// topics `mqttc/<run>-<index>/<case>/`, client ids `<run><index>-`. Only characters that
+    /// every broker keeps: RabbitMQ 3.10's MQTT plugin maps `.` to `/` (its AMQP routing
+    /// keys), which made every case fail on the prefix, whatever it checked.
     pub fn new(run_id: &str, index: usize, case: &str) -> Prefixer {
         Prefixer::rooted("mqttc", run_id, index, case)
     }
 
     /// Like [`Prefixer::new`], under the topic levels `root` instead of `mqttc` (a broker
-    /// profile's ACL root): `<root>/<run>.<index>/<case>/`.
+    /// profile's ACL root): `<root>/<run>-<index>/<case>/`.
     pub fn rooted(root: &str, run_id: &str, index: usize, case: &str) -> Prefixer {
         Prefixer {
-            topic: format!("{root}/{run_id}.{index}/{case}/"),
+            topic: format!("{root}/{run_id}-{index}/{case}/"),
             client: format!("{run_id}{index}-"),
         }
     }
@@ -88,12 +90,12 @@ mod tests {
     #[test]
     fn topics_and_ids_are_prefixed() {
         let p = Prefixer::new("r1", 3, "case");
-        assert_eq!(p.topic("a/b"), "mqttc/r1.3/case/a/b");
-        assert_eq!(p.topic("$share/g/a/+"), "$share/g/mqttc/r1.3/case/a/+");
+        assert_eq!(p.topic("a/b"), "mqttc/r1-3/case/a/b");
+        assert_eq!(p.topic("$share/g/a/+"), "$share/g/mqttc/r1-3/case/a/+");
         assert_eq!(p.topic("$SYS/broker"), "$SYS/broker");
-        assert_eq!(p.topic("$x"), "$mqttc/r1.3/case/x");
-        assert_eq!(p.topic("+/x"), "+/r1.3/case/x");
-        assert_eq!(p.strip("mqttc/r1.3/case/a/b"), "a/b");
+        assert_eq!(p.topic("$x"), "$mqttc/r1-3/case/x");
+        assert_eq!(p.topic("+/x"), "+/r1-3/case/x");
+        assert_eq!(p.strip("mqttc/r1-3/case/a/b"), "a/b");
         assert_eq!(p.client_id("sub", None), "r13-sub");
         assert_eq!(p.client_id("sub", Some("")), "");
         assert_eq!(p.client_id("sub", Some("x")), "r13-x");
