@@ -2,7 +2,9 @@
 //! a Server Keep Alive of 1 s (on every client, or only above a ceiling as Mosquitto's
 //! `max_keepalive` does), the cases built on another keep alive are skipped with the announced
 //! value as the reason, and the others pass because the runner's clients keep the imposed keep
-//! alive themselves (MQTT-3.2.2-21, MQTT-3.1.2-20).
+//! alive themselves (MQTT-3.2.2-21, MQTT-3.1.2-20). Likewise a broker that grants no session
+//! beyond its connection (Session Expiry Interval 0 in the CONNACK) skips the cases that
+//! expected one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -35,8 +37,12 @@ const SILENT: &[&str] = &[
     "session-expiry-elapses",
 ];
 
+fn config() -> BrokerConfig {
+    BrokerConfig::default_tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
 async fn broker(server_keep_alive: Option<u16>, max_keep_alive: Option<u16>) -> RunningTarget {
-    let mut cfg = BrokerConfig::default_tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut cfg = config();
     cfg.limits.server_keep_alive = server_keep_alive;
     cfg.limits.max_keep_alive = max_keep_alive;
     sut::start_reference(cfg).await.unwrap()
@@ -177,4 +183,35 @@ async fn a_keep_alive_ceiling_overrides_only_the_clients_above_it() {
         ),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_expiry_granted_as_zero_skips_the_cases_that_expect_a_session() {
+    let mut cfg = config();
+    cfg.limits.max_session_expiry = 0;
+    let target = sut::start_reference(cfg).await.unwrap();
+    let cases = [
+        "session-resumed-by-client-id",
+        "will-delay-interval",
+        "will-delay-cancelled-by-reconnect",
+        "session-expiry-elapses",
+        "ix-will-v5-drop-wd30-sei60",
+        "ix-session-v5-cs0-sei60-disconnect-q1",
+    ];
+    let results = run_cases(&target, &cases).await;
+    target.shutdown().await;
+    let text = summary(&results);
+    assert!(
+        results.iter().all(|r| !r.verdict.is_failure()),
+        "false alarms:\n{text}"
+    );
+    for case in cases {
+        assert!(
+            matches!(
+                verdict(&results, case, Version::V5),
+                Verdict::Skipped { reason } if reason.contains("Session Expiry Interval") && reason.contains("3.2.2.3.2")
+            ),
+            "{case}:\n{text}"
+        );
+    }
 }

@@ -12,6 +12,7 @@ use super::cleanup::RetainedTopics;
 use super::inbox::{recv_one, Client, StepError, StepResult};
 use super::interp::CaseEnv;
 use super::link::Links;
+use super::sessions::Sessions;
 use super::trace;
 use crate::scenario::{FilterSpec, Observation, PropsSpec, Version};
 
@@ -31,6 +32,8 @@ pub(super) struct Ctx {
     pub(super) expected_qos: BTreeMap<String, u8>,
     /// The proxies of a case with fault steps.
     pub(super) links: Option<Links>,
+    /// The Session Expiry Interval each client identifier was last granted.
+    pub(super) sessions: Sessions,
     /// The topics this execution sent retained messages to (cleared after the case).
     pub(super) retained: RetainedTopics,
 }

@@ -148,6 +148,7 @@ impl<'a> Interpreter<'a> {
                 granted: Default::default(),
                 expected_qos: expected_qos(case),
                 links: None,
+                sessions: Default::default(),
                 retained,
             },
             warnings: Vec::new(),

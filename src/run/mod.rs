@@ -12,6 +12,7 @@ pub mod matcher;
 pub mod plan;
 pub mod prefix;
 pub mod qos_cap;
+mod sessions;
 pub mod setup;
 mod steps;
 pub mod trace;

@@ -191,6 +191,8 @@ pub fn catalogue() -> &'static [NamedVariant] {
         v("topic-alias-maximum-0", "5 section 3.2.2.3.8 (Topic Alias Maximum 0: no aliases)", "[limits]\ntopic_alias_maximum = 0"),
         v("receive-maximum-2", "5 section 3.2.2.3.3 (Receive Maximum)", "[limits]\nreceive_maximum = 2"),
         v("maximum-packet-size-4k", "5 section 3.2.2.3.6 (Maximum Packet Size)", "[limits]\nmax_packet_size = 4096"),
+        v("session-expiry-capped-0", "5 section 3.2.2.3.2 (the server may use another Session Expiry Interval, 0: no session outlives its connection)", "[limits]\nmax_session_expiry = 0"),
+        v("session-expiry-capped-2s", "5 section 3.2.2.3.2 (the server may use another Session Expiry Interval)", "[limits]\nmax_session_expiry = 2"),
         v("session-expiry-capped-30s", "5 section 3.2.2.3.2 (the server may use another Session Expiry Interval)", "[limits]\nmax_session_expiry = 30"),
         v("max-keep-alive-60", "5 section 3.2.2.3.14: a Server Keep Alive for clients asking more than 60 s or 0", "[limits]\nmax_keep_alive = 60"),
         v("inflight-window-1", "5 section 4.9 and 3.1.1 section 4.4 (the server may have fewer messages in flight)", "[limits]\nmax_inflight = 1"),

@@ -3,11 +3,13 @@
 
 use bytes::Bytes;
 use reference_broker::codec::{Connect, Disconnect, Packet, ReasonCode, Will};
+use tokio::time::Instant;
 
 use crate::run::context::Ctx;
 use crate::run::inbox::{limit_packet_size, open, send, StepError, StepResult};
 use crate::run::interp::DEFAULT_WITHIN;
 use crate::run::matcher::connack_code;
+use crate::run::sessions::Grant;
 use crate::run::trace;
 use crate::scenario::{ConnectStep, DisconnectStep, DropStep, Effective, Observation, Version};
 
@@ -96,7 +98,11 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
     let Packet::ConnAck(ack) = ack else {
         return Err(StepError::new("internal: not a CONNACK"));
     };
-    let c = cx.client(&s.client)?;
+    let sessions = &mut cx.sessions;
+    let c = cx
+        .clients
+        .get_mut(&s.client)
+        .ok_or_else(|| StepError::new(format!("unknown client {:?}", s.client)))?;
     let refused = if c.v311_connack {
         ack.code.0 != 0
     } else {
@@ -129,6 +135,22 @@ pub(super) async fn connect(cx: &mut Ctx, s: &ConnectStep) -> StepResult {
             connack_text(expected_code, version),
             connack_text(ack.code, version)
         ));
+    }
+    if ack.code.is_success() {
+        // A CONNACK that accepts: the session, if any, lasts as long as it grants.
+        let granted = Grant {
+            requested: requested.session_expiry_interval.unwrap_or(0),
+            announced: ack.properties.session_expiry_interval,
+            at: Instant::now(),
+        };
+        let missing = expected_present && !ack.session_present;
+        if let Some(why) = missing
+            .then(|| sessions.explains_missing(&c.id, granted.at))
+            .flatten()
+        {
+            return Err(StepError::not_applicable(why));
+        }
+        sessions.granted(&c.id, granted);
     }
     if ack.session_present != expected_present {
         diffs.push(format!(
