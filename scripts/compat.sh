@@ -15,6 +15,8 @@
 #                        its 3.1.1 listener and its 5 listener, one row
 #   ejabberd 23.01       /usr/sbin/ejabberdctl (apt-get install ejabberd): its mod_mqtt listener,
 #                        MQTT 3.1.1 and 5, internal authentication with one registered user
+#   rabbitmq 3.10        /usr/lib/rabbitmq/bin/rabbitmq-server (apt-get install rabbitmq-server):
+#                        the rabbitmq_mqtt plugin, MQTT 3.1.1 only, anonymous
 #   mqttools 0.50.0      `mqttools` on PATH or $MQTTOOLS (pip install mqttools==0.50.0): its
 #                        `mqttools broker`, MQTT 5 only
 #   reference (container) the reference-broker binary in a local FROM-scratch image (needs Docker)
@@ -230,6 +232,39 @@ EOF
   ejctl stop >/dev/null 2>&1 || true
 else
   notes+=("ejabberd: not installed (apt-get install ejabberd)")
+fi
+
+rabbit=/usr/lib/rabbitmq/bin/rabbitmq-server
+if [ -x "$rabbit" ] && id rabbitmq >/dev/null 2>&1; then
+  # A node of its own (config, database and logs under $work, run as the rabbitmq user) with
+  # the MQTT plugin on a free port of 127.0.0.1, no AMQP listener, anonymous MQTT connections
+  # (as the default guest user, which may connect from the loopback interface).
+  version=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo '?')
+  port=$(free_port)
+  rb="$work/rabbitmq"
+  mkdir -p "$rb/mnesia" "$rb/log"
+  printf 'listeners.tcp = none\nmqtt.listeners.tcp.default = 127.0.0.1:%s\nmqtt.allow_anonymous = true\nlog.console = false\nlog.file.level = warning\n' \
+    "$port" >"$rb/rabbitmq.conf"
+  echo '[rabbitmq_mqtt].' >"$rb/enabled_plugins"
+  chown -R rabbitmq "$rb"
+  rabbit_env=(env HOME="$rb" RABBITMQ_NODENAME="compat-$$@localhost"
+    RABBITMQ_CONFIG_FILE="$rb/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$rb/enabled_plugins"
+    RABBITMQ_MNESIA_BASE="$rb/mnesia" RABBITMQ_LOG_BASE="$rb/log"
+    RABBITMQ_DIST_PORT="$(free_port)"
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}")
+  runuser -u rabbitmq -- "${rabbit_env[@]}" "$rabbit" >"$rb/out.log" 2>&1 &
+  pids+=("$!")
+  # It takes about 10 s to start on 2 cores: three waits of 10 s.
+  if wait_port "$port" || wait_port "$port" || wait_port "$port"; then
+    # MQTT 3.1.1 (and 3.1) only: the probe finds the MQTT 5 CONNECT closed without a CONNACK.
+    run "rabbitmq $version rabbitmq_mqtt (3.1.1 only)" --broker "mqtt://127.0.0.1:$port"
+  else
+    notes+=("rabbitmq: did not start ($(tail -1 "$rb/out.log"))")
+  fi
+  runuser -u rabbitmq -- "${rabbit_env[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl \
+    -n "compat-$$@localhost" stop >/dev/null 2>&1 || true
+else
+  notes+=("rabbitmq: not installed (apt-get install rabbitmq-server)")
 fi
 
 mqttools=${MQTTOOLS:-$(command -v mqttools || true)}
