@@ -173,3 +173,111 @@ async fn a_profile_overrides_the_probe_and_lowers_the_maximum_qos() {
         .is_some());
     assert_eq!(caps.unmet(Feature::Qos1, Version::V5), None);
 }
+
+fn one_case(text: &str) -> mqtt_conformance::scenario::LoadedCase {
+    mqtt_conformance::scenario::parse_str(text, std::path::Path::new("f.yaml"))
+        .unwrap()
+        .remove(0)
+}
+
+/// Two QoS 1 messages held unacknowledged by one subscriber.
+const NEEDS_TWO_IN_FLIGHT: &str = "name: two\nversions: [\"5\"]\nclients: {pub: {}, sub: {auto_ack: false}}\nsteps:\n  - connect: {client: sub}\n  - subscribe: {client: sub, filters: [{filter: t, qos: 1}]}\n  - publish: {client: pub, topic: t, payload: a, qos: 1}\n  - publish: {client: pub, topic: t, payload: b, qos: 1}\n  - expect: {client: sub, topic: t, payload: a}\n  - expect: {client: sub, topic: t, payload: b}\n";
+
+#[tokio::test]
+async fn a_broker_keeping_one_message_in_flight_is_found_and_cases_needing_more_skip() {
+    use mqtt_conformance::run::limits::{fit, LimitFit};
+    use mqtt_conformance::sut::window::Window;
+    let mut cfg = reference_broker::broker::BrokerConfig::default_tcp(std::net::SocketAddr::from(
+        ([127, 0, 0, 1], 0),
+    ));
+    cfg.limits.max_inflight = 1;
+    let mut t = target::start_reference(cfg).await.unwrap();
+    let (caps, found) = target::probe(&t, &TransportOptions::default(), "t")
+        .await
+        .unwrap();
+    assert_eq!(found.in_flight, Some(Window::Limit { messages: 1 }));
+    assert!(found
+        .rows()
+        .iter()
+        .any(|(k, v)| k == "in-flight window towards a client" && v.starts_with("1 ")));
+    assert_eq!(found.profile(None).limits.max_inflight, Some(1));
+    let case = one_case(NEEDS_TWO_IN_FLIGHT);
+    let LimitFit::Skip(why) = fit(&case, Version::V5, &caps.ceilings, &caps.topic_root) else {
+        panic!("a case holding two messages in flight runs on a window of one");
+    };
+    assert!(why.contains("holds 2 unacknowledged"), "{why}");
+    assert!(
+        why.contains("in-flight window towards a client is 1 (the probe: 1 QoS 1 messages"),
+        "{why}"
+    );
+    // A profile's value wins over the probe.
+    let profile = mqtt_conformance::profile::Profile::parse(
+        "[limits]\nmax_inflight = 2\n",
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    t.use_profile(profile, true);
+    let (caps, _) = target::probe(&t, &TransportOptions::default(), "t")
+        .await
+        .unwrap();
+    assert!(matches!(
+        fit(&case, Version::V5, &caps.ceilings, &caps.topic_root),
+        LimitFit::Fits
+    ));
+    t.shutdown().await;
+
+    // The default reference broker keeps them all in flight: nothing to skip.
+    let t = target::start(&TargetSpec::Reference).await.unwrap();
+    let (caps, found) = target::probe(&t, &TransportOptions::default(), "t")
+        .await
+        .unwrap();
+    assert_eq!(found.in_flight, Some(Window::AtLeast { messages: 20 }));
+    assert_eq!(caps.ceilings.max_inflight, None);
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_probe_finds_the_deepest_topic_a_broker_accepts() {
+    use mqtt_conformance::run::limits::{fit, LimitFit};
+    use mqtt_conformance::sut::depth::Depth;
+    let shallow = ScriptedBroker::start(|c| match c.protocol {
+        ProtocolVersion::V5 => (connack_v5(0, &[]), After::Echo(12)),
+        _ => (connack_v311(0), After::Echo(12)),
+    })
+    .await;
+    let (caps, found) = probe(&shallow.url).await;
+    let Some(Depth::Limit {
+        accepted, refused, ..
+    }) = &found.topic_depth
+    else {
+        panic!("{:?}", found.topic_depth);
+    };
+    assert_eq!((*accepted, *refused), (12, 13));
+    assert_eq!(found.profile(None).limits.max_topic_levels, Some(12));
+    assert_eq!(
+        caps.ceilings.max_topic_levels.as_ref().map(|l| l.value),
+        Some(12)
+    );
+    // The probe's QoS 1 messages never come back from another connection: nothing learnt
+    // about the window (and no limit made up).
+    assert!(matches!(
+        found.in_flight,
+        Some(mqtt_conformance::sut::window::Window::Unknown { .. })
+    ));
+    assert_eq!(caps.ceilings.max_inflight, None);
+    // mqttc/<run>.<n>/deep/ + 10 levels: 13 levels.
+    let deep = one_case("name: deep\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - subscribe: {client: a, filters: [{filter: 1/2/3/4/5/6/7/8/9/10}]}\n");
+    let LimitFit::Skip(why) = fit(&deep, Version::V5, &caps.ceilings, &caps.topic_root) else {
+        panic!("a 13-level case runs on a broker that accepts 12");
+    };
+    assert!(why.contains("13 topic levels"), "{why}");
+    assert!(
+        why.contains("is 12 (the probe: a topic of 13 levels got SUBACK 0x80)"),
+        "{why}"
+    );
+
+    let deep_ok = ScriptedBroker::start(|_| (connack_v5(0, &[]), After::Echo(1000))).await;
+    let (caps, found) = probe(&deep_ok.url).await;
+    assert_eq!(found.topic_depth, Some(Depth::AtLeast { levels: 64 }));
+    assert_eq!(caps.ceilings.max_topic_levels, None);
+}

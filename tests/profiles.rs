@@ -280,3 +280,62 @@ async fn every_topic_is_rooted_under_the_profiles_acl_root() {
     assert!(!failures(&refused).is_empty(), "{refused:?}");
     target.shutdown().await;
 }
+
+fn skip_reasons(results: &[CaseResult]) -> Vec<&str> {
+    results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Skipped { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn on_a_broker_keeping_one_message_in_flight_nothing_fails() {
+    let mut cfg = config();
+    cfg.limits.max_inflight = 1;
+    let target = sut::start_reference(cfg).await.unwrap();
+    let results = run_cases(&target, &[]).await;
+    let passed = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Pass))
+        .count();
+    assert!(passed > 400, "only {passed} runs passed");
+    assert!(failures(&results).is_empty(), "{:?}", failures(&results));
+    target.shutdown().await;
+}
+
+#[tokio::test]
+async fn declared_limits_skip_or_adapt_the_cases_that_need_more() {
+    let mut cfg = config();
+    // An MQTT 5 client asking for more is told Keep Alive 30 in its CONNACK.
+    cfg.limits.max_keep_alive = Some(30);
+    let mut target = sut::start_reference(cfg).await.unwrap();
+    let profile = Profile::parse(
+        "[limits]\nmax_keep_alive = 30\nmax_topic_levels = 5\nsession_expiry_maximum = 2\n",
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    target.use_profile(profile, true);
+    let results = run_cases(&target, &[]).await;
+    assert!(failures(&results).is_empty(), "{:?}", failures(&results));
+    let skipped = skip_reasons(&results);
+    for limit in [
+        "topic depth limit (levels) is 5 (the profile's max_topic_levels)",
+        "highest Keep Alive (s) is 30 (the profile's max_keep_alive)",
+        "highest Session Expiry Interval (s) is 2 (the profile's session_expiry_maximum)",
+    ] {
+        assert!(
+            skipped.iter().any(|r| r.contains(limit)),
+            "no skip for {limit}: {skipped:?}"
+        );
+    }
+    // Cases whose point is not keep alive ran with it lowered.
+    let passed = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Pass))
+        .count();
+    assert!(passed > 100, "only {passed} runs passed");
+    target.shutdown().await;
+}

@@ -230,6 +230,19 @@ impl Profile {
         if self.limits.maximum_qos.is_some_and(|q| q > 2) {
             return Err(bad("limits.maximum_qos", "must be 0, 1 or 2"));
         }
+        let l = &self.limits;
+        let zero = [
+            ("limits.receive_maximum", l.receive_maximum.map(u32::from)),
+            ("limits.max_inflight", l.max_inflight.map(u32::from)),
+            ("limits.maximum_packet_size", l.maximum_packet_size),
+            ("limits.max_keep_alive", l.max_keep_alive.map(u32::from)),
+            ("limits.max_topic_levels", l.max_topic_levels.map(u32::from)),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == Some(0));
+        if let Some((field, _)) = zero {
+            return Err(bad(field, "must be at least 1 (leave it out for no limit)"));
+        }
         if let Some(root) = &self.acl.topic_root {
             let bad_root = root.is_empty()
                 || root.starts_with('/')
@@ -412,6 +425,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("limits.maximum_qos"), "{err}");
+        let err = Profile::parse("[limits]\nmax_inflight = 0\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_inflight: must be at least 1"),
+            "{err}"
+        );
         let err = Profile::parse("broker = \n", Path::new("p.toml"))
             .unwrap_err()
             .to_string();

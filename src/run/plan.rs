@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::limits::{self, LimitFit};
 use super::qos_cap::{self, QosFit};
 use crate::scenario::{LoadedCase, Step, Version};
 use crate::suite::{Deviation, Suite};
@@ -99,6 +100,14 @@ pub fn plan(
                         QosFit::Fits => {}
                         QosFit::Capped(c) => planned = *c,
                         QosFit::Skip(why) => skip = Some(why),
+                    }
+                }
+                // Never more than the broker's limits allow: adapted or skipped with the reason.
+                if let (None, Some(caps)) = (&skip, caps) {
+                    match limits::fit(&planned, version, &caps.ceilings, &caps.topic_root) {
+                        LimitFit::Fits => {}
+                        LimitFit::Adapted(c) => planned = *c,
+                        LimitFit::Skip(why) => skip = Some(why),
                     }
                 }
                 runs.push(PlannedRun {

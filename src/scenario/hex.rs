@@ -130,6 +130,14 @@ impl RawTemplate {
         })
     }
 
+    /// The topics named by `${topic:NAME}` placeholders (the plan counts their levels).
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| match p {
+            Part::Topic(t) => Some(t.as_str()),
+            _ => None,
+        })
+    }
+
     /// The bytes without credentials: `topic` prefixes a topic, `client_id` gives a client's
     /// id.
     pub fn expand(

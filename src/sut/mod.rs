@@ -9,13 +9,16 @@ use crate::profile::Profile;
 use crate::redact::redact_url;
 use crate::scenario::{Feature, Version};
 
+pub mod ceilings;
 pub mod container;
+pub mod depth;
 pub mod engine;
 pub mod local_image;
 pub mod presets;
 pub mod probe;
 mod reference;
 mod restart;
+pub mod window;
 
 pub use restart::{CaseBroker, RestartSupport};
 
@@ -224,6 +227,11 @@ pub struct Capabilities {
     pub zero_length_client_id: bool,
     /// Where the Maximum QoS comes from, for skip reasons (`the MQTT 5 CONNACK`, ...).
     pub maximum_qos_source: String,
+    /// The limits a case's needs are held against (CONNACK, probe, profile).
+    pub ceilings: ceilings::Ceilings,
+    /// The first topic levels of every case's topics (the profile's ACL root, else `mqttc`):
+    /// they count towards the topic depth.
+    pub topic_root: String,
 }
 
 impl Capabilities {
@@ -246,6 +254,8 @@ impl Capabilities {
             refusals: Vec::new(),
             zero_length_client_id: true,
             maximum_qos_source: "the MQTT 5 CONNACK".into(),
+            ceilings: ceilings::Ceilings::from_connack(props),
+            topic_root: probe::DEFAULT_ROOT.into(),
         }
     }
 
@@ -278,6 +288,10 @@ impl Capabilities {
         }
         if let Some(k) = l.server_keep_alive {
             self.server_keep_alive = Some(k);
+        }
+        self.ceilings.declare(l);
+        if let Some(root) = &profile.acl.topic_root {
+            self.topic_root.clone_from(root);
         }
     }
 
@@ -384,6 +398,22 @@ pub async fn probe(
     if let Some(q) = found.granted_qos.filter(|q| *q < caps.maximum_qos) {
         caps.maximum_qos = q;
         caps.maximum_qos_source = format!("a SUBSCRIBE at QoS 2 was granted QoS {q}");
+    }
+    if let Some(w) = found.in_flight.as_ref().and_then(window::Window::limit) {
+        caps.ceilings.max_inflight = Some(ceilings::Ceiling::new(
+            w,
+            format!(
+                "the probe: {w} QoS 1 messages arrived unacknowledged, more only after PUBACKs"
+            ),
+        ));
+    }
+    if let Some(d) = &found.topic_depth {
+        if let (Some(levels), depth::Depth::Limit { refused, how, .. }) = (d.limit(), d) {
+            caps.ceilings.max_topic_levels = Some(ceilings::Ceiling::new(
+                levels,
+                format!("the probe: a topic of {refused} levels got {how}"),
+            ));
+        }
     }
     caps.declare(&target.profile);
     Ok((caps, found))

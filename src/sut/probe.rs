@@ -12,6 +12,8 @@ use reference_broker::codec::{
 };
 use serde::Serialize;
 
+use super::depth::{self, Depth};
+use super::window::{self, Window};
 use super::TargetError;
 use crate::profile::{Credentials as ProfileCredentials, Profile};
 use crate::redact::redact_url;
@@ -124,6 +126,10 @@ pub struct Discovery {
     pub zero_length_client_id: Option<Answer>,
     /// The QoS granted to a SUBSCRIBE at QoS 2 (the highest the broker delivers at).
     pub granted_qos: Option<u8>,
+    /// The in-flight window towards a client, by trying (when QoS 1 was granted).
+    pub in_flight: Option<Window>,
+    /// The deepest topic accepted, by trying.
+    pub topic_depth: Option<Depth>,
 }
 
 impl Discovery {
@@ -187,6 +193,8 @@ impl Discovery {
         if credentials.is_some() {
             p.features.authentication = Some(self.checks_passwords());
         }
+        p.limits.max_inflight = self.in_flight.as_ref().and_then(Window::limit);
+        p.limits.max_topic_levels = self.topic_depth.as_ref().and_then(Depth::limit);
         p
     }
 
@@ -216,6 +224,12 @@ impl Discovery {
                 None => "refused or unanswered".into(),
             },
         ));
+        if let Some(w) = &self.in_flight {
+            rows.push(("in-flight window towards a client".into(), w.describe()));
+        }
+        if let Some(d) = &self.topic_depth {
+            rows.push(("topic depth".into(), d.describe()));
+        }
         rows
     }
 }
@@ -303,7 +317,7 @@ pub async fn try_connect(
 }
 
 /// A connection with an accepted CONNECT of `version`, or the broker's answer.
-async fn session(
+pub(super) async fn session(
     url: &str,
     transport: &TransportOptions,
     version: ProtocolVersion,
@@ -484,6 +498,7 @@ pub async fn discover_rooted(
         .map(|(v, _)| *v);
     let (mut anonymous, mut bad_credentials) = (None, None);
     let (mut zero_length_client_id, mut granted) = (None, None);
+    let (mut in_flight, mut topic_depth) = (None, None);
     if let Some(version) = newest {
         zero_length_client_id = Some(
             try_connect(url, transport, version, "", credentials)
@@ -492,6 +507,17 @@ pub async fn discover_rooted(
         );
         let filter = format!("{topic_root}/{run_id}/probe/qos");
         granted = granted_qos(url, transport, version, &filter, run_id, credentials).await;
+        // What can be learnt safely by trying, on topics of the probe's own.
+        if granted.is_some_and(|q| q >= 1) {
+            let topic = format!("{topic_root}/{run_id}/probe/window");
+            in_flight = Some(
+                window::in_flight_window(url, transport, version, &topic, run_id, credentials)
+                    .await,
+            );
+        }
+        let base = format!("{topic_root}/{run_id}/probe/depth");
+        topic_depth =
+            Some(depth::topic_depth(url, transport, version, &base, run_id, credentials).await);
         if credentials.is_some() {
             let id = format!("{run_id}-probe-anon");
             anonymous = Some(try_connect(url, transport, version, &id, None).await.0);
@@ -514,5 +540,7 @@ pub async fn discover_rooted(
         bad_credentials,
         zero_length_client_id,
         granted_qos: granted,
+        in_flight,
+        topic_depth,
     })
 }

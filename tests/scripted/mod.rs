@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use reference_broker::codec::{Connect, Decoder, Packet};
+use reference_broker::codec::{
+    encode, Connect, Decoder, Packet, ProtocolVersion, PubResponse, ReasonCode, SubAck,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -20,6 +22,10 @@ pub enum After {
     Hold,
     /// Send these bytes over and over until the client goes away.
     Flood(Vec<u8>),
+    /// A broker of one connection: SUBSCRIBE is granted (at most QoS 1) unless its filter has
+    /// more than this many levels (then SUBACK 0x80); a PUBLISH is acknowledged at QoS 1 and
+    /// sent back when this connection subscribed to its topic (no wildcards).
+    Echo(usize),
 }
 
 /// The answer to one CONNECT: bytes to send, then what to do.
@@ -75,6 +81,9 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>) {
         return;
     }
     match after {
+        After::Echo(max_levels) => {
+            echo(stream, buf, decoder, connect.protocol, max_levels).await;
+        }
         After::Close => {
             let _ = stream.shutdown().await;
         }
@@ -116,4 +125,73 @@ pub fn connack_v5(code: u8, properties: &[u8]) -> Vec<u8> {
     v.push(u8::try_from(properties.len()).unwrap());
     v.extend_from_slice(properties);
     v
+}
+
+/// The [`After::Echo`] broker on one connection.
+async fn echo(
+    mut stream: TcpStream,
+    mut buf: BytesMut,
+    mut decoder: Decoder,
+    version: ProtocolVersion,
+    max_levels: usize,
+) {
+    decoder.set_version(version);
+    let mut subscribed: Vec<String> = Vec::new();
+    loop {
+        let packet = loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(p)) => break p,
+                Ok(None) => {}
+                Err(_) => return,
+            }
+            match tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+        };
+        let mut out = Vec::new();
+        match packet {
+            Packet::Subscribe(s) => {
+                let codes = s
+                    .subscriptions
+                    .iter()
+                    .map(|sub| {
+                        if sub.filter.split('/').count() > max_levels {
+                            ReasonCode(0x80)
+                        } else {
+                            subscribed.push(sub.filter.clone());
+                            ReasonCode((sub.options.qos as u8).min(1))
+                        }
+                    })
+                    .collect();
+                out.push(Packet::SubAck(SubAck {
+                    packet_id: s.packet_id,
+                    properties: Default::default(),
+                    reason_codes: codes,
+                }));
+            }
+            Packet::Publish(mut p) => {
+                if p.qos as u8 > 0 {
+                    out.push(Packet::PubAck(PubResponse {
+                        packet_id: p.packet_id,
+                        ..PubResponse::default()
+                    }));
+                }
+                if subscribed.iter().any(|f| **f == *p.topic) {
+                    p.qos = reference_broker::codec::QoS::AtMostOnce;
+                    p.packet_id = 0;
+                    out.push(Packet::Publish(p));
+                }
+            }
+            Packet::Disconnect(_) => return,
+            _ => {}
+        }
+        let mut bytes = BytesMut::new();
+        for p in &out {
+            encode(p, version, &mut bytes).unwrap();
+        }
+        if stream.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
 }
