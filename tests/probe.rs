@@ -265,7 +265,7 @@ async fn the_probe_finds_the_deepest_topic_a_broker_accepts() {
         Some(mqtt_conformance::sut::window::Window::Unknown { .. })
     ));
     assert_eq!(caps.ceilings.max_inflight, None);
-    // mqttc/<run>.<n>/deep/ + 10 levels: 13 levels.
+    // mqttc/<run>-<n>/deep/ + 10 levels: 13 levels.
     let deep = one_case("name: deep\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - subscribe: {client: a, filters: [{filter: 1/2/3/4/5/6/7/8/9/10}]}\n");
     let LimitFit::Skip(why) = fit(&deep, Version::V5, &caps.ceilings, &caps.topic_root) else {
         panic!("a 13-level case runs on a broker that accepts 12");

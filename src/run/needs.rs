@@ -471,7 +471,7 @@ mod tests {
             "  - connect: {client: a}\n  - subscribe: {client: a, filters: [{filter: \"$share/g/x/y\"}]}\n  - publish: {client: a, topic: a/b/c/d}\n",
         );
         let n = needs(&c, Version::V5, "mqttc");
-        // mqttc/<run>.<n>/c/a/b/c/d
+        // mqttc/<run>-<n>/c/a/b/c/d
         assert_eq!(n.topic_levels.as_ref().map(|n| n.value), Some(7));
         assert!(n.topic_levels.unwrap().what.starts_with("step 3 (publish)"));
         let rooted = needs(&c, Version::V5, "lab/conformance");
