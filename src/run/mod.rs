@@ -103,6 +103,14 @@ async fn attempt(run: &PlannedRun, cfg: &RunConfig, execution: usize) -> Attempt
     result
 }
 
+/// The time budget of one execution of `run`: the run's, or the case's own when larger.
+pub fn case_budget(run: &PlannedRun, cfg: &RunConfig) -> Duration {
+    run.case
+        .scenario
+        .timeout
+        .map_or(cfg.case_timeout, |t| t.0.max(cfg.case_timeout))
+}
+
 async fn attempt_on(
     run: &PlannedRun,
     cfg: &RunConfig,
@@ -110,6 +118,7 @@ async fn attempt_on(
     url: String,
     broker: Option<Arc<tokio::sync::Mutex<CaseBroker>>>,
 ) -> Attempt {
+    let budget = case_budget(run, cfg);
     let env = CaseEnv {
         faults: cfg.faults.as_ref().map(|f| Arc::clone(&f.0)),
         broker,
@@ -123,7 +132,7 @@ async fn attempt_on(
             execution,
             &run.case.scenario.name,
         ),
-        deadline: Instant::now() + cfg.case_timeout,
+        deadline: Instant::now() + budget,
     };
     let own_broker = env.broker.is_some();
     let cleanup = cleanup::Target {
@@ -138,14 +147,11 @@ async fn attempt_on(
     // The interpreter enforces the deadline per step and keeps the traces; this outer bound
     // only guards against a step that ignores cancellation.
     let mut attempt =
-        match tokio::time::timeout(cfg.case_timeout + Duration::from_secs(1), interp.execute())
-            .await
-        {
+        match tokio::time::timeout(budget + Duration::from_secs(1), interp.execute()).await {
             Ok(attempt) => attempt,
             Err(_) => Attempt {
                 result: Err(Outcome::Timeout(Failure::general(format!(
-                    "the case did not finish within {:?}",
-                    cfg.case_timeout
+                    "the case did not finish within {budget:?}"
                 )))),
                 warnings: Vec::new(),
                 notes: Vec::new(),

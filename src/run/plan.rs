@@ -126,9 +126,10 @@ pub fn plan(
     runs
 }
 
-/// A lower bound of a case's duration under `version`: the time its steps wait on purpose
-/// (`sleep`, `expect_nothing`). The executor starts long cases first so that they do not
-/// finish last.
+/// An estimate of a case's duration under `version`: the time its steps wait on purpose
+/// (`sleep`, `expect_nothing`) and the longest they allow a close to take (`expect_close`
+/// with `within`: the keep-alive cases wait for the broker's timer). The executor starts long
+/// cases first so that they do not finish last.
 pub fn estimated_duration(case: &LoadedCase, version: Version) -> Duration {
     case.scenario
         .steps
@@ -137,6 +138,7 @@ pub fn estimated_duration(case: &LoadedCase, version: Version) -> Duration {
         .map(|s| match s {
             Step::Sleep(d) => d.duration().0,
             Step::ExpectNothing(e) => e.duration.0,
+            Step::ExpectClose(e) => e.within.map_or(Duration::ZERO, |w| w.0),
             _ => Duration::ZERO,
         })
         .sum()

@@ -18,7 +18,7 @@ use super::steps::{
     ExpectStep, PublishStep, SendRawStep, SendStep, SleepStep, SubscribeStep, UnsubscribeStep,
 };
 use super::tier::Level;
-use super::values::{Feature, Version};
+use super::values::{Dur, Feature, Version};
 
 /// One test case.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -46,6 +46,11 @@ pub struct Scenario {
     pub clients: BTreeMap<String, ClientSpec>,
     /// What happens, in order.
     pub steps: Vec<Step>,
+    /// The time budget this case needs at least, when its own waits are long (a close it
+    /// allows to come late on a broker with a coarse timer): the run's `--timeout` applies
+    /// when larger.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
 }
 
 impl Scenario {
