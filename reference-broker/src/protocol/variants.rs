@@ -139,6 +139,20 @@ pub struct Variants {
     pub server_topic_aliases: ServerTopicAliases,
     /// Reason Strings in DISCONNECT and CONNACK (5 sections 3.2.2.3.9, 3.14.2.2.3: MAY).
     pub reason_strings: ReasonStrings,
+    /// The QoS granted to a subscription: the one requested, or less.
+    pub granted_qos: GrantedQos,
+}
+
+/// The QoS the server grants a subscription, below its Maximum QoS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantedQos {
+    /// The requested QoS, up to the Maximum QoS.
+    #[default]
+    Requested,
+    /// At most QoS 1, while the CONNACK still announces Maximum QoS 2: "The Server might
+    /// grant a lower Maximum QoS than the subscriber requested" (3.1.1 and 5, section 3.8.4).
+    AtMostOne,
 }
 
 /// Whether the server uses topic aliases towards clients (its own choice).
@@ -216,6 +230,7 @@ pub fn catalogue() -> &'static [NamedVariant] {
         v("keep-alive-slack", "[MQTT-3.1.2-24] / [MQTT-3.1.2-22]: closed after 1.5x Keep Alive, within a timer's resolution", "[variants]\nkeep_alive_grace = \"slack\""),
         v("server-topic-aliases-never", "5 section 3.3.2.3.4: the sender decides whether to use an alias", "[variants]\nserver_topic_aliases = \"never\""),
         v("reason-strings-never", "5 sections 3.2.2.3.9 and 3.14.2.2.3: a Reason String MAY be sent", "[variants]\nreason_strings = \"never\""),
+        v("granted-qos-at-most-1", "3.1.1 and 5 section 3.8.4: the server might grant a lower QoS than requested", "[variants]\ngranted_qos = \"at-most-one\""),
     ];
     ALL
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::codec::reason::v3;
-use crate::codec::{ProtocolVersion, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
-use crate::protocol::variants::UnsubackNoSubscription;
+use crate::codec::{ProtocolVersion, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
+use crate::protocol::variants::{GrantedQos, UnsubackNoSubscription};
 use crate::protocol::{Defect, Delivery, Message};
 use crate::topic::too_deep;
 
@@ -78,7 +78,11 @@ impl Router {
                 codes.push(fail(ReasonCode::QUOTA_EXCEEDED));
                 continue;
             }
-            let granted = s.options.qos.min(self.limits.maximum_qos);
+            let mut granted = s.options.qos.min(self.limits.maximum_qos);
+            if self.limits.variants.granted_qos == GrantedQos::AtMostOne {
+                // 3.8.4: the server might grant less than requested.
+                granted = granted.min(QoS::AtLeastOnce);
+            }
             let mut options = s.options;
             options.qos = granted;
             let entry = SubEntry {
