@@ -215,3 +215,20 @@ async fn a_session_expiry_granted_as_zero_skips_the_cases_that_expect_a_session(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_above_the_announced_maximum_packet_size_is_not_sent() {
+    let mut cfg = config();
+    cfg.limits.max_packet_size = 256;
+    let target = sut::start_reference(cfg).await.unwrap();
+    let results = run_cases(&target, &["properties-maximum-packet-size-respected"]).await;
+    target.shutdown().await;
+    let text = summary(&results);
+    assert!(
+        matches!(
+            verdict(&results, "properties-maximum-packet-size-respected", Version::V5),
+            Verdict::Skipped { reason } if reason.contains("Maximum Packet Size 256") && reason.contains("MQTT-3.2.2-15")
+        ),
+        "{text}"
+    );
+}

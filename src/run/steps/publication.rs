@@ -1,6 +1,6 @@
 //! The `publish` step: PUBLISH, then (unless told not to) its QoS 1 or QoS 2 flow.
 
-use reference_broker::codec::{Packet, PacketType, PubResponse, Publish, QoS};
+use reference_broker::codec::{encoded_len, Packet, PacketType, PubResponse, Publish, QoS};
 
 use crate::run::context::Ctx;
 use crate::run::inbox::{ack_id, ack_reason, send, StepError, StepResult};
@@ -16,6 +16,7 @@ pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
     }
     let properties = cx.props(&s.properties);
     let within = s.within.map_or(DEFAULT_WITHIN, |d| d.0);
+    let version = cx.env.version;
     let c = cx.client(&s.client)?;
     let packet_id = match (qos, s.packet_id) {
         (_, Some(id)) => id,
@@ -31,7 +32,18 @@ pub(super) async fn publish(cx: &mut Ctx, s: &PublishStep) -> StepResult {
         properties: properties.into(),
         payload: s.payload_bytes(),
     };
-    send(c, &Packet::Publish(publish)).await?;
+    let packet = Packet::Publish(publish);
+    // [MQTT-3.2.2-15] a client must not send a packet above the broker's announced Maximum
+    // Packet Size: the case then has nothing to judge on this broker.
+    let limit = c.effective.and_then(|e| e.maximum_packet_size);
+    let size = encoded_len(&packet, version.protocol());
+    if let Some(max) = limit.filter(|m| usize::try_from(*m).is_ok_and(|m| size > m)) {
+        return Err(StepError::not_applicable(format!(
+            "this PUBLISH is {size} bytes and the CONNACK announces Maximum Packet Size {max}: \
+             the client must not send it (MQTT-3.2.2-15)"
+        )));
+    }
+    send(c, &packet).await?;
     if qos == QoS::AtMostOnce || !s.await_ack {
         return Ok(());
     }
