@@ -281,3 +281,27 @@ async fn the_probe_finds_the_deepest_topic_a_broker_accepts() {
     assert_eq!(found.topic_depth, Some(Depth::AtLeast { levels: 64 }));
     assert_eq!(caps.ceilings.max_topic_levels, None);
 }
+
+#[tokio::test]
+async fn a_server_keep_alive_that_echoes_the_clients_imposes_nothing() {
+    // Server Keep Alive (0x13): the CONNECT's own Keep Alive (ejabberd), or always 30.
+    let answer = |c: &reference_broker::codec::Connect, ka: u16| match c.protocol {
+        ProtocolVersion::V5 => {
+            let [hi, lo] = ka.to_be_bytes();
+            (connack_v5(0, &[0x13, hi, lo]), After::Hold)
+        }
+        _ => (connack_v311(0), After::Hold),
+    };
+    let echo = ScriptedBroker::start(move |c| answer(c, c.keep_alive)).await;
+    let (caps, found) = probe(&echo.url).await;
+    assert!(caps.unmet(Feature::ClientKeepAlive, Version::V5).is_none());
+    assert!(found
+        .announced
+        .iter()
+        .any(|(k, v)| k == "server_keep_alive" && v.contains("echoed")));
+    let fixed = ScriptedBroker::start(move |c| answer(c, 30)).await;
+    let (caps, _) = probe(&fixed.url).await;
+    assert!(caps
+        .unmet(Feature::ClientKeepAlive, Version::V5)
+        .is_some_and(|r| r.contains("Server Keep Alive of 30 s")));
+}

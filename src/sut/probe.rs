@@ -316,6 +316,38 @@ pub async fn try_connect(
     }
 }
 
+/// The Keep Alive of the probe's CONNECTs.
+const PROBE_KEEP_ALIVE: u16 = 30;
+
+/// Whether a Server Keep Alive equal to the probe's Keep Alive only echoes the client's: a
+/// second MQTT 5 CONNECT with another Keep Alive gets that one back (ejabberd does so). Such a
+/// broker imposes nothing, and the cases that need their own Keep Alive can run.
+async fn echoes_keep_alive(
+    url: &str,
+    transport: &TransportOptions,
+    client_id: &str,
+    credentials: Option<&Credentials>,
+) -> bool {
+    const OTHER: u16 = 47;
+    match session_with_keep_alive(
+        url,
+        transport,
+        ProtocolVersion::V5,
+        client_id,
+        credentials,
+        OTHER,
+    )
+    .await
+    {
+        Ok((mut conn, props)) => {
+            let _ = conn.send(&Packet::Disconnect(Disconnect::default())).await;
+            conn.abort();
+            props.server_keep_alive == Some(OTHER)
+        }
+        Err(_) => false,
+    }
+}
+
 /// A connection with an accepted CONNECT of `version`, or the broker's answer.
 pub(super) async fn session(
     url: &str,
@@ -323,6 +355,26 @@ pub(super) async fn session(
     version: ProtocolVersion,
     client_id: &str,
     credentials: Option<&Credentials>,
+) -> Result<(Connection, Properties), Answer> {
+    session_with_keep_alive(
+        url,
+        transport,
+        version,
+        client_id,
+        credentials,
+        PROBE_KEEP_ALIVE,
+    )
+    .await
+}
+
+/// [`session`] with the CONNECT's Keep Alive.
+async fn session_with_keep_alive(
+    url: &str,
+    transport: &TransportOptions,
+    version: ProtocolVersion,
+    client_id: &str,
+    credentials: Option<&Credentials>,
+    keep_alive: u16,
 ) -> Result<(Connection, Properties), Answer> {
     let mut conn = match Connection::open(url, transport).await {
         Ok(c) => c,
@@ -337,7 +389,7 @@ pub(super) async fn session(
     let connect = Connect {
         protocol: version,
         clean_start: true,
-        keep_alive: 30,
+        keep_alive,
         client_id: client_id.to_string(),
         will: None,
         username: credentials.map(|(u, _)| u.clone()),
@@ -471,7 +523,8 @@ pub async fn discover_rooted(
     topic_root: &str,
 ) -> Result<Discovery, TargetError> {
     let mut versions = Vec::new();
-    let mut connack = None;
+    let mut connack: Option<Properties> = None;
+    let mut echoed_keep_alive = false;
     for version in PROBED {
         let id = format!("{run_id}-probe-{}", version.level());
         let (answer, props) = try_connect(url, transport, version, &id, credentials).await;
@@ -490,6 +543,16 @@ pub async fn discover_rooted(
             version: label(version),
             answer,
         });
+    }
+    if let Some(c) = connack
+        .as_mut()
+        .filter(|c| c.server_keep_alive == Some(PROBE_KEEP_ALIVE))
+    {
+        let id = format!("{run_id}-probe-keepalive");
+        if echoes_keep_alive(url, transport, &id, credentials).await {
+            c.server_keep_alive = None;
+            echoed_keep_alive = true;
+        }
     }
     let newest = PROBED
         .iter()
@@ -531,9 +594,17 @@ pub async fn discover_rooted(
                 .0,
         );
     }
+    let mut announced = connack.as_ref().map(announced).unwrap_or_default();
+    if echoed_keep_alive {
+        if let Some(row) = announced.iter_mut().find(|(k, _)| k == "server_keep_alive") {
+            row.1 = format!(
+                "the client's, echoed ({PROBE_KEEP_ALIVE} for {PROBE_KEEP_ALIVE}, 47 for 47)"
+            );
+        }
+    }
     Ok(Discovery {
         url: redact_url(url),
-        announced: connack.as_ref().map(announced).unwrap_or_default(),
+        announced,
         versions,
         connack,
         anonymous,
