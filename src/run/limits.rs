@@ -6,7 +6,7 @@
 //! changed), as `qos_cap` does with QoS.
 
 use super::needs::{needs, Need};
-use crate::scenario::{Feature, LoadedCase, Version};
+use crate::scenario::{Feature, LoadedCase, Step, Version};
 use crate::sut::ceilings::{Ceiling, Ceilings};
 
 /// What to do with a case under the broker's limits.
@@ -89,12 +89,14 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
     else {
         return LimitFit::Skip(why);
     };
-    // Keep alive is the point of a case that requires the client's own Keep Alive, or that
-    // turns it off (Keep Alive 0 is never a default): it cannot run with another. Any other
+    // Keep alive is the point of a case that requires the client's own Keep Alive, that
+    // assumes a Keep Alive on a connect (it times it), or that turns it off (Keep Alive 0 is
+    // never a default): it cannot run with another. Any other
     // case keeps its point with a lower Keep Alive as long as its waits stay well inside it
     // (the broker allows one and a half times it, MQTT-3.1.2-22).
     let waits = super::plan::estimated_duration(case, version);
     if case.scenario.requires.contains(&Feature::ClientKeepAlive)
+        || assumes_keep_alive(case)
         || n.keep_alive.as_ref().is_some_and(|k| k.value == u32::MAX)
         || waits.as_secs() >= u64::from(max)
     {
@@ -117,6 +119,14 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
         scenario.description.trim_end()
     );
     LimitFit::Adapted(Box::new(adapted))
+}
+
+/// Whether a `connect` of the case assumes a Keep Alive (`assume: {keep_alive: N}`).
+fn assumes_keep_alive(case: &LoadedCase) -> bool {
+    case.scenario
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Connect(c) if c.assume.keep_alive.is_some()))
 }
 
 #[cfg(test)]
@@ -195,6 +205,12 @@ mod tests {
             why.contains("highest Keep Alive (s) is 30 (the profile)"),
             "{why}"
         );
+        // A case that assumes its Keep Alive times it: skipped, not lowered.
+        let assumed = case("name: k\nversions: [\"3.1.1\"]\nclients: {a: {keep_alive: 60}}\nsteps:\n  - connect: {client: a, assume: {keep_alive: 60}}\n");
+        assert!(matches!(
+            fit(&assumed, Version::V311, &max, "mqttc"),
+            LimitFit::Skip(_)
+        ));
         let off = case("name: k\nversions: [\"5\"]\nclients: {a: {keep_alive: 0}}\nsteps:\n  - connect: {client: a}\n");
         let LimitFit::Skip(why) = fit(&off, Version::V5, &max, "mqttc") else {
             panic!("Keep Alive 0 is the case's point: expected a skip");
