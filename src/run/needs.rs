@@ -267,7 +267,10 @@ fn raw_keep_alive(case: &LoadedCase, version: Version, p: &Prefixer, needs: &mut
 }
 
 fn session(case: &LoadedCase, version: Version, needs: &mut Needs) {
-    let waits = u32::try_from(estimated_duration(case, version).as_secs()).unwrap_or(u32::MAX);
+    // What the case can observe: its deliberate waits, rounded up, and a second more.
+    let waits = estimated_duration(case, version).as_secs_f64().ceil();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let horizon = (waits as u32).saturating_add(1);
     let disconnect_expiry: BTreeMap<&str, u32> = steps(case, version)
         .filter_map(|(_, s)| match s {
             Step::Disconnect(d) => Some((d.client.as_str(), d.properties.session_expiry_interval?)),
@@ -302,13 +305,19 @@ fn session(case: &LoadedCase, version: Version, needs: &mut Needs) {
         if expiry == 0 || (times < 2 && will_delay == 0) {
             continue;
         }
-        // The session must last while the case waits for it (the reconnect, the delayed
-        // will); never longer than the case asks for.
-        let value = expiry.min(will_delay.max(waits.saturating_add(1)));
-        let why = if will_delay > 0 {
-            format!("its will is delayed {will_delay} s")
+        // The session must last as long as the case can observe it (a shorter one ends it, or
+        // sends a delayed will early, within the case's waits), and never longer than the case
+        // asks for.
+        let (value, why) = if times >= 2 {
+            (
+                expiry.min(horizon),
+                "it reconnects to its session".to_string(),
+            )
         } else {
-            "it reconnects to its session".to_string()
+            (
+                expiry.min(horizon).min(will_delay),
+                format!("its will is delayed {will_delay} s"),
+            )
         };
         raise(&mut needs.session, value, || {
             format!("client {name}'s session must last {value} s ({why})")
@@ -397,36 +406,56 @@ fn inflight_out(case: &LoadedCase, version: Version, needs: &mut Needs) {
     }
 }
 
+/// A QoS 1/2 PUBLISH a client has sent and not seen completed: by its Packet Identifier when
+/// the case names it (a re-sent PUBLISH with the same identifier is the same message), else
+/// by the step that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Unacked {
+    Id(u16),
+    Step(usize),
+}
+
 fn inflight_in(case: &LoadedCase, version: Version, needs: &mut Needs) {
-    let mut outstanding: BTreeMap<&str, u32> = BTreeMap::new();
+    use reference_broker::codec::PacketType;
+    let mut outstanding: BTreeMap<&str, Vec<Unacked>> = BTreeMap::new();
     for (n, step) in steps(case, version) {
-        let (client, completes) = match step {
+        let (client, id, completes) = match step {
             Step::Connect(c) => {
                 outstanding.remove(c.client.as_str());
                 continue;
             }
-            Step::Publish(p) if p.qos.0 != QoS::AtMostOnce => (p.client.as_str(), p.await_ack),
-            Step::Send(s) if s.packet == ClientPacket::Publish && s.qos.0 != QoS::AtMostOnce => {
-                (s.client.as_str(), false)
+            Step::Publish(p) if p.qos.0 != QoS::AtMostOnce => {
+                (p.client.as_str(), p.packet_id, p.await_ack)
             }
-            Step::Expect(e)
-                if matches!(
-                    e.packet.0,
-                    reference_broker::codec::PacketType::PubAck
-                        | reference_broker::codec::PacketType::PubComp
-                ) =>
-            {
+            Step::Send(s) if s.packet == ClientPacket::Publish && s.qos.0 != QoS::AtMostOnce => {
+                (s.client.as_str(), s.packet_id, false)
+            }
+            Step::Expect(e) if matches!(e.packet.0, PacketType::PubAck | PacketType::PubComp) => {
                 if let Some(o) = outstanding.get_mut(e.client.as_str()) {
-                    *o = o.saturating_sub(1);
+                    // The acknowledged one when the case names it, else the oldest.
+                    match e
+                        .packet_id
+                        .and_then(|id| o.iter().position(|u| *u == Unacked::Id(id)))
+                    {
+                        Some(i) => {
+                            o.remove(i);
+                        }
+                        None if !o.is_empty() => {
+                            o.remove(0);
+                        }
+                        None => {}
+                    }
                 }
                 continue;
             }
             _ => continue,
         };
-        let o = outstanding.entry(client).or_insert(0);
-        let value = *o + 1;
-        if !completes {
-            *o = value;
+        let o = outstanding.entry(client).or_default();
+        let key = id.map_or(Unacked::Step(n), Unacked::Id);
+        let known = o.contains(&key);
+        let value = u32::try_from(o.len() + usize::from(!known)).unwrap_or(u32::MAX);
+        if !completes && !known {
+            o.push(key);
         }
         raise(&mut needs.inflight_in, value, || {
             format!(
@@ -545,7 +574,7 @@ mod tests {
         );
         let will = case(
             "{a: {will: {topic: w, properties: {will_delay_interval: 5}}, properties: {session_expiry_interval: 10}}}",
-            "  - connect: {client: a}\n  - drop: {client: a}\n",
+            "  - connect: {client: a}\n  - drop: {client: a}\n  - sleep: 6s\n",
         );
         assert_eq!(
             needs(&will, Version::V5, "mqttc").session.map(|n| n.value),
@@ -580,6 +609,17 @@ mod tests {
         assert_eq!(
             needs(&c, Version::V5, "mqttc").inflight_in.map(|n| n.value),
             Some(2)
+        );
+        // A PUBLISH re-sent with its Packet Identifier is the same message in flight.
+        let resent = case(
+            "{a: {auto_ack: false}}",
+            "  - send: {client: a, packet: publish, topic: t, qos: 2, packet_id: 9}\n  - expect: {client: a, packet: pubrec, packet_id: 9}\n  - send: {client: a, packet: publish, topic: t, qos: 2, packet_id: 9, dup: true}\n  - send: {client: a, packet: pubrel, packet_id: 9}\n  - expect: {client: a, packet: pubcomp, packet_id: 9}\n  - send: {client: a, packet: publish, topic: t, qos: 2, packet_id: 9}\n",
+        );
+        assert_eq!(
+            needs(&resent, Version::V5, "mqttc")
+                .inflight_in
+                .map(|n| n.value),
+            Some(1)
         );
     }
 }
