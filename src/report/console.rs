@@ -432,6 +432,18 @@ mod tests {
     }
 
     #[test]
+    fn a_note_is_said_in_the_summary_and_changes_no_verdict() {
+        let mut noted = result(0, "left", "s1", Verdict::Pass);
+        noted.notes = vec!["cannot clear the retained message of t: closed".into()];
+        let text = render(&[noted], Duration::from_millis(10));
+        assert!(
+            text.contains("notes (not verdicts):\n  s1 / left [5]: cannot clear the retained message of t: closed\n"),
+            "{text}"
+        );
+        assert!(!text.contains("FAIL"), "{text}");
+    }
+
+    #[test]
     fn failures_show_step_expected_received_and_traces_then_a_summary() {
         let failure = Failure {
             step: Some(4),

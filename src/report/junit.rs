@@ -166,6 +166,9 @@ fn testcase(r: &CaseResult) -> TestCase {
             d.statement, d.kind, d.step, d.reason
         ));
     }
+    for note in &r.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
     if let Some(f) = r.verdict.failure() {
         out.push('\n');
         out.push_str(&failure_text(f));
