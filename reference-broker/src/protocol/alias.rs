@@ -40,7 +40,10 @@ impl AliasError {
 #[derive(Debug, Clone, Default)]
 pub struct InboundAliases {
     maximum: u16,
-    topics: HashMap<u16, TopicName>,
+    /// Allocated once the peer sets an alias: most connections never do, and the table is
+    /// part of every connection's state (boxed on purpose: 8 bytes inline instead of 48).
+    #[allow(clippy::box_collection)]
+    topics: Option<Box<HashMap<u16, TopicName>>>,
 }
 
 impl InboundAliases {
@@ -48,14 +51,14 @@ impl InboundAliases {
     pub fn new(maximum: u16) -> InboundAliases {
         InboundAliases {
             maximum,
-            topics: HashMap::new(),
+            topics: None,
         }
     }
 
     /// Forget every alias and accept `1..=maximum` from now on (a new connection).
     pub fn reset(&mut self, maximum: u16) {
         self.maximum = maximum;
-        self.topics.clear();
+        self.topics = None;
     }
 
     /// Resolve `publish` in place: an alias with a topic (re)defines the alias, an alias
@@ -74,12 +77,14 @@ impl InboundAliases {
             });
         }
         if publish.topic.is_empty() {
-            match self.topics.get(&alias) {
+            match self.topics.as_ref().and_then(|t| t.get(&alias)) {
                 Some(topic) => publish.topic = topic.clone(),
                 None => return Err(AliasError::Unknown(alias)),
             }
         } else {
-            self.topics.insert(alias, publish.topic.clone());
+            self.topics
+                .get_or_insert_default()
+                .insert(alias, publish.topic.clone());
         }
         Ok(())
     }
@@ -90,7 +95,9 @@ impl InboundAliases {
 #[derive(Debug, Clone, Default)]
 pub struct OutboundAliases {
     maximum: u16,
-    aliases: HashMap<TopicName, u16>,
+    /// Allocated with the first alias assigned (see [`InboundAliases`]).
+    #[allow(clippy::box_collection)]
+    aliases: Option<Box<HashMap<TopicName, u16>>>,
 }
 
 impl OutboundAliases {
@@ -99,14 +106,14 @@ impl OutboundAliases {
     pub fn new(maximum: u16) -> OutboundAliases {
         OutboundAliases {
             maximum,
-            aliases: HashMap::new(),
+            aliases: None,
         }
     }
 
     /// Forget every alias and assign at most `maximum` from now on (a new connection).
     pub fn reset(&mut self, maximum: u16) {
         self.maximum = maximum;
-        self.aliases.clear();
+        self.aliases = None;
     }
 
     /// Replace the topic of `publish` by an alias, or assign one while aliases are left.
@@ -115,14 +122,15 @@ impl OutboundAliases {
         if self.maximum == 0 || publish.properties.topic_alias.is_some() {
             return;
         }
-        if let Some(alias) = self.aliases.get(&publish.topic) {
+        let aliases = self.aliases.get_or_insert_default();
+        if let Some(alias) = aliases.get(&publish.topic) {
             publish.properties.topic_alias = Some(*alias);
             publish.topic = TopicName::new();
-        } else if self.aliases.len() < usize::from(self.maximum) {
+        } else if aliases.len() < usize::from(self.maximum) {
             // [MQTT-3.1.2-26] / [MQTT-3.3.2-9] / [MQTT-3.3.2-11] aliases 1..=maximum, never 0
             // ([MQTT-3.3.2-8]).
-            let alias = u16::try_from(self.aliases.len() + 1).unwrap_or(u16::MAX);
-            self.aliases.insert(publish.topic.clone(), alias);
+            let alias = u16::try_from(aliases.len() + 1).unwrap_or(u16::MAX);
+            aliases.insert(publish.topic.clone(), alias);
             publish.properties.topic_alias = Some(alias);
         }
     }

@@ -25,7 +25,7 @@ impl ServerConnection {
             keep_alive = 1;
         }
         self.keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
-        self.will = connect.will.clone();
+        self.will = connect.will.clone().map(Box::new);
         if connect.protocol.is_v5() {
             let props = &connect.properties;
             let mut requested = props.session_expiry_interval.unwrap_or(0);

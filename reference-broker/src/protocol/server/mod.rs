@@ -130,7 +130,8 @@ pub struct ServerConnection {
     server_keep_alive: Option<u16>,
     last_rx: Instant,
     connect_deadline: Instant,
-    will: Option<Will>,
+    /// Boxed: most connections have none, and every connection's task holds this state.
+    will: Option<Box<Will>>,
     session: Session,
     session_expiry: u32,
     connect_session_expiry_zero: bool,
@@ -356,13 +357,13 @@ impl ServerConnection {
                     .defects
                     .has(Defect::WillPublishedOnNormalDisconnect) =>
             {
-                self.will.take()
+                self.will.take().map(|w| *w)
             }
             Some(CloseKind::NetworkLost) if self.limits.defects.has(Defect::WillNotPublished) => {
                 None
             }
             Some(CloseKind::NormalDisconnect) | Some(CloseKind::Rejected) | None => None,
-            Some(_) => self.will.take(),
+            Some(_) => self.will.take().map(|w| *w),
         }
     }
 
@@ -377,3 +378,14 @@ impl ServerConnection {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod size {
+    /// Every connection's task holds this state inline, idle or not: what most connections
+    /// never use (a will, topic alias tables) is boxed (648 bytes with them inline).
+    #[test]
+    fn a_server_connection_stays_small() {
+        let size = std::mem::size_of::<super::ServerConnection>();
+        assert!(size <= 480, "ServerConnection is {size} bytes");
+    }
+}
