@@ -467,7 +467,7 @@ fn restore_session(
     router.clients.insert(
         client.clone(),
         ClientEntry {
-            session: Some(session),
+            session: Some(Box::new(session)),
             expiry: record.expiry,
             ..ClientEntry::default()
         },

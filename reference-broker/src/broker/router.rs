@@ -15,7 +15,7 @@
 //! for a client that is not connected. Deliveries accepted while the client was online are
 //! kept when it goes offline, even over the limit.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch};
@@ -67,8 +67,11 @@ pub(crate) struct Online {
 #[derive(Debug, Default)]
 struct ClientEntry {
     online: Option<Online>,
-    session: Option<Session>,
-    filters: HashSet<String>,
+    /// The session while no connection holds it; boxed: most entries are online clients.
+    session: Option<Box<Session>>,
+    /// The client's filters (a B-tree: half the inline size of a hash set, and one entry
+    /// per client is kept for every connection).
+    filters: BTreeSet<String>,
     generation: u64,
     /// Deliveries routed while the connection's channel was full, in order; bounded by
     /// `max_queued_online` (plus one per waiting publisher).
@@ -188,5 +191,19 @@ impl Router {
     /// Number of retained messages.
     pub fn retained_len(&self) -> usize {
         self.retained.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One entry per client, online or not, in a table sized for the next power of two: an
+    /// offline session is boxed and the filters are a B-tree, so an online client's entry
+    /// stays small (368 bytes with the session inline).
+    #[test]
+    fn a_client_entry_stays_small() {
+        let size = std::mem::size_of::<ClientEntry>();
+        assert!(size <= 128, "ClientEntry is {size} bytes");
     }
 }

@@ -108,7 +108,7 @@ impl Router {
         let upto = entry.last_seq;
         match entry.session.take() {
             // [MQTT-3.1.2-5] (5) / [MQTT-3.2.2-2] (3.1.1): resume, Session Present 1.
-            Some(session) => (session, true, upto),
+            Some(session) => (*session, true, upto),
             None if clean_start && had_session => (
                 Session::new(),
                 self.limits.defects.has(Defect::SessionPresentOnCleanStart),
@@ -162,7 +162,7 @@ impl Router {
             Some((j.clone(), entry.last_seq, record))
         });
         if let Some(entry) = self.clients.get_mut(client_id) {
-            entry.session = Some(session);
+            entry.session = Some(Box::new(session));
             if let Some((j, upto, record)) = snapshot {
                 entry.stored = true;
                 j.send(Op::Session {
