@@ -8,14 +8,19 @@
 //!
 //! [`Router`]: super::router::Router
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
+use futures::future::OptionFuture;
 use futures::FutureExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
+use tokio::time::Sleep;
 use tracing::{debug, warn};
 
 use crate::codec::{Decoder, ReasonCode};
@@ -29,10 +34,12 @@ use super::Shared;
 
 mod close;
 mod connect;
+mod read;
 mod write;
 
 use close::{drain, finish, server_closed};
 use connect::{finish_connect, nonce, on_connect};
+use read::{read_some, release_if_empty};
 use write::flush;
 
 fn now() -> Instant {
@@ -63,120 +70,149 @@ struct Ctx {
 const HELD_SLACK: usize = 64;
 
 /// Serve one connection until it closes.
-pub(crate) async fn serve<S>(
+///
+/// A plain function around an `async move` block: the state is built here and moved into the
+/// block once, where an `async fn` would keep its arguments twice (as arguments and as
+/// locals). Every idle connection pays for the task's size.
+pub(crate) fn serve<S>(
     shared: Arc<Shared>,
-    stream: S,
+    mut io: S,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let limits = Arc::clone(&shared.limits);
-    let mut conn = ServerConnection::new(now(), Arc::clone(&limits));
+    let limits = &shared.limits;
+    let mut conn = ServerConnection::new(now(), Arc::clone(limits));
     let mut decoder = Decoder::new(limits.max_packet_size as usize);
+    let held = Held::new(usize::from(limits.receive_maximum) + HELD_SLACK);
     let outbox = Arc::new(Outbox::new(shared.config.limits.channel_capacity));
     let (kick_tx, mut kick_rx) = oneshot::channel::<ReasonCode>();
     let conn_id = shared.next_conn_id();
     let mut ctx = Ctx {
-        shared: Arc::clone(&shared),
+        shared,
         peer,
         conn_id,
         username: None,
         clean_start: true,
         attached: false,
-        outbox: Arc::clone(&outbox),
+        outbox,
         kick: Some(kick_tx),
-        held: Held::new(usize::from(limits.receive_maximum) + HELD_SLACK),
+        held,
         taken_upto: 0,
         barrier: false,
     };
-    let write_timeout = Duration::from_secs(shared.config.limits.write_timeout_secs);
-    // Small to start: an idle connection holds little; the buffers grow under load.
-    let mut inbuf = BytesMut::with_capacity(256);
+    // Hold memory only while bytes wait in them, or (`outbuf`) after bursts: an idle
+    // connection holds none. One stream for both directions (no split): reads and writes
+    // take turns here.
+    let mut inbuf = BytesMut::new();
     let mut outbuf = BytesMut::new();
-    loop {
-        if !flush(&mut ctx, &mut conn, &mut outbuf, &mut wr, write_timeout).await {
-            conn.close_silently(CloseKind::NetworkLost);
-        }
-        if conn.is_closed() {
-            break;
-        }
-        let deadline = conn.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                None => std::future::pending().await,
+    // Allocated while the state machine has a deadline, and reset in place.
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    async move {
+        loop {
+            if !flush(&mut ctx, &mut conn, &mut outbuf, &mut io).await {
+                conn.close_silently(CloseKind::NetworkLost);
             }
-        };
-        // Deliveries are taken only while the state machine can queue them.
-        let room = ctx.attached && conn.queue_room() > 0;
-        let reading = !ctx.held.is_full();
-        let waiting = ctx.held.is_waiting();
-        // Biased: what the client sent is handled before new deliveries, so a DISCONNECT
-        // already received wins over a message routed meanwhile (which then stays queued in
-        // the session instead of being sent to a departing client). Deliveries still get
-        // their turn after every read.
-        tokio::select! {
-            biased;
-            read = rd.read_buf(&mut inbuf), if reading => match read {
-                Ok(0) | Err(_) => conn.close_silently(CloseKind::NetworkLost),
-                Ok(_) => {
-                    read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+            if conn.is_closed() {
+                break;
+            }
+            arm(&mut timer, conn.poll_timeout());
+            // Deliveries are taken only while the state machine can queue them.
+            let room = ctx.attached && conn.queue_room() > 0;
+            let reading = !ctx.held.is_full();
+            let waiting = ctx.held.is_waiting();
+            // Only while a publisher waits for slow subscribers (boxed: rare).
+            let resumed: OptionFuture<_> = waiting.then(|| Box::pin(ctx.held.ready())).into();
+            // Biased: what the client sent is handled before new deliveries, so a DISCONNECT
+            // already received wins over a message routed meanwhile (which then stays queued
+            // in the session instead of being sent to a departing client). Deliveries still
+            // get their turn after every read.
+            tokio::select! {
+                biased;
+                read = read_some(&mut io, &mut inbuf), if reading => match read {
+                    Ok(0) | Err(_) => conn.close_silently(CloseKind::NetworkLost),
+                    Ok(_) => {
+                        read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+                        if ctx.attached && !conn.is_closed() {
+                            deliver_batch(&mut ctx, &mut conn);
+                        }
+                    }
+                },
+                Ok(reason) = &mut kick_rx, if ctx.attached => {
+                    debug!(peer = %ctx.peer, client = %conn.client_id(), "session taken over");
+                    // Packets the client sent before the new connection (an acknowledgement
+                    // just before a reconnect) are still handled, so the session handed over
+                    // is current.
+                    while !conn.is_closed() && !ctx.held.is_full() {
+                        match read_some(&mut io, &mut inbuf).now_or_never() {
+                            Some(Ok(n)) if n > 0 => {
+                                read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
+                            }
+                            _ => break,
+                        }
+                    }
+                    conn.close(reason, CloseKind::TakenOver);
+                }
+                Some(()) = resumed, if waiting => {
+                    resume(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
                     if ctx.attached && !conn.is_closed() {
                         deliver_batch(&mut ctx, &mut conn);
                     }
                 }
-            },
-            Ok(reason) = &mut kick_rx, if ctx.attached => {
-                debug!(peer = %peer, client = %conn.client_id(), "session taken over");
-                // Packets the client sent before the new connection (an acknowledgement just
-                // before a reconnect) are still handled, so the session handed over is current.
-                while !conn.is_closed() && !ctx.held.is_full() {
-                    match rd.read_buf(&mut inbuf).now_or_never() {
-                        Some(Ok(n)) if n > 0 => {
-                            read_packets(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
-                        }
-                        _ => break,
+                () = expired(&mut timer) => {
+                    let t = now();
+                    if !reading {
+                        // Not reading is our doing: the client is not silent.
+                        conn.hold_keep_alive(t);
                     }
+                    conn.handle_timeout(t);
                 }
-                conn.close(reason, CloseKind::TakenOver);
+                _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
+                () = ctx.outbox.woken(), if room => deliver_batch(&mut ctx, &mut conn),
             }
-            () = ctx.held.ready(), if waiting => {
-                resume(&mut ctx, &mut conn, &mut decoder, &mut inbuf).await;
-                if ctx.attached && !conn.is_closed() {
-                    deliver_batch(&mut ctx, &mut conn);
-                }
+        }
+        drop(timer);
+        // Held events are routed without waiting: the connection is gone, and a QoS 2 PUBLISH
+        // already recorded in the session must not be lost.
+        let held: Vec<Event> = ctx.held.drain().collect();
+        for event in held {
+            if let Event::Publish(p) = event {
+                route(&mut ctx, &conn, p);
             }
-            () = sleep => {
-                let t = now();
-                if !reading {
-                    // Not reading is our doing: the client is not silent.
-                    conn.hold_keep_alive(t);
-                }
-                conn.handle_timeout(t);
-            }
-            _ = shutdown.changed() => conn.close(ReasonCode::SERVER_SHUTTING_DOWN, CloseKind::ServerClosed),
-            () = outbox.woken(), if room => deliver_batch(&mut ctx, &mut conn),
+        }
+        let _ = flush(&mut ctx, &mut conn, &mut outbuf, &mut io).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+        finish(&mut ctx, &mut conn);
+        if server_closed(conn.close_kind()) {
+            // Boxed, like the other once-per-connection steps: a connection task's future is
+            // as large as its largest step, and that size is paid by every idle connection.
+            Box::pin(drain(&mut io, inbuf)).await;
         }
     }
-    // Held events are routed without waiting: the connection is gone, and a QoS 2 PUBLISH
-    // already recorded in the session must not be lost.
-    let held: Vec<Event> = ctx.held.drain().collect();
-    for event in held {
-        if let Event::Publish(p) = event {
-            route(&mut ctx, &conn, p);
-        }
+}
+
+/// Keep `timer` on the state machine's next deadline: allocated when there is one (reset in
+/// place after that), freed when there is none.
+fn arm(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Option<Instant>) {
+    let Some(deadline) = deadline.map(tokio::time::Instant::from_std) else {
+        *timer = None;
+        return;
+    };
+    match timer {
+        Some(t) if t.deadline() == deadline => {}
+        Some(t) => t.as_mut().reset(deadline),
+        None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
     }
-    let _ = flush(&mut ctx, &mut conn, &mut outbuf, &mut wr, write_timeout).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
-    finish(&mut ctx, &mut conn);
-    drop(outbuf);
-    if server_closed(conn.close_kind()) {
-        // Boxed, like the other once-per-connection steps: a connection task's future is as
-        // large as its largest step, and that size is paid by every idle connection.
-        Box::pin(drain(&mut rd, inbuf)).await;
-    }
+}
+
+/// Resolves when `timer` fires; never without one.
+fn expired(timer: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output = ()> + '_ {
+    poll_fn(move |cx| match timer {
+        Some(t) => t.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
 }
 
 /// Hand the state machine the deliveries already waiting in the outbox, as many as it can
@@ -224,7 +260,9 @@ async fn resume(
         if conn.is_closed() {
             return;
         }
-        handle_event(ctx, conn, event).await;
+        if let Some(step) = handle_event(ctx, conn, event) {
+            step.await;
+        }
     }
     if !ctx.held.is_holding() {
         read_packets(ctx, conn, decoder, inbuf).await;
@@ -260,6 +298,7 @@ async fn read_packets(
             }
         }
     }
+    release_if_empty(inbuf);
 }
 
 /// The size of the packet at the front of `buf` (fixed header included), when its remaining
@@ -280,22 +319,32 @@ async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
         if ctx.held.is_holding() {
             // Waiting for a slow subscriber: keep the client's order, route nothing new.
             ctx.held.hold(event);
-        } else {
-            handle_event(ctx, conn, event).await;
+        } else if let Some(step) = handle_event(ctx, conn, event) {
+            step.await;
         }
     }
 }
 
-async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) {
+/// A step that waits (CONNECT and what follows it), boxed.
+type Step<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Act on one event. Most are handled at once; CONNECT and the end of an enhanced
+/// authentication may wait (a take-over, a commit) and come back as a boxed [`Step`] to await:
+/// their state is allocated only while they run, not reserved in every connection's task.
+fn handle_event<'a>(
+    ctx: &'a mut Ctx,
+    conn: &'a mut ServerConnection,
+    event: Event,
+) -> Option<Step<'a>> {
     match event {
-        Event::Connect(c) => Box::pin(on_connect(ctx, conn, c)).await,
+        Event::Connect(c) => return Some(Box::pin(on_connect(ctx, conn, c))),
         Event::ReAuthenticate => conn.auth_challenge(nonce(ctx)),
         Event::AuthResponse { challenge, data } => {
             let secret = ctx.shared.config.challenge_auth.as_ref().map(|c| &c.secret);
             let expected = secret.map(|s| auth::challenge_response(&challenge, s));
             let ok = expected.is_some_and(|e| data.as_deref() == Some(e.as_bytes()));
             if let Some(c) = conn.auth_verdict(ok) {
-                Box::pin(finish_connect(ctx, conn, c)).await;
+                return Some(Box::pin(finish_connect(ctx, conn, c)));
             }
         }
         Event::Publish(p) => on_publish(ctx, conn, p),
@@ -333,12 +382,12 @@ async fn handle_event(ctx: &mut Ctx, conn: &mut ServerConnection, event: Event) 
             let client = conn.client_id().clone();
             let codes = ctx.shared.router().unsubscribe(&client, &u);
             conn.unsubscribed(&u.filters);
-            if ctx.shared.limits.defects.has(Defect::UnsubackMissing) {
-                return;
+            if !ctx.shared.limits.defects.has(Defect::UnsubackMissing) {
+                conn.unsubscribe_done(u.packet_id, codes);
             }
-            conn.unsubscribe_done(u.packet_id, codes);
         }
     }
+    None
 }
 
 fn on_publish(ctx: &mut Ctx, conn: &mut ServerConnection, p: InboundPublish) {

@@ -54,14 +54,13 @@ async fn commit_before_write(ctx: &mut Ctx, conn: &ServerConnection) -> bool {
 
 /// Encode and write everything the state machine wants to send, once what it promises is
 /// committed (persistence). False on a write or commit error. A peer that stops reading
-/// cannot hold the task forever: a write that makes no progress for `limit` counts as a lost
-/// network connection.
+/// cannot hold the task forever: a write that makes no progress for `write_timeout_secs`
+/// counts as a lost network connection.
 pub(super) async fn flush<W: AsyncWrite + Unpin>(
     ctx: &mut Ctx,
     conn: &mut ServerConnection,
     out: &mut BytesMut,
     wr: &mut W,
-    limit: Duration,
 ) -> bool {
     let version = conn.version();
     while let Some(packet) = conn.poll_transmit() {
@@ -73,9 +72,10 @@ pub(super) async fn flush<W: AsyncWrite + Unpin>(
         return true;
     }
     if ctx.shared.config.persistence.is_some() && !Box::pin(commit_before_write(ctx, conn)).await {
-        out.clear();
+        release(out);
         return false;
     }
+    let limit = Duration::from_secs(ctx.shared.config.limits.write_timeout_secs);
     let write = async { wr.write_all(out).await.is_ok() && wr.flush().await.is_ok() };
     let ok = tokio::time::timeout(limit, write)
         .await
@@ -83,6 +83,21 @@ pub(super) async fn flush<W: AsyncWrite + Unpin>(
             debug!(client = %conn.client_id(), "write timed out: peer not reading");
             false
         });
-    out.clear();
+    release(out);
     ok
+}
+
+/// Output buffers up to this size are freed once written; larger ones are kept for the next
+/// burst.
+const KEEP_OUT: usize = 4096;
+
+/// Empty `out` after a write. A connection that writes a packet now and then (an idle one: its
+/// CONNACK, a PINGRESP) holds no buffer; one that writes in bursts (a subscriber under load)
+/// keeps its buffer, instead of growing a new one by reallocation for every burst.
+fn release(out: &mut BytesMut) {
+    if out.capacity() <= KEEP_OUT {
+        *out = BytesMut::new();
+    } else {
+        out.clear();
+    }
 }
