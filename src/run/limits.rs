@@ -6,7 +6,7 @@
 //! changed), as `qos_cap` does with QoS.
 
 use super::needs::{needs, Need};
-use crate::scenario::{Feature, LoadedCase, Step, Version};
+use crate::scenario::{LoadedCase, SendRawStep, Step, Version};
 use crate::sut::ceilings::{Ceiling, Ceilings};
 
 /// What to do with a case under the broker's limits.
@@ -61,12 +61,6 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
             limits.receive_maximum.as_ref(),
             "Receive Maximum",
         ),
-        // Raw CONNECT bytes keep the Keep Alive they were written with.
-        (
-            n.raw_keep_alive.as_ref(),
-            limits.max_keep_alive.as_ref(),
-            "highest Keep Alive (s)",
-        ),
     ];
     if let Some(why) = checks
         .into_iter()
@@ -74,11 +68,16 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
     {
         return LimitFit::Skip(why);
     }
-    let Some(why) = exceeds(
-        n.keep_alive.as_ref(),
-        limits.max_keep_alive.as_ref(),
-        "highest Keep Alive (s)",
-    ) else {
+    let keep_alive = |need| {
+        exceeds(
+            need,
+            limits.max_keep_alive.as_ref(),
+            "highest Keep Alive (s)",
+        )
+    };
+    let Some(why) =
+        keep_alive(n.keep_alive.as_ref()).or_else(|| keep_alive(n.raw_keep_alive.as_ref()))
+    else {
         return LimitFit::Fits;
     };
     let Some(max) = limits
@@ -89,15 +88,19 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
     else {
         return LimitFit::Skip(why);
     };
-    // Keep alive is the point of a case that requires the client's own Keep Alive, that
-    // assumes a Keep Alive on a connect (it times it), or that turns it off (Keep Alive 0 is
-    // never a default): it cannot run with another. Any other
-    // case keeps its point with a lower Keep Alive as long as its waits stay well inside it
-    // (the broker allows one and a half times it, MQTT-3.1.2-22).
+    // Keep alive is the point of a case that turns it off (Keep Alive 0 is never a default)
+    // or assumes (times) a Keep Alive above the ceiling on a connect: it cannot run with
+    // another. Any other case keeps
+    // its point with the Keep Alive above the ceiling lowered to it, as long as its waits stay
+    // inside the ceiling: a lowered client is never silent long enough to be closed (the
+    // broker allows one and a half times it, MQTT-3.1.2-22), a client whose keep alive is
+    // timed has one below the ceiling and keeps it, and one timed above it would need waits
+    // beyond the ceiling.
     let waits = super::plan::estimated_duration(case, version);
-    if case.scenario.requires.contains(&Feature::ClientKeepAlive)
-        || assumes_keep_alive(case)
-        || n.keep_alive.as_ref().is_some_and(|k| k.value == u32::MAX)
+    if assumes_lowered_keep_alive(case, max)
+        || [&n.keep_alive, &n.raw_keep_alive]
+            .iter()
+            .any(|k| k.as_ref().is_some_and(|k| k.value == u32::MAX))
         || waits.as_secs() >= u64::from(max)
     {
         return LimitFit::Skip(why);
@@ -107,6 +110,18 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
     for client in scenario.clients.values_mut() {
         if client.keep_alive > max {
             client.keep_alive = max;
+        }
+    }
+    // Raw CONNECT bytes too, where their Keep Alive is written out.
+    for step in &mut scenario.steps {
+        let Step::SendRaw(raw) = step else {
+            continue;
+        };
+        if raw_keep_alive(raw).is_some_and(|k| k > max) {
+            match raw.hex.with_connect_keep_alive(max) {
+                Some(lowered) => raw.hex = lowered,
+                None => return LimitFit::Skip(why),
+            }
         }
     }
     let source = limits
@@ -121,12 +136,26 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
     LimitFit::Adapted(Box::new(adapted))
 }
 
-/// Whether a `connect` of the case assumes a Keep Alive (`assume: {keep_alive: N}`).
-fn assumes_keep_alive(case: &LoadedCase) -> bool {
-    case.scenario
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::Connect(c) if c.assume.keep_alive.is_some()))
+/// The Keep Alive of a raw CONNECT step, if it sends one.
+fn raw_keep_alive(raw: &SendRawStep) -> Option<u16> {
+    let bytes = raw
+        .hex
+        .expand(&|t| t.to_string(), &|c| Some(c.to_string()))
+        .ok()?;
+    super::needs::raw_connect_keep_alive(&bytes)
+}
+
+/// Whether a `connect` of the case assumes a Keep Alive (`assume: {keep_alive: N}`: it times
+/// it) for a client whose Keep Alive would be lowered below `max` (or is 0, off).
+fn assumes_lowered_keep_alive(case: &LoadedCase, max: u16) -> bool {
+    case.scenario.steps.iter().any(|s| match s {
+        Step::Connect(c) if c.assume.keep_alive.is_some() => case
+            .scenario
+            .clients
+            .get(&c.client)
+            .is_some_and(|spec| spec.keep_alive == 0 || spec.keep_alive > max),
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -187,6 +216,23 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_connect_is_lowered_too() {
+        let c = case("name: r\nversions: [\"3.1.1\"]\nclients: {c: {}}\nsteps:\n  - send_raw: {client: c, hex: \"10 ${remaining_length} 00 04 4d 51 54 54 04 ${connect_flags:02} 00 3c ${client_id:c} ${credentials}\"}\n");
+        let max = limits(|l| l.max_keep_alive = Some(Ceiling::new(30u32, "the profile")));
+        let LimitFit::Adapted(a) = fit(&c, Version::V311, &max, "mqttc") else {
+            panic!("expected an adapted case");
+        };
+        let Step::SendRaw(raw) = &a.scenario.steps[0] else {
+            panic!("a send_raw step");
+        };
+        assert_eq!(raw_keep_alive(raw), Some(30));
+        assert!(matches!(
+            fit(&a, Version::V311, &max, "mqttc"),
+            LimitFit::Fits
+        ));
+    }
+
+    #[test]
     fn keep_alive_is_lowered_unless_it_is_the_point() {
         let c = case("name: k\nversions: [\"3.1.1\"]\nclients: {a: {}, b: {keep_alive: 20}}\nsteps:\n  - connect: {client: a}\n  - connect: {client: b}\n");
         let max = limits(|l| l.max_keep_alive = Some(Ceiling::new(30u32, "the profile")));
@@ -196,7 +242,8 @@ mod tests {
         let kept: Vec<u16> = a.scenario.clients.values().map(|c| c.keep_alive).collect();
         assert_eq!(kept, [30, 20]);
         assert!(a.scenario.description.contains("Keep Alive 30 s"));
-        let timed = case("name: k\nversions: [\"3.1.1\"]\nrequires: [client_keep_alive]\nclients: {a: {keep_alive: 60}}\nsteps:\n  - connect: {client: a}\n");
+        // A client timed above the ceiling needs waits beyond it.
+        let timed = case("name: k\nversions: [\"3.1.1\"]\nrequires: [client_keep_alive]\nclients: {a: {keep_alive: 60}}\nsteps:\n  - connect: {client: a}\n  - expect_close: {client: a, within: 95s}\n  - sleep: 31s\n");
         let LimitFit::Skip(why) = fit(&timed, Version::V311, &max, "mqttc") else {
             panic!("expected a skip");
         };
@@ -205,7 +252,14 @@ mod tests {
             why.contains("highest Keep Alive (s) is 30 (the profile)"),
             "{why}"
         );
-        // A case that assumes its Keep Alive times it: skipped, not lowered.
+        // A case that assumes its Keep Alive times it: skipped, not lowered; a timed client
+        // below the ceiling keeps its own while another is lowered.
+        let below = case("name: k\nversions: [\"3.1.1\"]\nclients: {a: {keep_alive: 2}, w: {}}\nsteps:\n  - connect: {client: w}\n  - connect: {client: a, assume: {keep_alive: 2}}\n  - sleep: 1s\n");
+        let LimitFit::Adapted(a) = fit(&below, Version::V311, &max, "mqttc") else {
+            panic!("expected an adapted case");
+        };
+        let kept: Vec<u16> = a.scenario.clients.values().map(|c| c.keep_alive).collect();
+        assert_eq!(kept, [2, 30]);
         let assumed = case("name: k\nversions: [\"3.1.1\"]\nclients: {a: {keep_alive: 60}}\nsteps:\n  - connect: {client: a, assume: {keep_alive: 60}}\n");
         assert!(matches!(
             fit(&assumed, Version::V311, &max, "mqttc"),

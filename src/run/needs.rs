@@ -231,7 +231,7 @@ fn keep_alive(case: &LoadedCase, version: Version, needs: &mut Needs) {
 
 /// The Keep Alive of `bytes` when they start with a CONNECT (fixed header, Remaining Length,
 /// Protocol Name, Protocol Level, Connect Flags, Keep Alive).
-fn raw_connect_keep_alive(bytes: &[u8]) -> Option<u16> {
+pub(super) fn raw_connect_keep_alive(bytes: &[u8]) -> Option<u16> {
     if bytes.first()? >> 4 != 1 {
         return None;
     }

@@ -196,6 +196,58 @@ impl RawTemplate {
     }
 }
 
+impl RawTemplate {
+    /// A copy whose CONNECT carries Keep Alive `keep_alive` (a plan lowering a case's Keep
+    /// Alive to the broker's ceiling), when the template starts with a CONNECT whose Keep Alive
+    /// bytes are written out (not behind a placeholder); else None.
+    pub fn with_connect_keep_alive(&self, keep_alive: u16) -> Option<RawTemplate> {
+        // The template's leading fixed bytes: (part, offset in a Bytes part) and value, up to
+        // the first placeholder of variable length; where a `${remaining_length}` stands.
+        let mut stream: Vec<(usize, Option<usize>, u8)> = Vec::new();
+        let mut length_at = None;
+        for (i, part) in self.0.iter().enumerate() {
+            match part {
+                Part::Bytes(b) => {
+                    stream.extend(b.iter().enumerate().map(|(o, v)| (i, Some(o), *v)))
+                }
+                Part::ConnectFlags(f) => stream.push((i, None, *f)),
+                Part::RemainingLength => {
+                    length_at.get_or_insert(stream.len());
+                }
+                Part::Topic(_) | Part::ClientId(_) | Part::Credentials => break,
+            }
+        }
+        let byte = |at: usize| stream.get(at).map(|(_, _, v)| *v);
+        if byte(0)? >> 4 != 1 {
+            return None;
+        }
+        let mut at = 1;
+        if length_at != Some(1) {
+            while byte(at)? & 0x80 != 0 {
+                at += 1;
+            }
+            at += 1;
+        }
+        let name = usize::from(u16::from_be_bytes([byte(at)?, byte(at + 1)?]));
+        // Protocol Name, Protocol Level, Connect Flags, then Keep Alive.
+        let keep = at + 2 + name + 2;
+        let mut parts = self.0.clone();
+        for (at, value) in [
+            (keep, keep_alive.to_be_bytes()[0]),
+            (keep + 1, keep_alive.to_be_bytes()[1]),
+        ] {
+            let (i, Some(o), _) = *stream.get(at)? else {
+                return None;
+            };
+            let Part::Bytes(b) = &mut parts[i] else {
+                return None;
+            };
+            *b.get_mut(o)? = value;
+        }
+        Some(RawTemplate(parts))
+    }
+}
+
 impl<'de> Deserialize<'de> for RawTemplate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -226,6 +278,32 @@ impl JsonSchema for RawTemplate {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_connect_gets_another_keep_alive() {
+        let t = RawTemplate::parse(
+            "10 ${remaining_length} 00 04 4d 51 54 54 04 ${connect_flags:02} 00 3c ${client_id:c} ${credentials}",
+        )
+        .unwrap();
+        let low = t.with_connect_keep_alive(30).unwrap();
+        let bytes = low
+            .expand(&|t| t.to_string(), &|_| Some("id".into()))
+            .unwrap();
+        assert_eq!(&bytes[10..12], &[0x00, 0x1e]);
+        let literal =
+            RawTemplate::parse("10 10 00 04 4d 51 54 54 04 02 00 3c 00 02 69 64").unwrap();
+        let low = literal.with_connect_keep_alive(5).unwrap();
+        let bytes = low.expand(&|t| t.to_string(), &|_| None).unwrap();
+        assert_eq!(&bytes[10..12], &[0x00, 0x05]);
+        assert!(RawTemplate::parse("c0 00")
+            .unwrap()
+            .with_connect_keep_alive(5)
+            .is_none());
+        assert!(RawTemplate::parse("10 0a 00 04")
+            .unwrap()
+            .with_connect_keep_alive(5)
+            .is_none());
+    }
 
     #[test]
     fn plain_hex_with_spaces() {
