@@ -93,7 +93,7 @@ pub fn fit(case: &LoadedCase, version: Version, limits: &Ceilings, topic_root: &
     // another. Any other case keeps
     // its point with the Keep Alive above the ceiling lowered to it, as long as its waits stay
     // inside the ceiling: a lowered client is never silent long enough to be closed (the
-    // broker allows one and a half times it, MQTT-3.1.2-22), a client whose keep alive is
+    // broker allows one and a half times it: MQTT-3.1.2-22 in 5, MQTT-3.1.2-24 in 3.1.1), a client whose keep alive is
     // timed has one below the ceiling and keeps it, and one timed above it would need waits
     // beyond the ceiling.
     let waits = super::plan::estimated_duration(case, version);
