@@ -58,6 +58,15 @@ wait_port() {
   return 1
 }
 
+# wait_exit PID: until the process has exited (at most 10 s), so that the next broker does not
+# meet the previous one's Erlang node or ports.
+wait_exit() {
+  for _ in $(seq 100); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
+
 # slug LABEL: a file name for a row label.
 slug() { echo "$1" | tr -c 'a-zA-Z0-9.\n' '-' | tr -s '-'; }
 
@@ -219,10 +228,11 @@ EOF
   chown -R ejabberd "$ej"
   ejctl() {
     "$ejabberdctl" --config-dir "$ej" --spool "$ej/spool" --logs "$ej/logs" \
-      --node "compat-$$@localhost" "$@"
+      --node "ejabberd-compat-$$@localhost" "$@"
   }
   ejctl foreground >"$ej/foreground.log" 2>&1 &
-  pids+=("$!")
+  ejpid=$!
+  pids+=("$ejpid")
   if wait_port "$port" && ejctl register conformance localhost conformance-secret >/dev/null 2>&1; then
     run "ejabberd $version mod_mqtt (internal auth)" \
       --broker "mqtt://conformance:conformance-secret@127.0.0.1:$port"
@@ -230,6 +240,7 @@ EOF
     notes+=("ejabberd: did not start ($(tail -1 "$ej/logs/ejabberd.log" 2>/dev/null))")
   fi
   ejctl stop >/dev/null 2>&1 || true
+  wait_exit "$ejpid"
 else
   notes+=("ejabberd: not installed (apt-get install ejabberd)")
 fi
@@ -247,13 +258,14 @@ if [ -x "$rabbit" ] && id rabbitmq >/dev/null 2>&1; then
     "$port" >"$rb/rabbitmq.conf"
   echo '[rabbitmq_mqtt].' >"$rb/enabled_plugins"
   chown -R rabbitmq "$rb"
-  rabbit_env=(env HOME="$rb" RABBITMQ_NODENAME="compat-$$@localhost"
+  rabbit_env=(env HOME="$rb" RABBITMQ_NODENAME="rabbit-compat-$$@localhost"
     RABBITMQ_CONFIG_FILE="$rb/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$rb/enabled_plugins"
     RABBITMQ_MNESIA_BASE="$rb/mnesia" RABBITMQ_LOG_BASE="$rb/log"
     RABBITMQ_DIST_PORT="$(free_port)"
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}")
   runuser -u rabbitmq -- "${rabbit_env[@]}" "$rabbit" >"$rb/out.log" 2>&1 &
-  pids+=("$!")
+  rbpid=$!
+  pids+=("$rbpid")
   # It takes about 10 s to start on 2 cores: three waits of 10 s.
   if wait_port "$port" || wait_port "$port" || wait_port "$port"; then
     # MQTT 3.1.1 (and 3.1) only: the probe finds the MQTT 5 CONNECT closed without a CONNACK.
@@ -262,7 +274,8 @@ if [ -x "$rabbit" ] && id rabbitmq >/dev/null 2>&1; then
     notes+=("rabbitmq: did not start ($(tail -1 "$rb/out.log"))")
   fi
   runuser -u rabbitmq -- "${rabbit_env[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl \
-    -n "compat-$$@localhost" stop >/dev/null 2>&1 || true
+    -n "rabbit-compat-$$@localhost" stop >/dev/null 2>&1 || true
+  wait_exit "$rbpid"
 else
   notes+=("rabbitmq: not installed (apt-get install rabbitmq-server)")
 fi
