@@ -16,11 +16,12 @@ use std::task::{ready, Context, Poll};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-/// Bytes read at most into the stack array (when the buffer has less spare room). Measured
-/// (5 s runs, 8 publishers, one subscriber): 1 KiB reads gave QoS 1 fan-in 2x the rate of the
-/// old 256 B buffer and kept QoS 0 fan-in at its rate; 4-8 KiB reads let publishers flood a
-/// QoS 0 subscriber that cannot keep up (its rate fell 3-5x, the excess dropped).
-const STACK_READ: usize = 1024;
+/// Bytes read at most into the stack array (when the buffer has less spare room): the size of
+/// the old up-front buffer. Measured (5 s runs of the compare workloads, release build): 1 KiB
+/// reads doubled QoS 1 fan-out's p99 and RSS (payloads pin their larger read chunks) and 4-8
+/// KiB reads let publishers flood a QoS 0 subscriber that cannot keep up (its rate fell 3-5x,
+/// the excess dropped); 256 B kept every workload at or above its rate before this change.
+const STACK_READ: usize = 256;
 
 /// Read what the peer sent into `buf`; resolves to the number of bytes read (0: end of
 /// stream). While it waits, `buf` need hold no memory.
@@ -79,7 +80,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_packet_accumulates_across_reads() {
         let (mut client, mut server) = tokio::io::duplex(4 * STACK_READ);
-        let data: Vec<u8> = (0..30 * STACK_READ + 17).map(|i| i as u8).collect();
+        let data: Vec<u8> = (0..100 * STACK_READ + 17).map(|i| i as u8).collect();
         let writer = async {
             client.write_all(&data).await.unwrap();
             drop(client);
