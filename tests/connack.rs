@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod scripted;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use mqtt_conformance::suite;
 use mqtt_conformance::sut::{self, RunningTarget};
 use reference_broker::broker::BrokerConfig;
 use reference_broker::client::TransportOptions;
+use scripted::{connack_v5, After, ScriptedBroker};
 
 /// Cases that time a keep alive of 2 s themselves.
 const TIMED: &[&str] = &[
@@ -227,8 +229,63 @@ async fn a_publish_above_the_announced_maximum_packet_size_is_not_sent() {
     assert!(
         matches!(
             verdict(&results, "properties-maximum-packet-size-respected", Version::V5),
-            Verdict::Skipped { reason } if reason.contains("Maximum Packet Size 256") && reason.contains("MQTT-3.2.2-15")
+            // The plan skips it from the probe's CONNACK (run/limits.rs); a connection whose
+            // own CONNACK announces less than the probe's would be stopped at the publish step.
+            Verdict::Skipped { reason } if reason.contains("Maximum Packet Size") && reason.contains("256")
         ),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_connack_announces_a_smaller_maximum_packet_size_is_not_sent_more() {
+    // Maximum Packet Size 64 (property 0x27) in the CONNACK of every connection; no probe:
+    // the publish step itself must stop before sending what the client must not.
+    let broker =
+        ScriptedBroker::start(|_| (connack_v5(0, &[0x27, 0, 0, 0, 64]), After::Hold)).await;
+    let big = format!(
+        "name: big\nversions: [\"5\"]\nclients: {{a: {{}}}}\nsteps:\n  - connect: {{client: a}}\n  - publish: {{client: a, topic: t, payload: {}}}\n",
+        "x".repeat(80)
+    );
+    let small = "name: small\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - publish: {client: a, topic: t, payload: x}\n";
+    let root = common::temp_root(&[
+        (
+            "suites/s.yaml",
+            "name: s\nscenarios: [\"scenarios/**/*.yaml\"]\n",
+        ),
+        ("scenarios/x/big.yaml", &big),
+        ("scenarios/x/small.yaml", small),
+    ]);
+    let (s, errors) = suite::load(&root.path().join("suites/s.yaml"), root.path()).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let plan = run::plan(&[s], &Selection::default(), None, "scripted");
+    let cfg = RunConfig {
+        jobs: 2,
+        case_timeout: Duration::from_secs(5),
+        fail_fast: false,
+        repeat: 1,
+        run_id: run::new_run_id(),
+        url: broker.url.clone(),
+        display_url: broker.url.clone(),
+        credentials: None,
+        transport: TransportOptions::default(),
+        faults: None,
+        restart: None,
+        topic_root: None,
+    };
+    let results = tokio::time::timeout(Duration::from_secs(30), run::execute(plan, cfg, |_| {}))
+        .await
+        .expect("the run finishes");
+    let text = summary(&results);
+    assert!(
+        matches!(
+            verdict(&results, "big", Version::V5),
+            Verdict::Skipped { reason } if reason.contains("Maximum Packet Size 64") && reason.contains("MQTT-3.2.2-15")
+        ),
+        "{text}"
+    );
+    assert!(
+        matches!(verdict(&results, "small", Version::V5), Verdict::Pass),
         "{text}"
     );
 }
