@@ -256,7 +256,12 @@ async fn resume(
     decoder: &mut Decoder,
     inbuf: &mut BytesMut,
 ) {
-    while let Some(event) = ctx.held.next_ready() {
+    // `let .. else`, not `while let`: a `while let` keeps its scrutinee's temporary (an
+    // Event) alive across the await, in every connection's task.
+    loop {
+        let Some(event) = ctx.held.next_ready() else {
+            break;
+        };
         if conn.is_closed() {
             return;
         }
@@ -279,11 +284,10 @@ async fn read_packets(
     while !conn.is_closed() && !ctx.held.is_full() {
         let before = inbuf.len();
         let frame = frame_len(inbuf);
-        match decoder.decode(inbuf) {
-            Ok(Some(packet)) => {
-                conn.handle_packet(now(), packet);
-                handle_events(ctx, conn).await;
-            }
+        // The await is outside the match: a match keeps its scrutinee (the decode result,
+        // a whole Packet) alive across an await in its arms, in every connection's task.
+        let packet = match decoder.decode(inbuf) {
+            Ok(Some(packet)) => packet,
             Ok(None) => break,
             Err(e) => {
                 warn!(peer = %ctx.peer, error = %e, "closing connection after malformed packet");
@@ -295,8 +299,11 @@ async fn read_packets(
                     Some(n) if !conn.is_closed() && inbuf.len() >= n => inbuf.advance(n),
                     _ => break,
                 }
+                continue;
             }
-        }
+        };
+        conn.handle_packet(now(), packet);
+        handle_events(ctx, conn).await;
     }
     release_if_empty(inbuf);
 }
@@ -315,7 +322,11 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
 }
 
 async fn handle_events(ctx: &mut Ctx, conn: &mut ServerConnection) {
-    while let Some(event) = conn.poll_event() {
+    // `let .. else` for the reason given in `resume`.
+    loop {
+        let Some(event) = conn.poll_event() else {
+            break;
+        };
         if ctx.held.is_holding() {
             // Waiting for a slow subscriber: keep the client's order, route nothing new.
             ctx.held.hold(event);
