@@ -46,7 +46,7 @@ async fn wrong_expectations_fail_at_the_right_step() {
         case("nothing-but-something", "  - subscribe: {client: b, filters: [{filter: t, qos: 0}]}\n  - publish: {client: a, topic: t, payload: x}\n  - expect_nothing: {client: b, for: 300ms, packet: publish}\n"),
         case("never-delivered", "  - subscribe: {client: b, filters: [{filter: t, qos: 0}]}\n  - publish: {client: a, topic: other, payload: x}\n  - expect: {client: b, topic: other, within: 200ms}\n"),
         case("close-that-never-comes", "  - expect_close: {client: a, within: 200ms}\n"),
-        case("wrong-suback", "  - subscribe: {client: b, filters: [{filter: t, qos: 1}], expect: [2]}\n"),
+        case("wrong-suback", "  - subscribe: {client: b, filters: [{filter: t, qos: 1}], expect: [0]}\n"),
         case("wrong-session-present", "  - connect: {client: a, expect: {session_present: true}}\n"),
         case("wrong-connack-code", "  - connect: {client: a, expect: {code: not_authorized}}\n"),
         case("wrong-property", "  - subscribe: {client: b, filters: [{filter: t, qos: 0}]}\n  - publish: {client: a, topic: t, payload: x, properties: {content_type: text}}\n  - expect: {client: b, topic: t, properties: {content_type: json}}\n"),
