@@ -39,10 +39,10 @@ impl ServerConnection {
             self.client_max_packet_size = props.maximum_packet_size;
             self.outbound_aliases
                 .reset(props.topic_alias_maximum.unwrap_or(0));
-            self.auth_method = props.authentication_method.clone();
-            if self.auth_method.is_some() {
-                self.auth.wait(&connect);
-            }
+            self.auth = props
+                .authentication_method
+                .clone()
+                .map(|method| Box::new(super::auth::AuthFlow::new(method, &connect)));
         } else {
             // [MQTT-3.1.2-6] Clean Session 1: the session lasts as long as the connection;
             // Clean Session 0: it is kept until a clean connection.
