@@ -150,7 +150,7 @@ pub(crate) struct RunArgs {
     /// Container port of the MQTT listener of --image.
     #[arg(long, default_value_t = 1883, requires = "image")]
     pub(crate) port: u16,
-    /// Cases run at once (default: 8 per core; cases mostly wait on the network).
+    /// Cases run at once (default: 12 per core; cases mostly wait on the network).
     #[arg(long)]
     pub(crate) jobs: Option<usize>,
     /// Only cases whose name contains this.

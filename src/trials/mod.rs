@@ -212,7 +212,7 @@ impl Conformance {
     }
 
     /// The whole test binary: parse libtest's arguments, run the selected cases (in
-    /// parallel: 8 per core unless `--test-threads` says otherwise), stop the broker, and
+    /// parallel: 12 per core unless `--test-threads` says otherwise), stop the broker, and
     /// return the exit code.
     pub fn main(self) -> ExitCode {
         let mut args = Arguments::from_args();
