@@ -70,18 +70,10 @@ async fn run_cases(target: &RunningTarget, cases: &[&str]) -> Vec<CaseResult> {
         })
         .collect();
     let cfg = RunConfig {
-        jobs: 16,
-        case_timeout: Duration::from_secs(20),
-        fail_fast: false,
-        repeat: 1,
         run_id,
-        url: target.url.clone(),
-        display_url: target.display_url(),
-        credentials: None,
         transport,
         faults: Some(run::link::SharedInjector::embedded()),
-        restart: None,
-        topic_root: None,
+        ..RunConfig::new(&target.url, 16, Duration::from_secs(20))
     };
     tokio::time::timeout(Duration::from_secs(120), run::execute(plan, cfg, |_| {}))
         .await
@@ -259,20 +251,7 @@ async fn a_connection_whose_connack_announces_a_smaller_maximum_packet_size_is_n
     let (s, errors) = suite::load(&root.path().join("suites/s.yaml"), root.path()).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     let plan = run::plan(&[s], &Selection::default(), None, "scripted");
-    let cfg = RunConfig {
-        jobs: 2,
-        case_timeout: Duration::from_secs(5),
-        fail_fast: false,
-        repeat: 1,
-        run_id: run::new_run_id(),
-        url: broker.url.clone(),
-        display_url: broker.url.clone(),
-        credentials: None,
-        transport: TransportOptions::default(),
-        faults: None,
-        restart: None,
-        topic_root: None,
-    };
+    let cfg = RunConfig::new(&broker.url, 2, Duration::from_secs(5));
     let results = tokio::time::timeout(Duration::from_secs(30), run::execute(plan, cfg, |_| {}))
         .await
         .expect("the run finishes");

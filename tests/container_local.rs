@@ -123,20 +123,12 @@ async fn run_suites(
     let run_id = run::new_run_id();
     let (caps, _) = sut::probe(target, &transport, &run_id).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), Some(&caps), &target.name);
+    // A container cannot be restarted by a case (yet): restart_broker cases are skipped.
     let cfg = RunConfig {
-        jobs,
-        case_timeout: Duration::from_secs(15),
-        fail_fast: false,
-        repeat: 1,
         run_id,
-        url: target.url.clone(),
-        display_url: target.display_url(),
-        credentials: None,
         transport,
         faults: Some(run::link::SharedInjector::embedded()),
-        // A container cannot be restarted by a case (yet): restart_broker cases are skipped.
-        restart: None,
-        topic_root: None,
+        ..RunConfig::new(&target.url, jobs, Duration::from_secs(15))
     };
     tokio::time::timeout(Duration::from_secs(240), run::execute(plan, cfg, |_| {}))
         .await

@@ -11,7 +11,6 @@ use mqtt_conformance::run::link::SharedInjector;
 use mqtt_conformance::run::{self, CaseResult, RunConfig, Selection, Verdict};
 use mqtt_conformance::suite;
 use mqtt_conformance::sut::{self, RestartSupport, TargetSpec};
-use reference_broker::client::TransportOptions;
 
 const WILL_ON_CUT: &str = r#"
 name: will-on-cut
@@ -74,18 +73,9 @@ async fn run_case(
     let target = sut::start(&TargetSpec::Reference).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), None, "reference");
     let cfg = RunConfig {
-        jobs: 2,
-        case_timeout: Duration::from_secs(10),
-        fail_fast: false,
-        repeat: 1,
-        run_id: run::new_run_id(),
-        url: target.url.clone(),
-        display_url: target.display_url(),
-        credentials: None,
-        transport: TransportOptions::default(),
         faults,
         restart,
-        topic_root: None,
+        ..RunConfig::new(&target.url, 2, Duration::from_secs(10))
     };
     let results = tokio::time::timeout(Duration::from_secs(30), run::execute(plan, cfg, |_| {}))
         .await

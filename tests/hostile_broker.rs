@@ -346,20 +346,12 @@ async fn a_fault_proxy_failing_mid_run_is_a_harness_error() {
     let (caps, _) = sut::probe(&target, &transport, &run_id).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), Some(&caps), "reference");
     let cfg = RunConfig {
-        jobs: 1,
-        case_timeout: Duration::from_secs(10),
-        fail_fast: false,
-        repeat: 1,
         run_id,
-        url: target.url.clone(),
-        display_url: target.display_url(),
-        credentials: None,
         transport,
         faults: Some(run::link::SharedInjector(Arc::new(DyingProxy(
             mqtt_conformance::fault::EmbeddedInjector::new(),
         )))),
-        restart: None,
-        topic_root: None,
+        ..RunConfig::new(&target.url, 1, Duration::from_secs(10))
     };
     let mut incomplete = Vec::new();
     let results = run::execute(plan, cfg, |e| {

@@ -46,18 +46,12 @@ async fn run_cases(target: &RunningTarget, cases: &[&str]) -> Vec<CaseResult> {
         })
         .collect();
     let cfg = RunConfig {
-        jobs: 16,
-        case_timeout: Duration::from_secs(15),
-        fail_fast: false,
-        repeat: 1,
         run_id,
-        url: target.url.clone(),
-        display_url: target.display_url(),
         credentials: target.credentials.clone(),
         transport,
         faults: Some(run::link::SharedInjector::embedded()),
-        restart: None,
         topic_root: target.profile.acl.topic_root.clone(),
+        ..RunConfig::new(&target.url, 16, Duration::from_secs(15))
     };
     tokio::time::timeout(Duration::from_secs(180), run::execute(plan, cfg, |_| {}))
         .await

@@ -33,21 +33,11 @@ async fn run_against(url: &str) -> Vec<CaseResult> {
     assert!(errors.is_empty(), "{errors:?}");
     let plan = run::plan(&[s], &Selection::default(), None, "reference");
     let cfg = RunConfig {
-        jobs: 4,
-        case_timeout: Duration::from_secs(2),
-        fail_fast: false,
-        repeat: 1,
-        run_id: run::new_run_id(),
-        url: url.to_string(),
-        display_url: url.to_string(),
-        credentials: None,
         transport: TransportOptions {
             connect_timeout: Some(Duration::from_secs(2)),
             ..TransportOptions::default()
         },
-        faults: None,
-        restart: None,
-        topic_root: None,
+        ..RunConfig::new(url, 4, Duration::from_secs(2))
     };
     tokio::time::timeout(Duration::from_secs(30), run::execute(plan, cfg, |_| {}))
         .await

@@ -28,21 +28,11 @@ async fn run_against(url: &str, manifest: &str) -> CaseResult {
     assert!(errors.is_empty(), "{errors:?}");
     let plan = run::plan(&[s], &Selection::default(), None, "scripted");
     let cfg = RunConfig {
-        jobs: 1,
-        case_timeout: Duration::from_secs(5),
-        fail_fast: false,
-        repeat: 1,
-        run_id: run::new_run_id(),
-        url: url.to_string(),
-        display_url: url.to_string(),
-        credentials: None,
         transport: TransportOptions {
             connect_timeout: Some(Duration::from_secs(2)),
             ..TransportOptions::default()
         },
-        faults: None,
-        restart: None,
-        topic_root: None,
+        ..RunConfig::new(url, 1, Duration::from_secs(5))
     };
     let mut results =
         tokio::time::timeout(Duration::from_secs(30), run::execute(plan, cfg, |_| {}))

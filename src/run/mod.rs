@@ -69,6 +69,29 @@ pub struct RunConfig {
     pub topic_root: Option<String>,
 }
 
+impl RunConfig {
+    /// A config for `url` that asks for nothing optional: one execution per case, no fail-fast,
+    /// no credentials, the default transport, no fault proxies, no restarts, the default topic
+    /// root, a fresh run id. Callers (the run's setup, the selftest, tests) change what they
+    /// need with struct update syntax instead of spelling out every field again.
+    pub fn new(url: &str, jobs: usize, case_timeout: Duration) -> RunConfig {
+        RunConfig {
+            jobs,
+            case_timeout,
+            fail_fast: false,
+            repeat: 1,
+            run_id: new_run_id(),
+            url: url.to_string(),
+            display_url: crate::redact::redact_url(url),
+            credentials: None,
+            transport: TransportOptions::default(),
+            faults: None,
+            restart: None,
+            topic_root: None,
+        }
+    }
+}
+
 /// The reason a case that restarts the broker cannot run on this target.
 pub const CANNOT_RESTART: &str = "target cannot restart";
 

@@ -75,12 +75,9 @@ pub async fn prepare(
     let (caps, _) = sut::probe(target, &options.transport, &run_id).await?;
     let plan = plan(suites, selection, Some(&caps), &target.name);
     let cfg = RunConfig {
-        jobs: options.jobs,
-        case_timeout: options.case_timeout,
         fail_fast: options.fail_fast,
         repeat: options.repeat,
         run_id,
-        url: target.url.clone(),
         display_url: format!("{} ({})", target.display_url(), target.name),
         credentials: target.credentials.clone(),
         transport: options.transport,
@@ -88,6 +85,7 @@ pub async fn prepare(
         // Only the in-process reference broker can be restarted by a case.
         restart: matches!(spec, TargetSpec::Reference).then(RestartSupport::persistent),
         topic_root: target.profile.acl.topic_root.clone(),
+        ..RunConfig::new(&target.url, options.jobs, options.case_timeout)
     };
     Ok(Prepared { plan, cfg })
 }

@@ -185,21 +185,15 @@ async fn run_subject(
     let all = plan.clone();
     let (first, rest): (Vec<_>, Vec<_>) = plan.into_iter().partition(|r| observes(r, &subject));
     let cfg = RunConfig {
-        jobs: opts.jobs,
-        case_timeout: opts.case_timeout,
-        fail_fast: false,
-        repeat: 1,
         run_id,
-        url: target.url.clone(),
         display_url: format!("{} ({})", target.display_url(), subject.name),
-        credentials: None,
         transport,
         faults: Some(SharedInjector::embedded()),
         restart: Some(RestartSupport {
             config: Some(Box::new(subject.config.clone())),
             ..RestartSupport::persistent()
         }),
-        topic_root: None,
+        ..RunConfig::new(&target.url, opts.jobs, opts.case_timeout)
     };
     let mut failing = BTreeSet::new();
     let mut why = std::collections::BTreeMap::new();

@@ -48,18 +48,12 @@ pub async fn run_root(
     let (caps, _) = sut::probe(&target, &transport, &run_id).await.unwrap();
     let plan = run::plan(&suites, &Selection::default(), Some(&caps), broker_name);
     let cfg = RunConfig {
-        jobs,
-        case_timeout: timeout,
         fail_fast,
-        repeat: 1,
         run_id,
-        url: target.url.clone(),
-        display_url: target.display_url(),
-        credentials: None,
         transport,
         faults: Some(run::link::SharedInjector::embedded()),
         restart: Some(sut::RestartSupport::persistent()),
-        topic_root: None,
+        ..RunConfig::new(&target.url, jobs, timeout)
     };
     let results = tokio::time::timeout(Duration::from_secs(120), run::execute(plan, cfg, |_| {}))
         .await
