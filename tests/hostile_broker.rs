@@ -63,28 +63,12 @@ async fn hostile(kind: &str) -> ScriptedBroker {
 
 /// Run [`CASE`] (MQTT 5) against `url`; the failure it ends with.
 async fn fails_against(url: &str) -> Failure {
-    let scenario = mqtt_conformance::scenario::parse_str(CASE, std::path::Path::new("s/x.yaml"))
-        .unwrap()
-        .remove(0)
-        .scenario;
-    let env = CaseEnv {
-        url: url.to_string(),
-        transport: Default::default(),
-        credentials: None,
-        version: Version::V5,
-        prefix: Prefixer::identity(),
-        deadline: tokio::time::Instant::now() + Duration::from_secs(20),
-        faults: None,
-        broker: None,
-    };
-    let run = Interpreter::new(&scenario, env).run();
-    // Bounded: a hang here is the defect under test.
-    match tokio::time::timeout(Duration::from_secs(30), run).await {
-        Ok(Err(Outcome::Fail(f))) => f,
-        Ok(Err(Outcome::Timeout(f) | Outcome::Error(f))) => panic!("not a broker verdict: {f:?}"),
-        Ok(Err(Outcome::NotApplicable(why))) => panic!("not a broker verdict: {why}"),
-        Ok(Ok(())) => panic!("the case passed against a hostile broker"),
-        Err(_) => panic!("the case did not end"),
+    // Bounded (in `run_case`): a hang here is the defect under test.
+    match run_case(CASE, url).await {
+        Err(Outcome::Fail(f)) => f,
+        Err(Outcome::Timeout(f) | Outcome::Error(f)) => panic!("not a broker verdict: {f:?}"),
+        Err(Outcome::NotApplicable(why)) => panic!("not a broker verdict: {why}"),
+        Ok(()) => panic!("the case passed against a hostile broker"),
     }
 }
 
@@ -143,6 +127,61 @@ async fn garbage_ends_the_case_as_a_malformed_packet() {
         text(&f)
     );
     assert_bounded(&f);
+}
+
+/// Run `case` (MQTT 5) against `url`: its outcome.
+async fn run_case(case: &str, url: &str) -> Result<(), Outcome> {
+    let scenario = mqtt_conformance::scenario::parse_str(case, std::path::Path::new("s/x.yaml"))
+        .unwrap()
+        .remove(0)
+        .scenario;
+    let env = CaseEnv {
+        url: url.to_string(),
+        transport: Default::default(),
+        credentials: None,
+        version: Version::V5,
+        prefix: Prefixer::identity(),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(20),
+        faults: None,
+        broker: None,
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        Interpreter::new(&scenario, env).run(),
+    )
+    .await
+    .expect("the case ends")
+}
+
+/// A case that only checks that the broker closes the connection after its CONNACK.
+const CLOSE_CASE: &str = "name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - expect_close: {client: a, within: 1s}\n";
+
+#[tokio::test]
+async fn bytes_that_do_not_decode_before_a_close_do_not_fail_expect_close() {
+    // An echoed SUBACK with Packet Identifier 0 and no codes stands for what real brokers
+    // send before closing; a reserved packet type (0x00) is enough to be undecodable.
+    let closes = ScriptedBroker::start(|c| {
+        let mut bytes = accept(c);
+        bytes.extend_from_slice(&[0x00, 0xDE, 0xAD, 0xBE]);
+        (bytes, After::Close)
+    })
+    .await;
+    if let Err(o) = run_case(CLOSE_CASE, &closes.url).await {
+        panic!("the close was not accepted: {o:?}");
+    }
+    let stays_open = ScriptedBroker::start(|c| {
+        let mut bytes = accept(c);
+        bytes.extend_from_slice(&[0x00, 0xDE, 0xAD, 0xBE]);
+        (bytes, After::Hold)
+    })
+    .await;
+    match run_case(CLOSE_CASE, &stays_open.url).await {
+        Err(Outcome::Fail(f)) => {
+            assert_eq!(f.step, Some(2), "{}", text(&f));
+            assert!(f.message.contains("still open"), "{}", text(&f));
+        }
+        other => panic!("a broker that keeps the connection open passed: {other:?}"),
+    }
 }
 
 #[tokio::test]

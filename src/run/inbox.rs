@@ -33,7 +33,16 @@ pub(super) struct StepError {
     pub(super) not_applicable: Option<String>,
 }
 
+/// The message of a step that read bytes it could not decode as a packet.
+const UNDECODABLE: &str = "the broker sent a malformed packet";
+
 impl StepError {
+    /// Whether this step read bytes that do not decode as a packet (not a packet above a
+    /// size limit, which breaks a statement of its own).
+    pub(super) fn is_undecodable(&self) -> bool {
+        self.kind == Observation::MalformedPacket && self.message == UNDECODABLE
+    }
+
     pub(super) fn new(message: impl Into<String>) -> StepError {
         StepError {
             message: message.into(),
@@ -414,12 +423,12 @@ pub(super) async fn recv_one(c: &mut Client, timeout: Duration) -> StepResult {
                 .kind(Observation::MalformedPacket)),
             }
         }
-        Err(ClientError::Decode(e)) => Err(StepError::diff(
-            "the broker sent a malformed packet",
-            "a well-formed packet".into(),
-            e.to_string(),
-        )
-        .kind(Observation::MalformedPacket)),
+        Err(ClientError::Decode(e)) => {
+            Err(
+                StepError::diff(UNDECODABLE, "a well-formed packet".into(), e.to_string())
+                    .kind(Observation::MalformedPacket),
+            )
+        }
         Err(ClientError::Io(_)) | Err(ClientError::Closed(_)) => {
             c.closed = true;
             Ok(())

@@ -253,7 +253,14 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
             )
             .kind(Observation::ConnectionKeptOpen));
         }
-        cx.recv(&s.client, deadline - now).await?;
+        match cx.recv(&s.client, deadline - now).await {
+            // The step judges the close. Bytes before it that do not decode (a SUBACK with no
+            // codes answering a SUBSCRIBE with no filters, an echoed Packet Identifier 0)
+            // break no statement the step cites; the trace keeps them, and a broker that then
+            // keeps the connection open still fails at the deadline.
+            Err(e) if e.is_undecodable() => {}
+            received => received?,
+        }
     }
     let c = cx.client(&s.client)?;
     let disconnect = c.inbox.iter().find_map(|p| match p {
