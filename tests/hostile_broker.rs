@@ -182,6 +182,20 @@ async fn bytes_that_do_not_decode_before_a_close_do_not_fail_expect_close() {
         }
         other => panic!("a broker that keeps the connection open passed: {other:?}"),
     }
+    // After an MQTT 5 DISCONNECT nothing more may come (MQTT-3.14.4-1), not even a stray byte.
+    let stray = ScriptedBroker::start(|c| {
+        let mut bytes = accept(c);
+        bytes.extend_from_slice(&[0xE0, 0x01, 0x81, 0x00]);
+        (bytes, After::Close)
+    })
+    .await;
+    match run_case(CLOSE_CASE, &stray.url).await {
+        Err(Outcome::Fail(f)) => {
+            assert_eq!(f.step, Some(2), "{}", text(&f));
+            assert!(f.message.contains("MQTT-3.14.4-1"), "{}", text(&f));
+        }
+        other => panic!("a byte after the DISCONNECT passed: {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -254,6 +254,17 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
             .kind(Observation::ConnectionKeptOpen));
         }
         match cx.recv(&s.client, deadline - now).await {
+            // Bytes of any kind after the broker's own DISCONNECT break MQTT-3.14.4-1.
+            Err(e) if e.is_undecodable() && disconnected(cx, &s.client) => {
+                return Err(StepError::diff(
+                    "the broker sent a malformed packet after its DISCONNECT (MQTT-3.14.4-1: \
+                     \"After sending a DISCONNECT packet the sender MUST NOT send any more MQTT \
+                     Control Packets on that Network Connection.\")",
+                    "nothing after the DISCONNECT, then the close".into(),
+                    e.received.unwrap_or_default(),
+                )
+                .kind(Observation::MalformedPacket));
+            }
             // The step judges the close. Bytes before it that do not decode (a SUBACK with no
             // codes answering a SUBSCRIBE with no filters, an echoed Packet Identifier 0)
             // break no statement the step cites; the trace keeps them, and a broker that then
@@ -280,6 +291,12 @@ pub(super) async fn expect_close(cx: &mut Ctx, s: &ExpectCloseStep) -> StepResul
         }
     }
     Ok(())
+}
+
+/// Whether the broker has sent client `name` a DISCONNECT (an MQTT 5 broker's last packet).
+fn disconnected(cx: &mut Ctx, name: &str) -> bool {
+    cx.client(name)
+        .is_ok_and(|c| c.inbox.iter().any(|p| matches!(p, Packet::Disconnect(_))))
 }
 
 /// The packets (client, inbox index) matching every pattern of `alt`, each a distinct
