@@ -156,46 +156,41 @@ async fn run_case(case: &str, url: &str) -> Result<(), Outcome> {
 /// A case that only checks that the broker closes the connection after its CONNACK.
 const CLOSE_CASE: &str = "name: c\nversions: [\"5\"]\nclients: {a: {}}\nsteps:\n  - connect: {client: a}\n  - expect_close: {client: a, within: 1s}\n";
 
+/// A broker that accepts the CONNECT, sends `extra`, then does `after`.
+async fn connack_then(extra: &'static [u8], after: After) -> ScriptedBroker {
+    ScriptedBroker::start(move |c| {
+        let mut bytes = accept(c);
+        bytes.extend_from_slice(extra);
+        (bytes, after.clone())
+    })
+    .await
+}
+
+/// [`CLOSE_CASE`] fails at its `expect_close` against `broker`, with a message holding `what`.
+async fn close_case_fails(broker: &ScriptedBroker, what: &str) {
+    match run_case(CLOSE_CASE, &broker.url).await {
+        Err(Outcome::Fail(f)) => {
+            assert_eq!(f.step, Some(2), "{}", text(&f));
+            assert!(f.message.contains(what), "{}", text(&f));
+        }
+        other => panic!("expected a failure saying {what:?}: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn bytes_that_do_not_decode_before_a_close_do_not_fail_expect_close() {
     // An echoed SUBACK with Packet Identifier 0 and no codes stands for what real brokers
     // send before closing; a reserved packet type (0x00) is enough to be undecodable.
-    let closes = ScriptedBroker::start(|c| {
-        let mut bytes = accept(c);
-        bytes.extend_from_slice(&[0x00, 0xDE, 0xAD, 0xBE]);
-        (bytes, After::Close)
-    })
-    .await;
+    const UNDECODABLE: &[u8] = &[0x00, 0xDE, 0xAD, 0xBE];
+    let closes = connack_then(UNDECODABLE, After::Close).await;
     if let Err(o) = run_case(CLOSE_CASE, &closes.url).await {
         panic!("the close was not accepted: {o:?}");
     }
-    let stays_open = ScriptedBroker::start(|c| {
-        let mut bytes = accept(c);
-        bytes.extend_from_slice(&[0x00, 0xDE, 0xAD, 0xBE]);
-        (bytes, After::Hold)
-    })
-    .await;
-    match run_case(CLOSE_CASE, &stays_open.url).await {
-        Err(Outcome::Fail(f)) => {
-            assert_eq!(f.step, Some(2), "{}", text(&f));
-            assert!(f.message.contains("still open"), "{}", text(&f));
-        }
-        other => panic!("a broker that keeps the connection open passed: {other:?}"),
-    }
+    // A broker that keeps the connection open still fails.
+    close_case_fails(&connack_then(UNDECODABLE, After::Hold).await, "still open").await;
     // After an MQTT 5 DISCONNECT nothing more may come (MQTT-3.14.4-1), not even a stray byte.
-    let stray = ScriptedBroker::start(|c| {
-        let mut bytes = accept(c);
-        bytes.extend_from_slice(&[0xE0, 0x01, 0x81, 0x00]);
-        (bytes, After::Close)
-    })
-    .await;
-    match run_case(CLOSE_CASE, &stray.url).await {
-        Err(Outcome::Fail(f)) => {
-            assert_eq!(f.step, Some(2), "{}", text(&f));
-            assert!(f.message.contains("MQTT-3.14.4-1"), "{}", text(&f));
-        }
-        other => panic!("a byte after the DISCONNECT passed: {other:?}"),
-    }
+    let stray = connack_then(&[0xE0, 0x01, 0x81, 0x00], After::Close).await;
+    close_case_fails(&stray, "MQTT-3.14.4-1").await;
 }
 
 #[tokio::test]
