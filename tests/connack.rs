@@ -17,7 +17,6 @@ use mqtt_conformance::scenario::Version;
 use mqtt_conformance::suite;
 use mqtt_conformance::sut::{self, RunningTarget};
 use reference_broker::broker::BrokerConfig;
-use reference_broker::client::TransportOptions;
 use scripted::{connack_v5, After, ScriptedBroker};
 
 /// Cases that time a keep alive of 2 s themselves.
@@ -50,34 +49,15 @@ async fn broker(server_keep_alive: Option<u16>, max_keep_alive: Option<u16>) -> 
     sut::start_reference(cfg).await.unwrap()
 }
 
-/// Plan the repository's suites against `target` (probed) and run the runs of `cases`.
+/// Plan the repository's suites against `target` and run the runs of `cases`.
 async fn run_cases(target: &RunningTarget, cases: &[&str]) -> Vec<CaseResult> {
-    let root = common::repo();
-    let mut suites = Vec::new();
-    for f in suite::resolve(&root, &[]).unwrap() {
-        suites.push(suite::load(&f, &root).unwrap().0);
-    }
-    let transport = TransportOptions::default();
-    let run_id = run::new_run_id();
-    let (caps, _) = sut::probe(target, &transport, &run_id).await.unwrap();
-    let plan: Vec<_> = run::plan(&suites, &Selection::default(), Some(&caps), &target.name)
-        .into_iter()
-        .filter(|p| cases.contains(&p.case.scenario.name.as_str()))
-        .enumerate()
-        .map(|(i, mut p)| {
-            p.index = i;
-            p
-        })
-        .collect();
-    let cfg = RunConfig {
-        run_id,
-        transport,
-        faults: Some(run::link::SharedInjector::embedded()),
-        ..RunConfig::new(&target.url, 16, Duration::from_secs(20))
-    };
-    tokio::time::timeout(Duration::from_secs(120), run::execute(plan, cfg, |_| {}))
-        .await
-        .expect("the run finishes")
+    common::run_repo_cases(
+        target,
+        cases,
+        Duration::from_secs(20),
+        Duration::from_secs(120),
+    )
+    .await
 }
 
 /// One line per run, for assertion messages.

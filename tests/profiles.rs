@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqtt_conformance::profile::{Credentials, Profile};
-use mqtt_conformance::run::{self, CaseResult, RunConfig, Selection, Verdict};
-use mqtt_conformance::suite;
+use mqtt_conformance::run::{CaseResult, Verdict};
 use mqtt_conformance::sut::{self, RunningTarget};
 use reference_broker::broker::auth::hash_password;
 use reference_broker::broker::config::UserConfig;
 use reference_broker::broker::BrokerConfig;
-use reference_broker::client::TransportOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -25,37 +23,16 @@ fn config() -> BrokerConfig {
     BrokerConfig::default_tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
-/// Plan the repository's suites against `target` (probed) and run the runs whose case name
-/// is in `cases` (all when empty).
+/// Plan the repository's suites against `target` and run the runs whose case name is in
+/// `cases` (all when empty).
 async fn run_cases(target: &RunningTarget, cases: &[&str]) -> Vec<CaseResult> {
-    let root = common::repo();
-    let mut suites = Vec::new();
-    for f in suite::resolve(&root, &[]).unwrap() {
-        suites.push(suite::load(&f, &root).unwrap().0);
-    }
-    let transport = TransportOptions::default();
-    let run_id = run::new_run_id();
-    let (caps, _) = sut::probe(target, &transport, &run_id).await.unwrap();
-    let plan: Vec<_> = run::plan(&suites, &Selection::default(), Some(&caps), &target.name)
-        .into_iter()
-        .filter(|p| cases.is_empty() || cases.contains(&p.case.scenario.name.as_str()))
-        .enumerate()
-        .map(|(i, mut p)| {
-            p.index = i;
-            p
-        })
-        .collect();
-    let cfg = RunConfig {
-        run_id,
-        credentials: target.credentials.clone(),
-        transport,
-        faults: Some(run::link::SharedInjector::embedded()),
-        topic_root: target.profile.acl.topic_root.clone(),
-        ..RunConfig::new(&target.url, 16, Duration::from_secs(15))
-    };
-    tokio::time::timeout(Duration::from_secs(180), run::execute(plan, cfg, |_| {}))
-        .await
-        .expect("the run finishes")
+    common::run_repo_cases(
+        target,
+        cases,
+        Duration::from_secs(15),
+        Duration::from_secs(180),
+    )
+    .await
 }
 
 fn failures(results: &[CaseResult]) -> Vec<String> {

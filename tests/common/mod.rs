@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mqtt_conformance::run::{self, CaseResult, RunConfig, Selection};
 use mqtt_conformance::suite;
-use mqtt_conformance::sut::{self, TargetSpec};
+use mqtt_conformance::sut::{self, RunningTarget, TargetSpec};
 use reference_broker::client::TransportOptions;
 
 /// The repository root.
@@ -60,6 +60,45 @@ pub async fn run_root(
         .expect("the run finishes");
     target.shutdown().await;
     results
+}
+
+/// Plan the repository's suites against `target` (probed, its profile applied) and run the
+/// runs whose case name is in `cases` (all when empty), each within `case_timeout` and the
+/// whole within `run_timeout`.
+pub async fn run_repo_cases(
+    target: &RunningTarget,
+    cases: &[&str],
+    case_timeout: Duration,
+    run_timeout: Duration,
+) -> Vec<CaseResult> {
+    let root = repo();
+    let mut suites = Vec::new();
+    for f in suite::resolve(&root, &[]).unwrap() {
+        suites.push(suite::load(&f, &root).unwrap().0);
+    }
+    let transport = TransportOptions::default();
+    let run_id = run::new_run_id();
+    let (caps, _) = sut::probe(target, &transport, &run_id).await.unwrap();
+    let plan: Vec<_> = run::plan(&suites, &Selection::default(), Some(&caps), &target.name)
+        .into_iter()
+        .filter(|p| cases.is_empty() || cases.contains(&p.case.scenario.name.as_str()))
+        .enumerate()
+        .map(|(i, mut p)| {
+            p.index = i;
+            p
+        })
+        .collect();
+    let cfg = RunConfig {
+        run_id,
+        credentials: target.credentials.clone(),
+        transport,
+        faults: Some(run::link::SharedInjector::embedded()),
+        topic_root: target.profile.acl.topic_root.clone(),
+        ..RunConfig::new(&target.url, 16, case_timeout)
+    };
+    tokio::time::timeout(run_timeout, run::execute(plan, cfg, |_| {}))
+        .await
+        .expect("the run finishes")
 }
 
 /// Run the binary with `args` in `dir`.
